@@ -1,0 +1,3 @@
+"""nasflow: hardware-aware neural architecture search for Transformers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,179 @@
+"""Experiment configuration: YAML loading, JSON-Schema validation with defaults, and a config hash.
+
+The schema is `workflow/schemas/config.schema.yaml` (the Snakefile validates with this module at
+parse time, the CLI with the same function), so a bad key fails before any job runs, with a
+message that names the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from nasflow.errors import ConfigError
+
+Config = dict[str, Any]
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    """The config JSON Schema shipped with the package (same file as the workflow's)."""
+    text = resources.files("nasflow").joinpath("schemas/config.schema.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def read_yaml(path: str | Path) -> Config:
+    """Parse a YAML config file; syntax errors and duplicate keys name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else "?"
+        raise ConfigError(f"{path}:{line}: invalid YAML ({error.problem})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    return data
+
+
+def _key_path(parts: Any) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        keys = ", ".join(_key_path([*error.absolute_path, k]) for k in extra)
+        return f"unknown config key {keys} (allowed under {where}: {', '.join(allowed)})"
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return f"missing required config key {_key_path([*error.absolute_path, missing])}"
+    if error.validator == "enum":
+        return f"config key {where}: {error.instance!r} is not one of {error.validator_value}"
+    return f"config key {where}: {error.message}"
+
+
+def _fill_defaults(instance: Any, schema: dict[str, Any]) -> None:
+    """Insert schema defaults for absent keys, recursing into objects (in place)."""
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+
+
+def _check_semantics(config: Config) -> list[str]:
+    """Rules that span several keys (JSON Schema alone says them poorly)."""
+    problems = []
+    data = config.get("data", {})
+    if data.get("source_lang") == data.get("target_lang"):
+        problems.append("config keys data.source_lang and data.target_lang must differ")
+    if data.get("source") == "local" and not data.get("local_dir"):
+        problems.append("config key data.local_dir is required when data.source is 'local'")
+    if data.get("corpus") == "custom" and not data.get("local_dir"):
+        problems.append("config key data.local_dir is required when data.corpus is 'custom'")
+    return problems
+
+
+def validate_config(config: Config, source: str = "config") -> Config:
+    """Validate `config` in place against the schema, fill defaults, and return it.
+
+    Raises `ConfigError` listing every problem, each naming its key (e.g. `data.vocab_size`).
+    """
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [_describe(error) for error in errors]
+    if not problems:
+        _fill_defaults(config, schema)
+        problems = _check_semantics(config)
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and default-fill a config file."""
+    return validate_config(read_yaml(path), source=str(path))
+
+
+def config_hash(config: Config) -> str:
+    """Short sha256 of the canonical JSON of a config (stored with every figure nasflow writes)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def resolve_tfs_eval_dir(config: Config, mirror: str | None) -> Path | None:
+    """The released TFS-Eval folder: `paper.tfs_eval_dir`, else `$NASFLOW_MIRROR/llmas/...`."""
+    configured = config.get("paper", {}).get("tfs_eval_dir")
+    if configured:
+        return Path(configured)
+    if mirror:
+        candidate = Path(mirror) / "llmas" / "train-test_seedarchs"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{args.config}: valid (experiment {config['experiment']!r}, hash {config_hash(config)})")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump(load_config(args.config), sort_keys=False), end="")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `nasflow config {validate,show}`."""
+    group = subparsers.add_parser("config", help="validate or show an experiment config")
+    sub = group.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    for name, func, text in (
+        ("validate", _cmd_validate, "check a config against the schema"),
+        ("show", _cmd_show, "print a config with every default filled in"),
+    ):
+        parser = sub.add_parser(name, help=text)
+        parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+        parser.set_defaults(func=func)

@@ -1,0 +1,10 @@
+"""Efficiency of an architecture: closed-form parameter and FLOP counts."""
+
+from nasflow.efficiency.counts import (
+    count_embedding_params,
+    count_flops,
+    count_params,
+    last_layer_flops,
+)
+
+__all__ = ["count_embedding_params", "count_flops", "count_params", "last_layer_flops"]

@@ -1,0 +1,41 @@
+# Corpus preparation: raw parallel text -> joint SentencePiece BPE -> encoded splits.
+
+
+rule prepare_data:
+    output:
+        **data_files(),
+    log:
+        f"logs/{EXP}/prepare_data.log",
+    benchmark:
+        f"benchmarks/{EXP}/prepare_data.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        corpus=config["data"]["corpus"],
+        src=config["data"]["source_lang"],
+        tgt=config["data"]["target_lang"],
+        source=config["data"]["source"],
+        local_dir=(
+            f"--local-dir {config['data']['local_dir']}"
+            if config["data"]["local_dir"]
+            else ""
+        ),
+        cache_dir=config["data"]["cache_dir"],
+        splits=config["data"]["splits"],
+        vocab_size=config["data"]["vocab_size"],
+        model_type=config["data"]["model_type"],
+        coverage=config["data"]["character_coverage"],
+        seed=config["seed"],
+        out=lambda wildcards, output: Path(output.manifest).parent,
+    shell:
+        "nasflow data prepare --corpus {params.corpus}"
+        " --source-lang {params.src} --target-lang {params.tgt}"
+        " --train {params.splits[train]} --valid {params.splits[valid]}"
+        " --test {params.splits[test]} --source {params.source} {params.local_dir}"
+        " --cache-dir {params.cache_dir} --vocab-size {params.vocab_size}"
+        " --model-type {params.model_type} --character-coverage {params.coverage}"
+        " --seed {params.seed} --threads {threads} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,20 @@
+# Results recomputed from the data released with the LLM-PP paper (UBC-NLP/llmas).
+
+
+rule table1_baselines:
+    input:
+        tfs_eval=str(TFS_EVAL_DIR),
+    output:
+        **paper_table1_files(),
+    log:
+        "logs/paper/table1_baselines.log",
+    conda:
+        "../../envs/nasflow.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        tasks=",".join(config["paper"]["tasks"]),
+    shell:
+        "nasflow predictors evaluate --tfs-eval {input.tfs_eval} --task {params.tasks}"
+        " --out {output.csv} --markdown {output.md} --plot {output.png} > {log} 2>&1"

@@ -1,0 +1,147 @@
+"""The Snakemake workflow: lint, dry runs of configs and profiles, bad configs, tiny real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(*args: str, cwd: Path, mirror: Path | None = None, timeout: int = 600):
+    """Run snakemake from this virtualenv with the repository's Snakefile in directory `cwd`."""
+    env = {k: v for k, v in os.environ.items() if k != "NASFLOW_MIRROR"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    if mirror is not None:
+        env["NASFLOW_MIRROR"] = str(mirror)
+    cmd = [
+        str(BIN / "snakemake"),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(cwd),
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, **data_overrides) -> Path:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["experiment"] = "t"
+    config["data"].update(data_overrides)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake("--lint", "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+def test_dry_run_of_every_shipped_config(tmp_path, config, mirror):
+    result = snakemake(
+        "-n", "--configfile", str(REPO / "config" / config), cwd=tmp_path, mirror=mirror
+    )
+    assert result.returncode == 0, result.stderr
+    assert "prepare_data" in result.stdout and "table1_baselines" in result.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_dry_run_without_mirror_skips_paper_tables(tmp_path):
+    result = snakemake("-n", "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "prepare_data" in result.stdout and "table1_baselines" not in result.stdout
+    assert "skipping the paper tables" in result.stderr
+
+
+def test_dry_run_with_slurm_profile(tmp_path, mirror):
+    result = snakemake(
+        "-n", "--workflow-profile", str(REPO / "profiles" / "slurm"),
+        "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path, mirror=mirror,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "prepare_data" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["seed=abc"], "config key seed: 'abc' is not of type 'integer'"),
+        (["spaces=demo"], "unknown config key spaces"),
+        (["space=hat-huge"], "config key space: 'hat-huge' is not one of"),
+    ],
+)
+def test_bad_config_fails_before_any_job(tmp_path, override, message):
+    result = snakemake(
+        "--cores", "1", "--configfile", str(REPO / "config" / "config.yaml"), "--config", *override,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+def test_bad_config_file_fails_before_any_job(tmp_path):
+    config = tmp_path / "bad.yaml"
+    write_config(config, vocab_size="lots")
+    result = snakemake("--cores", "1", "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "data.vocab_size" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    words = ["a", "small", "cat", "sits", "on", "the", "red", "mat", "dog", "runs", "fast", "blue"]
+    for split, n in (("train", 300), ("val", 20), ("test", 20)):
+        for lang, shift in (("en", 0), ("de", 5)):
+            lines = [
+                " ".join(words[(i * 7 + j + shift) % len(words)] for j in range(3 + i % 5))
+                for i in range(n)
+            ]
+            (corpus / f"{split}.{lang}").write_text("\n".join(lines) + "\n")
+    config = write_config(
+        tmp_path / "tiny.yaml", corpus="custom", local_dir=str(corpus), vocab_size=100,
+        splits={"train": "train", "valid": "val", "test": "test"},
+    )  # fmt: skip
+    with open(config) as handle:
+        data = yaml.safe_load(handle)
+    data["paper"]["enabled"] = False
+    config.write_text(yaml.safe_dump(data))
+    result = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "results" / "t" / "data" / "manifest.json").read_text())
+    assert manifest["vocab_size"] == 100
+    for role in ("train", "valid", "test"):
+        assert (tmp_path / "results" / "t" / "data" / f"{role}.npz").is_file()
+    assert (tmp_path / "logs" / "t" / "prepare_data.log").is_file()
+    rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
+    assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def test_tiny_real_run_builds_the_paper_table(tmp_path, mirror):
+    targets = [
+        "results/paper/tables/table1_baselines.csv",
+        "results/paper/tables/table1_baselines.md",
+        "results/paper/plots/tfs_vs_predicted.png",
+    ]
+    result = snakemake(
+        "--cores", "1", "--configfile", str(REPO / "config" / "config.yaml"), *targets,
+        cwd=tmp_path, mirror=mirror,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    csv = (tmp_path / targets[0]).read_text().splitlines()
+    assert csv[0] == "predictor,task,mae,mae_std,kendall,kendall_std,n_seeds"
+    assert any(line.startswith("HAT,Average,") for line in csv)
+    assert (tmp_path / targets[2]).stat().st_size > 10_000

@@ -31,21 +31,12 @@ def data_files():
     }
 
 
-def paper_table1_files():
-    """Predictor-quality table and plot from the released TFS-Eval data."""
-    return {
-        "csv": "results/paper/tables/table1_baselines.csv",
-        "md": "results/paper/tables/table1_baselines.md",
-        "png": "results/paper/plots/tfs_vs_predicted.png",
-    }
-
-
 def all_targets():
     """Everything `rule all` builds for this config."""
     targets = list(data_files().values())
     if config["paper"]["enabled"]:
         if TFS_EVAL_DIR is not None:
-            targets += list(paper_table1_files().values())
+            targets += rules.table1_baselines.output
         else:
             print(
                 "nasflow: skipping the paper tables: set NASFLOW_MIRROR or paper.tfs_eval_dir "

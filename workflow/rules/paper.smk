@@ -5,7 +5,19 @@ rule table1_baselines:
     input:
         tfs_eval=str(TFS_EVAL_DIR),
     output:
-        **paper_table1_files(),
+        csv="results/paper/tables/table1_baselines.csv",
+        md=report(
+            "results/paper/tables/table1_baselines.md",
+            caption="../report/table1_baselines.rst",
+            category="Paper (released data)",
+        ),
+        png=report(
+            "results/paper/plots/tfs_vs_predicted.png",
+            caption="../report/tfs_vs_predicted.rst",
+            category="Paper (released data)",
+        ),
+    params:
+        tasks=",".join(config["paper"]["tasks"]),
     log:
         "logs/paper/table1_baselines.log",
     conda:
@@ -13,8 +25,6 @@ rule table1_baselines:
     resources:
         mem_mb=2000,
         runtime=10,
-    params:
-        tasks=",".join(config["paper"]["tasks"]),
     shell:
         "nasflow predictors evaluate --tfs-eval {input.tfs_eval} --task {params.tasks}"
         " --out {output.csv} --markdown {output.md} --plot {output.png} > {log} 2>&1"

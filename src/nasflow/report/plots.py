@@ -1,0 +1,67 @@
+"""Plots (PNG, matplotlib's Agg canvas; no GUI backend and no global pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from nasflow.errors import DataError
+from nasflow.io import atomic_path
+from nasflow.tfs_eval import STORED_PREDICTORS, unique_archs
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def plot_tfs_vs_predicted(table: pd.DataFrame, out_png: str | Path, tasks: Sequence[str]) -> None:
+    """One panel per task: from-scratch BLEU (x) against each stored predictor's BLEU (y).
+
+    Each architecture appears once per task (rows deduplicated by `arch_id` across seeds and
+    splits); the y = x diagonal marks perfect predictions. Written atomically as PNG.
+    """
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("plot_tfs_vs_predicted: no tasks given")
+    predictors = [p for p in STORED_PREDICTORS if p in table.columns]
+    if not predictors:
+        raise DataError("the TFS-Eval table holds no stored predictor columns to plot")
+    figure = Figure(figsize=(4.2 * len(tasks), 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks, strict=True):
+        _panel(ax, table, task, predictors)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+
+
+def _panel(ax, table: pd.DataFrame, task: str, predictors: Sequence[str]) -> None:
+    rows = unique_archs(table, task)
+    if rows.empty:
+        raise DataError(f"the TFS-Eval table has no rows for task {task!r}")
+    gold = rows["gold"].to_numpy(dtype=float)
+    values = np.concatenate([gold, *(rows[p].to_numpy(dtype=float) for p in predictors)])
+    values = values[np.isfinite(values)]
+    low, high = float(values.min()) - 0.5, float(values.max()) + 0.5
+    ax.plot([low, high], [low, high], color="0.6", linestyle="--", linewidth=1, label="y = x")
+    for index, name in enumerate(predictors):
+        ax.scatter(
+            gold,
+            rows[name].to_numpy(dtype=float),
+            marker=MARKERS[index % len(MARKERS)],
+            s=22,
+            alpha=0.8,
+            label=name,
+        )
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    ax.set_title(f"{task} ({len(rows)} archs)")
+    ax.set_xlabel("from-scratch valid BLEU")
+    ax.set_ylabel("predicted valid BLEU")
+    ax.grid(alpha=0.3)

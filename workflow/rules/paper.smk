@@ -16,8 +16,6 @@ rule table1_baselines:
             caption="../report/tfs_vs_predicted.rst",
             category="Paper (released data)",
         ),
-    params:
-        tasks=",".join(config["paper"]["tasks"]),
     log:
         "logs/paper/table1_baselines.log",
     conda:
@@ -25,6 +23,8 @@ rule table1_baselines:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        tasks=",".join(config["paper"]["tasks"]),
     shell:
         "nasflow predictors evaluate --tfs-eval {input.tfs_eval} --task {params.tasks}"
         " --out {output.csv} --markdown {output.md} --plot {output.png} > {log} 2>&1"

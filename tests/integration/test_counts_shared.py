@@ -7,8 +7,7 @@ import pytest
 from nasflow.efficiency import count_embedding_params, count_flops, count_params
 from nasflow.io import iter_jsonl
 from nasflow.space import Arch, get_space
-
-VOCAB = {"wmt14ende": 32768, "wmt14enfr": 44512, "wmt19ende": 49600}
+from nasflow.tfs_eval import TASK_VOCAB_SIZES
 
 
 @pytest.mark.shared
@@ -17,7 +16,7 @@ def test_counts_match_released_numbers(mirror):
     assert len(files) == 18
     checked, worst = 0, 0.0
     for path in files:
-        vocab = VOCAB[path.parent.name]
+        vocab = TASK_VOCAB_SIZES[path.parent.name]
         for _, record in iter_jsonl(path):
             scratch = record["scratch"]
             arch = get_space("hat-wmt").validate(Arch.from_arch_info(scratch["arch_info"]))

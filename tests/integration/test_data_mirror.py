@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,12 @@ from nasflow.data import get_corpus, load_split, load_vocab_size, prepare_corpus
 
 pytestmark = pytest.mark.shared
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def mirror(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shared data folder ($NASFLOW_MIRROR, else `<repo>/../shared/data`), exported."""
-    folder = Path(os.environ.get("NASFLOW_MIRROR") or REPO.parent / "shared" / "data")
-    if not (folder / "multi30k").is_dir():
-        pytest.skip(f"shared data mirror not found at {folder} (set NASFLOW_MIRROR)")
-    monkeypatch.setenv("NASFLOW_MIRROR", str(folder))
-    return folder
+def mirror(mirror: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared data folder from conftest, exported as $NASFLOW_MIRROR for the resolver."""
+    monkeypatch.setenv("NASFLOW_MIRROR", str(mirror))
+    return mirror
 
 
 def _sha(path: Path) -> str:

@@ -331,22 +331,28 @@ class SearchSpace:
         return arch
 
     # ---- genomes (HAT search representation) --------------------------------------------------
-    def gene_choices(self) -> list[tuple[int, ...]]:
+    @cached_property
+    def _gene_choices(self) -> tuple[tuple[int, ...], ...]:
+        le, ld = self.max_encoder_layers, self.max_decoder_layers
+        return (
+            self.embed_choices,
+            self.encoder_layer_choices,
+            *[self.ffn_choices] * le,
+            *[self.head_choices] * le,
+            self.embed_choices,
+            self.decoder_layer_choices,
+            *[self.ffn_choices] * ld,
+            *[self.head_choices] * ld * 2,
+            *[self.arbitrary_choices] * ld,
+        )
+
+    def gene_choices(self) -> tuple[tuple[int, ...], ...]:
         """Choice set of every gene position, in HAT's order.
 
         `[enc_embed, enc_L, encFFN x Le, encHeads x Le, dec_embed, dec_L, decFFN x Ld,
         decSelfHeads x Ld, decCrossHeads x Ld, arbitrary x Ld]` (40 genes for HAT's spaces).
         """
-        le, ld = self.max_encoder_layers, self.max_decoder_layers
-        return (
-            [self.embed_choices, self.encoder_layer_choices]
-            + [self.ffn_choices] * le
-            + [self.head_choices] * le
-            + [self.embed_choices, self.decoder_layer_choices]
-            + [self.ffn_choices] * ld
-            + [self.head_choices] * ld * 2
-            + [self.arbitrary_choices] * ld
-        )
+        return self._gene_choices
 
     def sample_genome(self, rng: random.Random) -> Genome:
         """Draw every gene uniformly from its choice set (HAT's per-gene sampling)."""

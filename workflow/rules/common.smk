@@ -1,4 +1,4 @@
-# Shared helpers: config validation (at parse time), paths, wildcard constraints, targets.
+# Shared helpers: config validation (at parse time), paths and targets.
 
 import os
 import sys
@@ -12,11 +12,6 @@ validate_config(config, source="config (config/config.yaml plus --config overrid
 EXP = config["experiment"]
 MIRROR = os.environ.get("NASFLOW_MIRROR")
 TFS_EVAL_DIR = resolve_tfs_eval_dir(config, MIRROR)
-
-
-wildcard_constraints:
-    seed=r"\d+",
-    split=r"train|valid|test",
 
 
 def data_files():

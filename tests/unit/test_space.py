@@ -240,3 +240,10 @@ def test_cli_sample_writes_distinct_seeded_archs(tmp_path, capsys):
     main(["space", "sample", "--space", "demo", "--n", "12", "--seed", "5", "--out", str(again)])
     assert again.read_bytes() == out.read_bytes()
     assert "wrote 12 architectures" in capsys.readouterr().out
+
+
+def test_cli_show_prints_super_dims_and_choices(capsys):
+    assert main(["space", "show", "--space", "hat-wmt"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["embed_dim"] == 640 and shown["qkv_dim"] == 512
+    assert shown["choices"]["decoder_layers"] == [6, 5, 4, 3, 2, 1]

@@ -1,0 +1,77 @@
+"""Saving and loading trained models (supernets and dense architectures) as one `.pt` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasflow.errors import NasflowError
+from nasflow.io import atomic_path
+from nasflow.model.supertransformer import ModelConfig, SuperTransformer
+from nasflow.space import Arch
+
+FORMAT = "nasflow-model-1"
+
+
+class CheckpointError(NasflowError):
+    """A model file is missing, unreadable or not a nasflow model."""
+
+
+def model_payload(model: SuperTransformer, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything needed to rebuild `model` (weights on CPU, no optimizer state)."""
+    assert model.arch is not None
+    return {
+        "format": FORMAT,
+        "space": model.space.name,
+        "vocab_size": model.vocab_size,
+        "config": model.config.to_dict(),
+        "layout": model.layout.to_dict() if model.layout is not None else None,
+        "arch": model.arch.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+
+
+def save_model(
+    path: str | Path, model: SuperTransformer, meta: dict[str, Any] | None = None
+) -> None:
+    """Write `model` atomically (a reader never sees a half-written file)."""
+    payload = model_payload(model, meta)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def model_from_payload(payload: dict[str, Any], source: str = "model") -> SuperTransformer:
+    """Rebuild a model from `model_payload` output."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{source}: not a nasflow model file (expected format {FORMAT})")
+    layout = Arch.from_dict(payload["layout"]) if payload["layout"] is not None else None
+    model = SuperTransformer(
+        payload["space"],
+        payload["vocab_size"],
+        ModelConfig(**payload["config"]),
+        layout=layout,
+    )
+    model.load_state_dict(payload["state_dict"])
+    model.set_arch(Arch.from_dict(payload["arch"]))
+    return model
+
+
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[SuperTransformer, dict[str, Any]]:
+    """Load a model saved by `save_model`; returns the model (eval mode) and its metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt files
+        raise CheckpointError(
+            f"{path}: cannot read model ({type(error).__name__}: {error})"
+        ) from None
+    model = model_from_payload(payload, str(path)).to(device)
+    model.eval()
+    return model, payload.get("meta", {})

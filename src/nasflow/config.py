@@ -109,6 +109,14 @@ def _check_semantics(config: Config) -> list[str]:
         problems.append("config key data.local_dir is required when data.source is 'local'")
     if data.get("corpus") == "custom" and not data.get("local_dir"):
         problems.append("config key data.local_dir is required when data.corpus is 'custom'")
+    for section in ("supernet", "train"):
+        settings = config.get(section, {})
+        warmup, updates = settings.get("warmup_updates", 0), settings.get("max_updates", 1)
+        if warmup > 0 and warmup >= updates:
+            problems.append(
+                f"config key {section}.warmup_updates ({warmup}) must be less than "
+                f"{section}.max_updates ({updates})"
+            )
     return problems
 
 

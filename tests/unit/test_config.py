@@ -56,6 +56,29 @@ BAD_CONFIGS = [
     (_with("data.corpus", "custom"), "data.local_dir is required when data.corpus is 'custom'"),
     (_with("data.target_lang", "en"), "data.source_lang and data.target_lang must differ"),
     (_with("data", "multi30k"), "config key data: 'multi30k' is not of type 'object'"),
+    (_with("model.dropout", 1.0), "config key model.dropout: 1.0 is greater than or equal"),
+    (_with("model.max_positions", 8), "config key model.max_positions: 8 is less than the mini"),
+    (_with("supernet.max_tokens", 15), "config key supernet.max_tokens: 15 is less than the mi"),
+    (_with("supernet.lr", 0), "config key supernet.lr: 0 is less than or equal to the minimum"),
+    (_with("supernet.sampling", "fair"), "config key supernet.sampling: 'fair' is not one of"),
+    (_with("supernet.average_last", 5), "unknown config key supernet.average_last "),
+    (_with("train.sampling", "spos"), "unknown config key train.sampling "),
+    (_with("train.lr_scheduler", "step"), "config key train.lr_scheduler: 'step' is not one of"),
+    (_with("train.adam_betas", [0.9]), "config key train.adam_betas: \\[0.9\\] is too short"),
+    (_with("train.adam_betas", [0.9, 1.0]), "config key train.adam_betas.1: 1.0 is greater than"),
+    (_with("train.precision", "fp8"), "config key train.precision: 'fp8' is not one of"),
+    (_with("train.max_updates", 0), "config key train.max_updates: 0 is less than the minimum"),
+    (
+        _with("supernet.warmup_updates", 40000),
+        "supernet.warmup_updates \\(40000\\) must be less than supernet.max_updates \\(40000\\)",
+    ),
+    (
+        _with("train", {"max_updates": 100, "warmup_updates": 200}),
+        "train.warmup_updates \\(200\\) must be less than train.max_updates \\(100\\)",
+    ),
+    (_with("evaluate.beam", 65), "config key evaluate.beam: 65 is greater than the maximum of 64"),
+    (_with("evaluate.predictor_metric", "kendall"), "config key evaluate.predictor_metric: "),
+    (_with("tfs.num_archs", -1), "config key tfs.num_archs: -1 is less than the minimum of 0"),
 ]
 
 
@@ -83,6 +106,46 @@ def test_defaults_are_filled_from_the_schema():
     }
     assert config["data"]["vocab_size"] == 8000 and config["data"]["source"] == "auto"
     assert config["paper"]["tasks"] == ["wmt14ende", "wmt14enfr", "wmt19ende"]
+
+
+def test_training_defaults_are_hat_wmt():
+    config = validate_config(copy.deepcopy(MINIMAL))
+    assert config["model"] == {
+        "dropout": 0.3, "attention_dropout": 0.1, "activation_dropout": 0.0, "max_positions": 1024,
+    }  # fmt: skip
+    supernet, train = config["supernet"], config["train"]
+    assert supernet["warmup_updates"] == 10000 and train["warmup_updates"] == 4000
+    assert supernet["sampling"] == "spos" and train["average_last"] == 0
+    shared = set(supernet) & set(train)
+    assert set(supernet) - shared == {"sampling", "sandwich_random"}
+    assert set(train) - shared == {"average_last"}
+    for settings in (supernet, train):
+        assert settings["max_updates"] == 40000 and settings["max_tokens"] == 4096
+        assert settings["lr"] == 1e-3 and settings["lr_scheduler"] == "cosine"
+        assert settings["warmup_init_lr"] == 1e-7 and settings["min_lr"] == 1e-7
+        assert isinstance(settings["min_lr"], float) and isinstance(settings["adam_eps"], float)
+        assert settings["adam_betas"] == [0.9, 0.98] and settings["label_smoothing"] == 0.1
+        assert settings["precision"] == "auto" and settings["device"] == "auto"
+    assert all(supernet[k] == train[k] for k in shared - {"warmup_updates"})
+    assert config["evaluate"] == {
+        "beam": 4, "lenpen": 0.6, "max_len_a": 0, "max_len_b": 200, "batch_sentences": 128,
+        "valid_sentences": 0, "predictor_metric": "loss",
+    }  # fmt: skip
+    assert config["tfs"] == {"num_archs": 8}
+
+
+def test_warmup_zero_is_allowed_with_one_update():
+    config = _with("train", {"max_updates": 1, "warmup_updates": 0})
+    assert validate_config(config)["train"]["warmup_updates"] == 0
+
+
+def test_wmt_configs_use_hat_training_settings():
+    for name in ("wmt14_en_de", "wmt14_en_fr", "wmt19_en_de"):
+        config = load_config(REPO / "config" / f"{name}.yaml")
+        assert config["supernet"]["warmup_updates"] == 10000, name
+        assert config["train"]["warmup_updates"] == 4000, name
+        assert config["supernet"]["max_tokens"] * config["supernet"]["update_freq"] == 4096 * 16
+        assert config["evaluate"]["beam"] == 4 and config["evaluate"]["max_len_b"] == 200
 
 
 def test_every_schema_key_has_a_description_and_default():

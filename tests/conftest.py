@@ -31,3 +31,45 @@ def mirror() -> Path:
     if found is None:
         pytest.skip("shared data not found (set NASFLOW_MIRROR or place ../shared/data)")
     return found
+
+
+# A learnable toy translation task: 16 synthetic words per language, translated word for word.
+TOY_EN = [a + b for a in ("ka", "lo", "mi", "tu") for b in ("n", "s", "r", "p")]
+TOY_DE = [a + b for a in ("zö", "be", "fa", "gu") for b in ("ch", "t", "ß", "m")]
+TOY_VOCAB = 100
+
+
+def write_tiny_corpus(folder: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """Plain-text `{split}.{en,de}` files of the toy task (default train/val/test 300/40/30)."""
+    import random
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (sizes or {"train": 300, "val": 40, "test": 30}).items():
+        pairs = [[rng.randrange(16) for _ in range(rng.randint(2, 10))] for _ in range(count)]
+        for lang, words in (("en", TOY_EN), ("de", TOY_DE)):
+            text = "".join(" ".join(words[i] for i in pair) + "\n" for pair in pairs)
+            (folder / f"{split}.{lang}").write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared folder (SentencePiece + encoded splits) of the toy task, built once."""
+    from nasflow.data import prepare_corpus
+
+    root = tmp_path_factory.mktemp("tiny")
+    corpus = write_tiny_corpus(root / "corpus")
+    out = root / "prepared"
+    prepare_corpus(
+        corpus="custom",
+        source_lang="en",
+        target_lang="de",
+        splits={"train": "train", "valid": "val", "test": "test"},
+        out_dir=out,
+        source="local",
+        local_dir=corpus,
+        vocab_size=TOY_VOCAB,
+        seed=1,
+    )
+    return out

@@ -62,7 +62,7 @@ def environment(device: torch.device, dtype: torch.dtype | None = None) -> dict[
         "device": str(device),
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "python": platform.python_version(),
     }
     if dtype is not None:

@@ -42,4 +42,4 @@ lint: setup
 	$(RUN) snakefmt --check Snakefile workflow
 
 clean:
-	rm -rf results logs benchmarks .snakemake
+	rm -rf results logs benchmarks state .snakemake

@@ -12,6 +12,8 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/supernet.smk"
+include: "workflow/rules/tfs.smk"
 include: "workflow/rules/paper.smk"
 
 

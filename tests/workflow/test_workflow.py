@@ -120,14 +120,31 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     with open(config) as handle:
         data = yaml.safe_load(handle)
     data["paper"]["enabled"] = False
+    tiny = {"max_updates": 4, "warmup_updates": 1, "max_tokens": 512, "valid_interval_updates": 2,
+            "save_interval_updates": 2, "log_interval_updates": 1, "device": "cpu"}  # fmt: skip
+    data["supernet"] = {**tiny, "sampling": "sandwich"}
+    data["train"] = tiny
+    data["tfs"] = {"num_archs": 2}
+    data["evaluate"] = {"beam": 2, "max_len_a": 1.0, "max_len_b": 3, "valid_sentences": 10}
     config.write_text(yaml.safe_dump(data))
     result = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    manifest = json.loads((tmp_path / "results" / "t" / "data" / "manifest.json").read_text())
+    out = tmp_path / "results" / "t"
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
     assert manifest["vocab_size"] == 200
     for role in ("train", "valid", "test"):
-        assert (tmp_path / "results" / "t" / "data" / f"{role}.npz").is_file()
+        assert (out / "data" / f"{role}.npz").is_file()
     assert (tmp_path / "logs" / "t" / "prepare_data.log").is_file()
+    assert (out / "supernet" / "model.pt").is_file()
+    assert (out / "supernet" / "curve.csv").read_text().count("\n") == 5  # header + 4 updates
+    scores = sorted(out.glob("tfs/*/score.json"))
+    assert len(scores) == 2
+    score = json.loads(scores[0].read_text())
+    assert set(score) >= {"arch", "valid", "test", "environment"}
+    assert "nrefs:1" in score["test"]["bleu_signature"]
+    quality = json.loads((out / "tfs" / "supernet_quality.json").read_text())
+    assert quality["architectures"] == 2 and quality["predictor"] == "Supernet (loss)"
+    assert (tmp_path / "state" / "t" / "supernet" / "state.pt").is_file()
     rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 

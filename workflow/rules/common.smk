@@ -1,10 +1,12 @@
 # Shared helpers: config validation (at parse time), paths and targets.
 
+import json
 import os
 import sys
 from pathlib import Path
 
 from nasflow.config import resolve_tfs_eval_dir, validate_config
+from nasflow.space import get_space
 
 # Fails before any job runs, naming the bad key (same schema as `nasflow config validate`).
 validate_config(config, source="config (config/config.yaml plus --config overrides)")
@@ -12,6 +14,37 @@ validate_config(config, source="config (config/config.yaml plus --config overrid
 EXP = config["experiment"]
 MIRROR = os.environ.get("NASFLOW_MIRROR")
 TFS_EVAL_DIR = resolve_tfs_eval_dir(config, MIRROR)
+# TFS-Eval architectures: drawn from the space with the experiment seed, known at parse time.
+TFS_ARCHS = {
+    arch.id: arch
+    for arch in get_space(config["space"]).sample_unique(
+        config["tfs"]["num_archs"], seed=config["seed"]
+    )
+}
+
+
+wildcard_constraints:
+    arch_id=r"[0-9a-f]{12}",
+
+
+def run_config(*sections):
+    """The config keys a training/scoring job depends on, as JSON for `--config-json`.
+
+    Passing only these sections (not the whole config) keeps unrelated edits, e.g. to the paper
+    tables, from re-triggering expensive training jobs.
+    """
+    keys = ("experiment", "seed", "space", "threads", "model", *sections)
+    return json.dumps({key: config[key] for key in keys}, sort_keys=True)
+
+
+def uses_gpu(section):
+    """1 when the section's jobs may run on a GPU (device auto or cuda), else 0."""
+    return 0 if config[section]["device"] == "cpu" else 1
+
+
+def tfs_scores():
+    """Score files of every TFS-Eval architecture."""
+    return [f"results/{EXP}/tfs/{arch_id}/score.json" for arch_id in TFS_ARCHS]
 
 
 def data_files():
@@ -29,6 +62,11 @@ def data_files():
 def all_targets():
     """Everything `rule all` builds for this config."""
     targets = list(data_files().values())
+    targets += rules.train_supernet.output
+    if len(TFS_ARCHS) >= 2:
+        targets += rules.supernet_quality.output
+    else:
+        targets += tfs_scores()
     if config["paper"]["enabled"]:
         if TFS_EVAL_DIR is not None:
             targets += rules.table1_baselines.output

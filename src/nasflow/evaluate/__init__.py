@@ -1,20 +1,29 @@
-"""Evaluation of trained models: validation loss, translation, BLEU and full scoring."""
+"""Evaluation of trained models: validation loss, translation, BLEU and full scoring.
 
-from nasflow.evaluate.bleu import BleuResult, corpus_bleu, hat_tokenize, tokenized_bleu
-from nasflow.evaluate.loss import LossResult, prepare_batches, validation_loss
-from nasflow.evaluate.score import score_model
-from nasflow.evaluate.translate import translate_ids, translate_split, translate_text
+Names are imported on first use, so that `nasflow.evaluate.cli` (and the `nasflow` command)
+loads without torch.
+"""
 
-__all__ = [
-    "BleuResult",
-    "LossResult",
-    "corpus_bleu",
-    "hat_tokenize",
-    "prepare_batches",
-    "score_model",
-    "tokenized_bleu",
-    "translate_ids",
-    "translate_split",
-    "translate_text",
-    "validation_loss",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "BleuResult": "bleu",
+    "corpus_bleu": "bleu",
+    "hat_tokenize": "bleu",
+    "tokenized_bleu": "bleu",
+    "LossResult": "loss",
+    "prepare_batches": "loss",
+    "validation_loss": "loss",
+    "score_model": "score",
+    "translate_ids": "translate",
+    "translate_split": "translate",
+    "translate_text": "translate",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"nasflow.evaluate.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,12 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nasflow.config import Config, load_config, validate_config
 from nasflow.errors import ConfigError
 from nasflow.io import write_json_atomic
-from nasflow.model.supertransformer import ModelConfig
 from nasflow.space import Arch, ArchError, get_space
 
 
@@ -31,6 +28,11 @@ def read_config(args: argparse.Namespace) -> Config:
             data = json.loads(args.config_json)
         except json.JSONDecodeError as error:
             raise ConfigError(f"--config-json: invalid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ConfigError("--config-json: expected a JSON object")
+        # Rules pass only the sections a job depends on; these commands read the prepared
+        # folder, never the raw corpus, so a placeholder data section satisfies the schema.
+        data.setdefault("data", {"corpus": "multi30k", "source_lang": "en", "target_lang": "de"})
         return validate_config(data, "--config-json")
     return load_config(args.config or Path("config/config.yaml"))
 
@@ -64,6 +66,9 @@ def _settings_for(config: Config, section: str, device: str | None) -> Any:
 
 
 def _train(args: argparse.Namespace, section: str) -> int:
+    import torch
+
+    from nasflow.model.supertransformer import ModelConfig
     from nasflow.train.loop import Trainer
 
     config = read_config(args)
@@ -98,6 +103,8 @@ def _cmd_arch_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_arch_score(args: argparse.Namespace) -> int:
+    import torch
+
     from nasflow.device import resolve_device, resolve_precision
     from nasflow.evaluate.score import score_model
     from nasflow.model.checkpoint import load_model
@@ -137,6 +144,47 @@ def _cmd_arch_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_supernet_quality(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from nasflow.device import environment
+    from nasflow.predictors.supernet import SupernetPredictor
+    from nasflow.predictors.supernet_quality import read_tfs_scores, supernet_quality
+
+    config = read_config(args)
+    torch.set_num_threads(int(config["threads"]))
+    records = read_tfs_scores(args.scores)
+    evaluate, train = config["evaluate"], config["train"]
+    started = time.perf_counter()
+    predictor = SupernetPredictor.from_file(
+        args.model,
+        args.data,
+        device=args.device or train["device"],
+        precision=train["precision"],
+        metric=evaluate["predictor_metric"],
+        valid_sentences=evaluate["valid_sentences"],
+        max_tokens=train["max_tokens"],
+        label_smoothing=train["label_smoothing"],
+        beam=evaluate["beam"],
+        lenpen=evaluate["lenpen"],
+        max_len_a=evaluate["max_len_a"],
+        max_len_b=evaluate["max_len_b"],
+        batch_sentences=evaluate["batch_sentences"],
+    )
+    summary = supernet_quality(predictor, records)
+    summary["seconds_per_arch"] = round(predictor.seconds_per_arch, 4)
+    summary["total_seconds"] = round(time.perf_counter() - started, 3)
+    summary["environment"] = environment(predictor.device, predictor.dtype)
+    write_json_atomic(args.out, summary)
+    _log(
+        f"{args.out}: {summary['predictor']} over {summary['architectures']} architectures, "
+        f"Kendall tau vs valid BLEU {summary['kendall_valid_bleu']}"
+    )
+    return 0
+
+
 def _training_parser(sub: Any, name: str, text: str, with_arch: bool) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=text, description=text)
     add_config_options(parser)
@@ -161,6 +209,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _training_parser(
         sub, "train", "train the weight-sharing SuperTransformer (SPOS or sandwich)", False
     ).set_defaults(func=_cmd_supernet_train)
+    quality = sub.add_parser(
+        "quality",
+        help="Kendall tau / MAE of the supernet as a predictor of from-scratch BLEU",
+    )
+    add_config_options(quality)
+    quality.add_argument("--model", type=Path, required=True, help="trained supernet (.pt)")
+    quality.add_argument("--data", type=Path, required=True, help="prepared data folder")
+    quality.add_argument(
+        "--scores", type=Path, nargs="+", required=True, help="score.json of from-scratch runs"
+    )
+    quality.add_argument("--out", type=Path, required=True, help="quality JSON")
+    quality.add_argument("--device", help="override the config's device")
+    quality.set_defaults(func=_cmd_supernet_quality)
 
     arch = subparsers.add_parser("arch", help="train or score one architecture")
     sub = arch.add_subparsers(dest="arch_command", required=True, metavar="SUBCOMMAND")

@@ -1,0 +1,67 @@
+"""How well the trained supernet ranks architectures trained from scratch (TFS).
+
+Reads the `score.json` files of from-scratch runs (`nasflow arch score`), scores the same
+architectures with a `SupernetPredictor`, and reports Kendall's tau (and MAE when the supernet
+predicts BLEU) against the from-scratch valid BLEU, the gold value of the paper, and test BLEU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasflow.errors import DataError
+from nasflow.metrics import kendall, mae
+from nasflow.predictors.base import Predictor
+from nasflow.space import Arch
+
+
+def read_tfs_scores(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Architecture and from-scratch BLEU of each `score.json` (errors name the file)."""
+    records = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            records.append(
+                {
+                    "path": str(path),
+                    "arch": Arch.from_dict(data["arch"]),
+                    "valid_bleu": float(data["valid"]["bleu"]),
+                    "test_bleu": float(data["test"]["bleu"]),
+                    "valid_loss": float(data["valid"]["loss_bits"]),
+                }
+            )
+        except FileNotFoundError:
+            raise DataError(f"{path}: score file not found") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise DataError(f"{path}: not a nasflow score file ({error!r})") from None
+    if len(records) < 2:
+        raise DataError(f"need at least 2 from-scratch scores to rank, got {len(records)}")
+    return records
+
+
+def supernet_quality(predictor: Predictor, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Kendall's tau (and MAE for BLEU-scale predictors) of `predictor` on the TFS records."""
+    archs = [record["arch"] for record in records]
+    predicted = np.asarray(predictor.predict(archs), dtype=float)
+    summary: dict[str, Any] = {"predictor": predictor.name, "architectures": len(records)}
+    for gold in ("valid_bleu", "test_bleu"):
+        values = np.array([record[gold] for record in records])
+        summary[f"kendall_{gold}"] = round(kendall(values, predicted), 4)
+        if predictor.bleu_scale:
+            summary[f"mae_{gold}"] = round(mae(values, predicted), 4)
+    summary["rows"] = [
+        {
+            "arch_id": record["arch"].id,
+            "predicted": round(float(score), 4),
+            "valid_bleu": record["valid_bleu"],
+            "test_bleu": record["test_bleu"],
+            "tfs_valid_loss": record["valid_loss"],
+        }
+        for record, score in zip(records, predicted, strict=True)
+    ]
+    return summary

@@ -1,0 +1,60 @@
+# TFS-Eval: architectures trained from scratch (one job each) and scored (loss, BLEU).
+
+
+rule train_arch:
+    input:
+        train=data_files()["train"],
+        valid=data_files()["valid"],
+        manifest=data_files()["manifest"],
+    output:
+        model=f"results/{EXP}/tfs/{{arch_id}}/model.pt",
+        curve=f"results/{EXP}/tfs/{{arch_id}}/curve.csv",
+    log:
+        f"logs/{EXP}/train_arch/{{arch_id}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/train_arch/{{arch_id}}.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=uses_gpu("train"),
+        mem_mb=16000,
+        runtime=2 * 24 * 60,
+    params:
+        config=run_config("train"),
+        arch=lambda wildcards: TFS_ARCHS[wildcards.arch_id].to_json(),
+        data=lambda wildcards, input: Path(input.manifest).parent,
+        state=lambda wildcards: f"state/{EXP}/tfs/{wildcards.arch_id}",
+    shell:
+        "nasflow arch train --config-json {params.config:q} --arch {params.arch:q}"
+        " --data {params.data} --out {output.model} --curve {output.curve}"
+        " --state-dir {params.state} --no-progress > {log} 2>&1"
+
+
+rule score_arch:
+    input:
+        model=rules.train_arch.output.model,
+        manifest=data_files()["manifest"],
+        valid=data_files()["valid"],
+        test=data_files()["test"],
+    output:
+        scores=f"results/{EXP}/tfs/{{arch_id}}/score.json",
+        hypotheses=directory(f"results/{EXP}/tfs/{{arch_id}}/hypotheses"),
+    log:
+        f"logs/{EXP}/score_arch/{{arch_id}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/score_arch/{{arch_id}}.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=uses_gpu("train"),
+        mem_mb=8000,
+        runtime=120,
+    params:
+        config=run_config("train", "evaluate"),
+        data=lambda wildcards, input: Path(input.manifest).parent,
+    shell:
+        "nasflow arch score --config-json {params.config:q} --model {input.model}"
+        " --data {params.data} --out {output.scores} --hypotheses {output.hypotheses}"
+        " > {log} 2>&1"

@@ -536,6 +536,20 @@ SPACES: dict[str, SearchSpace] = {
             latency_feature_scale=(160.0, 3.0, 512.0, 4.0, 160.0, 3.0, 512.0, 4.0, 4.0, 3.0),
             description="CPU-sized space with HAT's gene structure for the Multi30k demo",
         ),
+        SearchSpace(
+            name="m30k",
+            embed_choices=(256, 192),
+            encoder_layer_choices=(3,),
+            decoder_layer_choices=(3, 2, 1),
+            ffn_choices=(1024, 768, 512),
+            head_choices=(8, 4),
+            qkv_dim=256,
+            share_embeddings=True,
+            measure_len=20,
+            latency_feature_scale=(256.0, 3.0, 1024.0, 8.0, 256.0, 3.0, 1024.0, 8.0, 8.0, 3.0),
+            description="Multi30k-sized space (d_model 192-256) for models that reach the field's "
+            "small-Transformer BLEU on a single GPU or a long CPU run",
+        ),
     )
 }
 

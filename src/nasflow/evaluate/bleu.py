@@ -103,4 +103,5 @@ def tokenized_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> Bleu
     _check(hypotheses, references)
     hyps = [hat_tokenize(line) for line in hypotheses]
     refs = [hat_tokenize(line) for line in references]
-    return _score(BLEU(tokenize="none", smooth_method="none"), hyps, refs, COMPOUND_SUFFIX)
+    metric = BLEU(tokenize="none", smooth_method="none", force=True)  # tokenised on purpose
+    return _score(metric, hyps, refs, COMPOUND_SUFFIX)

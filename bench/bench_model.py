@@ -1,0 +1,218 @@
+"""Benchmark the elastic overhead: a subnet run inside the supernet vs the extracted dense model.
+
+The issue's metric: the time of one forward+backward step of a subnet selected in the supernet
+(`set_arch`, weights sliced on the fly) divided by the same step of `supernet.extract(arch)` (a
+dense model with exactly the subnet's shapes), same batch, same run; target <= 1.10. A second
+line per architecture gives the same ratio for an eval-mode forward under `torch.no_grad()`
+(the inference overhead).
+
+Architectures: the space's largest and smallest, then `--samples` drawn with
+`random.Random(--seed)`. Dropout is switched off (`ModelConfig(dropout=0.0,
+attention_dropout=0.0)`), so both models compute exactly the same thing and the eval logits can
+be compared; its cost would be the same in both models anyway. A step is `zero_grad` + forward +
+cross-entropy + backward (no optimizer). After `--warmup` steps, the two models are timed in
+turns, the order swapped every round (AB BA ...) to cancel drift; the median is reported.
+
+Usage: `python bench/bench_model.py [--space demo|hat-wmt] [--threads 2] [--device cpu|cuda]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nasflow.model.supertransformer import EOS, ModelConfig, SuperTransformer
+from nasflow.space import SPACES, Arch, get_space
+
+TARGET = 1.10
+FIRST_TOKEN = 4  # ids below are pad/bos/eos/unk
+# Per space: vocabulary size, sentences, tokens per sentence, timed repetitions (other HAT
+# spaces use the small hat-wmt batch).
+DEFAULTS = {"demo": (8000, 64, 20, 12), "hat-wmt": (32768, 8, 20, 5)}
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="demo", choices=sorted(SPACES))
+    parser.add_argument("--vocab", type=int, help="vocabulary size (8000 demo, 32768 hat-wmt)")
+    parser.add_argument("--batch", type=int, help="sentences per batch (64 demo, 8 hat-wmt)")
+    parser.add_argument("--length", type=int, help="tokens per sentence, source and target")
+    parser.add_argument("--repeats", type=int, help="timed steps per model and arch")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model and arch")
+    parser.add_argument("--samples", type=int, default=4, help="sampled archs besides the extremes")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args(argv)
+    vocab, batch, length, repeats = DEFAULTS.get(args.space, DEFAULTS["hat-wmt"])
+    args.vocab = args.vocab or vocab
+    args.batch = args.batch or batch
+    args.length = args.length or length
+    args.repeats = args.repeats or repeats
+    return args
+
+
+def _archs(space_name: str, samples: int, seed: int) -> list[tuple[str, Arch]]:
+    space = get_space(space_name)
+    archs = [("largest", space.largest()), ("smallest", space.smallest())]
+    seen = {arch.id for _, arch in archs}
+    rng = random.Random(seed)
+    for _ in range(1000 * max(samples, 1)):
+        if len(archs) >= 2 + samples:
+            break
+        arch = space.sample(rng)
+        if arch.id not in seen:
+            seen.add(arch.id)
+            archs.append((f"sample {len(archs) - 1}", arch))
+    return archs
+
+
+def _describe(arch: Arch) -> str:
+    """`E<dim>x<layers> D<dim>x<layers> ffn<mean>`: enough to tell the archs apart."""
+    ffn = arch.encoder_ffn_embed_dim + arch.decoder_ffn_embed_dim
+    return (
+        f"E{arch.encoder_embed_dim}x{arch.encoder_layer_num} "
+        f"D{arch.decoder_embed_dim}x{arch.decoder_layer_num} ffn{sum(ffn) // len(ffn)}"
+    )
+
+
+def _batch(args: argparse.Namespace, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Random source, decoder input (EOS-shifted target) and target, each ending in EOS."""
+    generator = torch.Generator().manual_seed(args.seed)
+    shape = (args.batch, args.length)
+    src = torch.randint(FIRST_TOKEN, args.vocab, shape, generator=generator)
+    tgt = torch.randint(FIRST_TOKEN, args.vocab, shape, generator=generator)
+    src[:, -1] = EOS
+    tgt[:, -1] = EOS
+    prev = torch.cat([torch.full((args.batch, 1), EOS), tgt[:, :-1]], dim=1)
+    return src.to(device), prev.to(device), tgt.to(device)
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _time_pair(
+    first: Callable[[], object],
+    second: Callable[[], object],
+    warmup: int,
+    repeats: int,
+    device: torch.device,
+) -> tuple[float, float]:
+    """Median seconds of `first` and `second`, timed in turns with the order swapped each round."""
+    for _ in range(warmup):
+        first()
+        second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for round_ in range(repeats):
+        order = (0, 1) if round_ % 2 == 0 else (1, 0)
+        for which in order:
+            start = _clock(device)
+            (first, second)[which]()
+            times[which].append(_clock(device) - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time fwd+bwd and eval fwd of each arch inside the supernet and as an extracted model."""
+    started = time.perf_counter()
+    args = _arguments(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("skipped: --device cuda but CUDA is not available")
+        return 0
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    space = get_space(args.space)
+    archs = _archs(args.space, args.samples, args.seed)
+    src, prev, tgt = _batch(args, device)
+    config = ModelConfig(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    supernet = SuperTransformer(space, args.vocab, config).to(device)
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}; "
+        f"space {space.name}, vocab {args.vocab}, batch {args.batch}x{args.length} tokens "
+        f"(src and tgt), dropout off; {len(archs)} archs, warmup {args.warmup}, "
+        f"median of {args.repeats}"
+    )
+
+    def train_step(model: SuperTransformer) -> None:
+        model.zero_grad(set_to_none=True)
+        logits = model(src, prev)
+        F.cross_entropy(logits.view(-1, logits.shape[-1]), tgt.view(-1)).backward()
+
+    def eval_forward(model: SuperTransformer) -> Tensor:
+        with torch.no_grad():
+            return model(src, prev)
+
+    header = f"{'arch':<34} {'step':<9} {'supernet ms':>11} {'dense ms':>9} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    train_ratios, eval_ratios = [], []
+    for label, arch in archs:
+        supernet.set_arch(arch)
+        dense = supernet.extract(arch)
+        supernet.eval()
+        dense.eval()
+        difference = (eval_forward(supernet) - eval_forward(dense)).abs().max().item()
+        if difference > 1e-3:
+            print(f"error: {arch.id} logits differ by {difference:.2e}", file=sys.stderr)
+            return 1
+        sup_s, dense_s = _time_pair(
+            partial(eval_forward, supernet),
+            partial(eval_forward, dense),
+            args.warmup,
+            args.repeats,
+            device,
+        )
+        eval_ratios.append(sup_s / dense_s)
+        eval_line = (sup_s * 1e3, dense_s * 1e3, sup_s / dense_s)
+        supernet.train()
+        dense.train()
+        sup_s, dense_s = _time_pair(
+            partial(train_step, supernet),
+            partial(train_step, dense),
+            args.warmup,
+            args.repeats,
+            device,
+        )
+        train_ratios.append(sup_s / dense_s)
+        name = f"{label} {_describe(arch)}"
+        print(
+            f"{name:<34} {'fwd+bwd':<9} {sup_s * 1e3:11.1f} {dense_s * 1e3:9.1f} "
+            f"{sup_s / dense_s:6.3f}"
+        )
+        print(
+            f"{arch.id:>34} {'fwd eval':<9} {eval_line[0]:11.1f} {eval_line[1]:9.1f} "
+            f"{eval_line[2]:6.3f}"
+        )
+        del dense
+    count = len(archs)
+    print(
+        f"inference overhead (fwd eval, geo-mean over {count} archs): {_geomean(eval_ratios):.3f}x"
+    )
+    print(
+        f"elastic overhead (fwd+bwd, geo-mean over {count} archs): "
+        f"{_geomean(train_ratios):.3f}x (target <= {TARGET:.2f})"
+    )
+    print(f"total {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,16 +44,26 @@ def read_tfs_scores(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return records
 
 
+def _finite(value: float) -> float | None:
+    """Rounded value, or None where it is undefined (e.g. Kendall's tau of constant gold)."""
+    return round(float(value), 4) if np.isfinite(value) else None
+
+
 def supernet_quality(predictor: Predictor, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Kendall's tau (and MAE for BLEU-scale predictors) of `predictor` on the TFS records."""
     archs = [record["arch"] for record in records]
     predicted = np.asarray(predictor.predict(archs), dtype=float)
     summary: dict[str, Any] = {"predictor": predictor.name, "architectures": len(records)}
-    for gold in ("valid_bleu", "test_bleu"):
-        values = np.array([record[gold] for record in records])
-        summary[f"kendall_{gold}"] = round(kendall(values, predicted), 4)
-        if predictor.bleu_scale:
-            summary[f"mae_{gold}"] = round(mae(values, predicted), 4)
+    golds = {
+        "valid_bleu": [record["valid_bleu"] for record in records],
+        "test_bleu": [record["test_bleu"] for record in records],
+        # From-scratch validation loss, negated so that higher is better like the scores.
+        "neg_tfs_valid_loss": [-record["valid_loss"] for record in records],
+    }
+    for gold, values in golds.items():
+        summary[f"kendall_{gold}"] = _finite(kendall(np.array(values), predicted))
+        if predictor.bleu_scale and gold != "neg_tfs_valid_loss":
+            summary[f"mae_{gold}"] = _finite(mae(np.array(values), predicted))
     summary["rows"] = [
         {
             "arch_id": record["arch"].id,

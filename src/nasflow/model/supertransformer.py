@@ -60,8 +60,38 @@ def _xavier_(weight: Tensor, fan_in: int, fan_out: int) -> None:
     nn.init.uniform_(weight, -bound, bound)
 
 
+class _Prefix(torch.autograd.Function):
+    """A contiguous copy of the leading block of a weight, padded back in one backward node.
+
+    A strided view such as `W[:, :d]` makes `mm`'s backward return the weight gradient in
+    transposed layout, and every later pass over it (padding to the full shape, accumulation)
+    is then cache-hostile; this is most of the elastic overhead of narrow subnets.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, *sizes: int) -> Tensor:
+        ctx.full_shape = weight.shape
+        return weight[tuple(slice(0, n) for n in sizes)].contiguous()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        full = grad.new_zeros(ctx.full_shape)
+        full[tuple(slice(0, n) for n in grad.shape)] = grad
+        return (full, *([None] * grad.dim()))
+
+
+def _prefix(weight: Tensor, *sizes: int) -> Tensor:
+    """`weight[:sizes[0], :sizes[1], ...]`: the parameter itself when full-size, a plain view
+    when no gradient is needed (inference, decoding), else a contiguous copy (training)."""
+    if tuple(sizes) == tuple(weight.shape):
+        return weight
+    if not (torch.is_grad_enabled() and weight.requires_grad):
+        return weight[tuple(slice(0, n) for n in sizes)]
+    return _Prefix.apply(weight, *sizes)
+
+
 def _layer_norm(x: Tensor, norm: nn.LayerNorm, dim: int) -> Tensor:
-    return F.layer_norm(x, (dim,), norm.weight[:dim], norm.bias[:dim], norm.eps)
+    return F.layer_norm(x, (dim,), _prefix(norm.weight, dim), _prefix(norm.bias, dim), norm.eps)
 
 
 def sinusoidal_table(num_positions: int, dim: int, padding_idx: int = PAD) -> Tensor:
@@ -107,7 +137,7 @@ class ElasticAttention(nn.Module):
         """Keys and values `[B, H, T, head_dim]` of `memory` (cross-attention)."""
         d = memory.shape[-1]
         q = self.qkv_dim
-        kv = F.linear(memory, self.kv_proj_weight[:, :d], self.in_proj_bias[q:])
+        kv = F.linear(memory, _prefix(self.kv_proj_weight, 2 * q, d), self.in_proj_bias[q:])
         key, value = kv.split(q, dim=-1)
         return self._heads(key, heads), self._heads(value, heads)
 
@@ -135,7 +165,7 @@ class ElasticAttention(nn.Module):
         d = query.shape[-1]
         q_dim = self.qkv_dim
         if key_value is None:
-            qkv = F.linear(query, self.in_proj_weight[:, :d], self.in_proj_bias)
+            qkv = F.linear(query, _prefix(self.in_proj_weight, 3 * q_dim, d), self.in_proj_bias)
             q, k, v = (self._heads(t, heads) for t in qkv.split(q_dim, dim=-1))
             if cache is not None:
                 if "k" in cache:
@@ -144,7 +174,7 @@ class ElasticAttention(nn.Module):
                 cache["k"], cache["v"] = k, v
                 causal = causal and q.shape[2] > 1
         else:
-            q = F.linear(query, self.q_proj_weight[:, :d], self.in_proj_bias[:q_dim])
+            q = F.linear(query, _prefix(self.q_proj_weight, q_dim, d), self.in_proj_bias[:q_dim])
             q = self._heads(q, heads)
             k, v = key_value
         if causal and q.shape[2] != k.shape[2]:
@@ -156,7 +186,8 @@ class ElasticAttention(nn.Module):
             q, k, v, attn_mask=mask, dropout_p=dropout if self.training else 0.0, is_causal=causal
         )
         out = out.transpose(1, 2).reshape(query.shape[0], query.shape[1], q_dim)
-        return F.linear(out, self.out_proj.weight[:d], self.out_proj.bias[:d])
+        weight = _prefix(self.out_proj.weight, d, q_dim)
+        return F.linear(out, weight, _prefix(self.out_proj.bias, d))
 
 
 class FeedForward(nn.Module):
@@ -172,9 +203,11 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor, ffn_dim: int, activation_dropout: float) -> Tensor:
         d = x.shape[-1]
-        h = F.relu(F.linear(x, self.fc1.weight[:ffn_dim, :d], self.fc1.bias[:ffn_dim]))
+        weight1 = _prefix(self.fc1.weight, ffn_dim, d)
+        h = F.relu(F.linear(x, weight1, _prefix(self.fc1.bias, ffn_dim)))
         h = F.dropout(h, activation_dropout, self.training)
-        return F.linear(h, self.fc2.weight[:d, :ffn_dim], self.fc2.bias[:d])
+        weight2 = _prefix(self.fc2.weight, d, ffn_dim)
+        return F.linear(h, weight2, _prefix(self.fc2.bias, d))
 
 
 class EncoderLayer(nn.Module):
@@ -333,7 +366,8 @@ class SuperTransformer(nn.Module):
         return self.config.dropout * dim / self.reference_dim
 
     def _embed(self, tokens: Tensor, embedding: nn.Embedding, dim: int, start: int = 0) -> Tensor:
-        x = F.embedding(tokens, embedding.weight[:, :dim], PAD) * math.sqrt(dim)
+        table = _prefix(embedding.weight, self.vocab_size, dim)
+        x = F.embedding(tokens, table, PAD) * math.sqrt(dim)
         first = PAD + 1 + start
         x = x + self.positions[first : first + tokens.shape[1], :dim].to(x.dtype)
         return F.dropout(x, self._dropout(dim), self.training)
@@ -429,7 +463,7 @@ class SuperTransformer(nn.Module):
             x = _layer_norm(x + F.dropout(h, p, self.training), layer.final_layer_norm, d)
         if cache is not None:
             cache.length += prev_output_tokens.shape[1]
-        return F.linear(x, self.output_weight[:, :d])
+        return F.linear(x, _prefix(self.output_weight, self.vocab_size, d))
 
     def forward(self, src_tokens: Tensor, prev_output_tokens: Tensor) -> Tensor:
         """Teacher-forced logits `[B, T, V]`."""

@@ -227,3 +227,21 @@ def test_dense_model_refuses_another_arch() -> None:
     dense = SuperTransformer(space, VOCAB, layout=space.smallest())
     with pytest.raises(ValueError, match="cannot run"):
         dense.set_arch(space.largest())
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_subnet_gradients_equal_the_dense_model_gradients(shared: bool) -> None:
+    space = get_space("demo") if shared else _separate_space()
+    torch.manual_seed(4)
+    model = SuperTransformer(space, VOCAB, ModelConfig(dropout=0.0, attention_dropout=0.0))
+    src, _, prev = _batch()
+    for arch in _archs(space, 2):
+        model.zero_grad(set_to_none=True)
+        model.set_arch(arch)
+        dense = model.extract(arch)
+        model(src, prev).square().mean().backward()
+        dense(src, prev).square().mean().backward()
+        grads = {name: p.grad for name, p in model.named_parameters()}
+        for name, param in dense.named_parameters():
+            block = grads[name][tuple(slice(0, n) for n in param.shape)]
+            torch.testing.assert_close(block, param.grad, atol=1e-6, rtol=1e-4, msg=name)

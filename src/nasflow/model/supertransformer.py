@@ -365,23 +365,25 @@ class SuperTransformer(nn.Module):
     def _dropout(self, dim: int) -> float:
         return self.config.dropout * dim / self.reference_dim
 
-    def _embed(self, tokens: Tensor, embedding: nn.Embedding, dim: int, start: int = 0) -> Tensor:
-        table = _prefix(embedding.weight, self.vocab_size, dim)
-        x = F.embedding(tokens, table, PAD) * math.sqrt(dim)
+    def _embed(self, tokens: Tensor, weight: Tensor, dim: int, start: int = 0) -> Tensor:
+        x = F.embedding(tokens, _prefix(weight, self.vocab_size, dim), PAD) * math.sqrt(dim)
         first = PAD + 1 + start
         x = x + self.positions[first : first + tokens.shape[1], :dim].to(x.dtype)
         return F.dropout(x, self._dropout(dim), self.training)
 
     # ---- encoder ------------------------------------------------------------------------------
-    def encode(self, src_tokens: Tensor) -> EncoderOut:
-        """Run the encoder over right-padded `src_tokens` [B, S]."""
+    def encode(self, src_tokens: Tensor, table: Tensor | None = None) -> EncoderOut:
+        """Run the encoder over right-padded `src_tokens` [B, S].
+
+        `table` is the shared embedding already sliced once for this step (see `forward`).
+        """
         arch = self.arch
         assert arch is not None
         d = arch.encoder_embed_dim
         padding_mask = src_tokens.eq(PAD)
         attn_mask = ~padding_mask[:, None, None, :]
         p = self._dropout(d)
-        x = self._embed(src_tokens, self.embed_tokens, d)
+        x = self._embed(src_tokens, self.embed_tokens.weight if table is None else table, d)
         states = []
         for i in range(arch.encoder_layer_num):
             layer = self.encoder_layers[i]
@@ -423,17 +425,20 @@ class SuperTransformer(nn.Module):
         prev_output_tokens: Tensor,
         encoder_out: EncoderOut,
         cache: DecoderCache | None = None,
+        table: Tensor | None = None,
     ) -> Tensor:
         """Logits `[B, T, V]` for `prev_output_tokens` [B, T].
 
         With `cache`, the tokens continue the cached prefix (usually T = 1) and the cache grows.
+        `table` is the shared embedding already sliced once for this step (see `forward`).
         """
         arch = self.arch
         assert arch is not None
         d = arch.decoder_embed_dim
         p = self._dropout(d)
         start = cache.length if cache is not None else 0
-        x = self._embed(prev_output_tokens, self.target_embedding, d, start)
+        embedding = self.target_embedding.weight if table is None else table
+        x = self._embed(prev_output_tokens, embedding, d, start)
         for i in range(arch.decoder_layer_num):
             layer = self.decoder_layers[i]
             self_heads = arch.decoder_self_attention_heads[i]
@@ -463,11 +468,22 @@ class SuperTransformer(nn.Module):
             x = _layer_norm(x + F.dropout(h, p, self.training), layer.final_layer_norm, d)
         if cache is not None:
             cache.length += prev_output_tokens.shape[1]
-        return F.linear(x, _prefix(self.output_weight, self.vocab_size, d))
+        output = self.output_weight if table is None else table
+        return F.linear(x, _prefix(output, self.vocab_size, d))
 
     def forward(self, src_tokens: Tensor, prev_output_tokens: Tensor) -> Tensor:
-        """Teacher-forced logits `[B, T, V]`."""
-        return self.decode(prev_output_tokens, self.encode(src_tokens))
+        """Teacher-forced logits `[B, T, V]`.
+
+        With shared embeddings the table is sliced once to the wider of the two embed dims and
+        the encoder input, decoder input and output projection slice that, so their gradients
+        meet at the subnet's size and only one full-size gradient is built per step.
+        """
+        table = None
+        if self.space.share_embeddings:
+            assert self.arch is not None
+            width = max(self.arch.encoder_embed_dim, self.arch.decoder_embed_dim)
+            table = _prefix(self.embed_tokens.weight, self.vocab_size, width)
+        return self.decode(prev_output_tokens, self.encode(src_tokens, table), table=table)
 
     # ---- bookkeeping --------------------------------------------------------------------------
     def active_parameter_count(self, include_embeddings: bool = False) -> int:

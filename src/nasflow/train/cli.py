@@ -31,7 +31,7 @@ def read_config(args: argparse.Namespace) -> Config:
         if not isinstance(data, dict):
             raise ConfigError("--config-json: expected a JSON object")
         # Rules pass only the sections a job depends on; these commands read the prepared
-        # folder, never the raw corpus, so a placeholder data section satisfies the schema.
+        # folder, never the raw corpus, so a stand-in data section satisfies the schema.
         data.setdefault("data", {"corpus": "multi30k", "source_lang": "en", "target_lang": "de"})
         return validate_config(data, "--config-json")
     return load_config(args.config or Path("config/config.yaml"))

@@ -192,14 +192,14 @@ class Trainer:
             target_tokens, window = saved["target_tokens"], saved["window"]
             set_rng_state(saved["rng"])
             say(f"resumed from {self.state.state_file} at update {updates}")
-        batches = batch_indices(
-            train,
-            s.max_tokens,
-            shuffle=True,
-            seed=s.seed,
-            epoch=epoch,
-            max_positions=s.max_positions,
-        )
+
+        def epoch_batches(epoch: int) -> list[np.ndarray]:
+            return batch_indices(
+                train, s.max_tokens, shuffle=True, seed=s.seed, epoch=epoch,
+                max_positions=s.max_positions,
+            )  # fmt: skip
+
+        batches = epoch_batches(epoch)
         bar = tqdm(
             total=s.max_updates,
             initial=updates,
@@ -217,14 +217,7 @@ class Trainer:
             while len(group) < s.update_freq:
                 if position >= len(batches):
                     epoch, position = epoch + 1, 0
-                    batches = batch_indices(
-                        train,
-                        s.max_tokens,
-                        shuffle=True,
-                        seed=s.seed,
-                        epoch=epoch,
-                        max_positions=s.max_positions,
-                    )
+                    batches = epoch_batches(epoch)
                 group.append(batches[position])
                 position += 1
             started = time.perf_counter()

@@ -1,0 +1,53 @@
+"""PyTorch-eager latency measurement (HAT protocol): trimming, dummy inputs, state restored."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nasflow.efficiency.latency import dummy_batch, measure_torch, trimmed_stats
+from nasflow.model import EOS, SuperTransformer
+from nasflow.space import get_space
+
+
+def test_trimmed_stats_drops_tails_and_keeps_a_sample() -> None:
+    values = [100.0] + [10.0] * 8 + [1.0]
+    mean, std = trimmed_stats(values)
+    assert mean == pytest.approx(10.0) and std == pytest.approx(0.0)
+    assert trimmed_stats([5.0]) == (5.0, 0.0)  # HAT's trim would leave nothing here
+    assert trimmed_stats([1.0, 2.0, 9.0])[0] == pytest.approx(4.0)  # 10% of 3 rounds to 0
+    with pytest.raises(ValueError):
+        trimmed_stats([])
+
+
+def test_dummy_batch_follows_hat() -> None:
+    src, prev = dummy_batch(5, torch.device("cpu"))
+    assert src.tolist() == [[7, 7, 7, 7, EOS]] and prev.tolist() == [[EOS, 7, 7, 7, 7]]
+
+
+def test_measure_runs_encoder_once_and_decoder_per_step(monkeypatch) -> None:
+    space = get_space("demo")
+    model = SuperTransformer(space, 50).train()
+    model.set_arch(space.largest())
+    calls = {"encode": 0, "decode": 0}
+    encode, decode = model.encode, model.decode
+
+    def counting_encode(*args, **kwargs):
+        calls["encode"] += 1
+        assert not torch.is_grad_enabled() and not model.training
+        return encode(*args, **kwargs)
+
+    def counting_decode(tokens, *args, **kwargs):
+        calls["decode"] += 1
+        assert tokens.shape == (3, 1)  # beam-tiled, one token per step
+        return decode(tokens, *args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", counting_encode)
+    monkeypatch.setattr(model, "decode", counting_decode)
+    result = measure_torch(model, space.smallest(), length=6, beam=3, warmup=1, runs=4)
+    assert calls["encode"] == (1 + 4) + 1  # warm-up + timed runs, then one for the tiled memory
+    assert calls["decode"] == (1 + 4) * 6
+    assert result.encoder_ms > 0 and result.decoder_ms > 0
+    assert result.total_ms == pytest.approx(result.encoder_ms + result.decoder_ms)
+    assert result.arch_id == space.smallest().id and result.environment["threads"] >= 1
+    assert model.training and model.arch == space.largest()  # state restored

@@ -28,11 +28,6 @@ DECODE = {"beam": 3, "lenpen": 0.6, "max_len_a": 0.0, "max_len_b": 8}
 
 
 @pytest.fixture(scope="module")
-def data_dir(tiny_data: Path) -> Path:
-    return tiny_data
-
-
-@pytest.fixture(scope="module")
 def model() -> SuperTransformer:
     torch.manual_seed(0)
     supernet = SuperTransformer(get_space("demo"), 100)
@@ -61,8 +56,8 @@ def hand_rolled_loss(
     return loss / ntokens / math.log(2), nll / ntokens / math.log(2), ntokens
 
 
-def test_validation_loss_matches_hand_rolled(data_dir: Path, model: SuperTransformer) -> None:
-    split = load_split(data_dir, "valid")
+def test_validation_loss_matches_hand_rolled(tiny_data: Path, model: SuperTransformer) -> None:
+    split = load_split(tiny_data, "valid")
     result = validation_loss(model, split, max_tokens=64, label_smoothing=0.1)
     loss, nll, ntokens = hand_rolled_loss(model, split, len(split), 0.1)
     assert result.nsentences == len(split)
@@ -73,8 +68,8 @@ def test_validation_loss_matches_hand_rolled(data_dir: Path, model: SuperTransfo
     assert plain.loss_bits == pytest.approx(plain.nll_bits, rel=1e-6)
 
 
-def test_sentences_restricts_to_the_first_n(data_dir: Path, model: SuperTransformer) -> None:
-    split = load_split(data_dir, "valid")
+def test_sentences_restricts_to_the_first_n(tiny_data: Path, model: SuperTransformer) -> None:
+    split = load_split(tiny_data, "valid")
     result = validation_loss(model, split, sentences=7, max_tokens=64)
     loss, _, ntokens = hand_rolled_loss(model, split, 7, 0.1)
     assert (result.nsentences, result.ntokens) == (7, ntokens)
@@ -83,9 +78,9 @@ def test_sentences_restricts_to_the_first_n(data_dir: Path, model: SuperTransfor
 
 
 def test_precollated_batches_give_identical_results(
-    data_dir: Path, model: SuperTransformer
+    tiny_data: Path, model: SuperTransformer
 ) -> None:
-    split = load_split(data_dir, "valid")
+    split = load_split(tiny_data, "valid")
     batches = prepare_batches(split, 64, 0, "cpu", model.config.max_positions)
     assert len(batches) > 1
     direct = validation_loss(model, split, max_tokens=64)
@@ -96,8 +91,8 @@ def test_precollated_batches_give_identical_results(
         validation_loss(model, None, batches=[])
 
 
-def test_eval_mode_and_training_flag_restored(data_dir: Path, model: SuperTransformer) -> None:
-    split = load_split(data_dir, "valid")
+def test_eval_mode_and_training_flag_restored(tiny_data: Path, model: SuperTransformer) -> None:
+    split = load_split(tiny_data, "valid")
     reference = validation_loss(model, split, sentences=5)
     model.train()
     try:
@@ -107,8 +102,8 @@ def test_eval_mode_and_training_flag_restored(data_dir: Path, model: SuperTransf
         model.eval()
 
 
-def test_translate_ids_keeps_input_order(data_dir: Path, model: SuperTransformer) -> None:
-    split = load_split(data_dir, "valid")
+def test_translate_ids_keeps_input_order(tiny_data: Path, model: SuperTransformer) -> None:
+    split = load_split(tiny_data, "valid")
     sources = [split[i][0] for i in range(12)]
     one = translate_ids(model, sources, batch_sentences=1, **DECODE)
     many = translate_ids(model, sources, batch_sentences=64, **DECODE)
@@ -128,24 +123,24 @@ def test_translate_truncates_long_sources() -> None:
     assert len(hyps) == 2
 
 
-def test_translate_text_matches_translate_split(data_dir: Path, model: SuperTransformer) -> None:
-    split = load_split(data_dir, "valid")
-    spm_path = data_dir / "spm.model"
+def test_translate_text_matches_translate_split(tiny_data: Path, model: SuperTransformer) -> None:
+    split = load_split(tiny_data, "valid")
+    spm_path = tiny_data / "spm.model"
     from_split = translate_split(model, split, spm_path, sentences=6, **DECODE)
-    lines = read_lines(data_dir / "valid.en")[:6]
+    lines = read_lines(tiny_data / "valid.en")[:6]
     assert translate_text(model, lines, spm_path, **DECODE) == from_split
     assert len(from_split) == 6 and all(isinstance(line, str) for line in from_split)
     assert translate_text(model, [], spm_path, **DECODE) == []
 
 
 def test_score_model_reports_each_role(
-    data_dir: Path, model: SuperTransformer, tmp_path: Path
+    tiny_data: Path, model: SuperTransformer, tmp_path: Path
 ) -> None:
     arch = model.arch
     assert arch is not None
     result = score_model(
         model,
-        data_dir,
+        tiny_data,
         roles=("valid", "test"),
         sentences=8,
         batch_sentences=4,
@@ -159,7 +154,7 @@ def test_score_model_reports_each_role(
     assert result["data"]["target_lang"] == "de"
     for role in ("valid", "test"):
         entry = result[role]
-        expected = validation_loss(model, load_split(data_dir, role), sentences=8)
+        expected = validation_loss(model, load_split(tiny_data, role), sentences=8)
         assert entry["loss_bits"] == pytest.approx(expected.loss_bits, rel=1e-6)
         assert entry["sentences"] == 8 and entry["decode_seconds"] > 0
         assert 0.0 <= entry["bleu"] <= 100.0 and 0.0 <= entry["tokenized_bleu"] <= 100.0
@@ -167,5 +162,5 @@ def test_score_model_reports_each_role(
         assert entry["tokenized_bleu_signature"].endswith("|hat-compound-split")
         hyps = read_lines(tmp_path / f"{role}.hyp.de")
         assert hyps == translate_split(
-            model, load_split(data_dir, role), data_dir / "spm.model", sentences=8, **DECODE
+            model, load_split(tiny_data, role), tiny_data / "spm.model", sentences=8, **DECODE
         )

@@ -22,11 +22,6 @@ DECODE = {"beam": 2, "lenpen": 0.6, "max_len_a": 0.0, "max_len_b": 6}
 
 
 @pytest.fixture(scope="module")
-def data_dir(tiny_data: Path) -> Path:
-    return tiny_data
-
-
-@pytest.fixture(scope="module")
 def supernet() -> SuperTransformer:
     torch.manual_seed(0)
     return SuperTransformer(get_space("demo"), VOCAB).eval()
@@ -38,13 +33,13 @@ def archs():
     return [space.largest(), space.smallest(), *space.sample_unique(3, seed=7)]
 
 
-def test_loss_scores_equal_extracted_models(data_dir: Path, supernet, archs) -> None:
-    predictor = SupernetPredictor(supernet, data_dir, metric="loss", max_tokens=128)
+def test_loss_scores_equal_extracted_models(tiny_data: Path, supernet, archs) -> None:
+    predictor = SupernetPredictor(supernet, tiny_data, metric="loss", max_tokens=128)
     assert isinstance(predictor, Predictor)
     assert predictor.name == "Supernet (loss)" and predictor.bleu_scale is False
     scores = predictor.predict(archs)
     assert scores.shape == (len(archs),) and scores.dtype == float
-    split = load_split(data_dir, "valid")
+    split = load_split(tiny_data, "valid")
     losses = [validation_loss(supernet.extract(a), split).loss_bits for a in archs]
     np.testing.assert_allclose(scores, -np.array(losses), atol=1e-4)
     # Higher is better: the best score is the lowest loss.
@@ -53,8 +48,8 @@ def test_loss_scores_equal_extracted_models(data_dir: Path, supernet, archs) -> 
     assert predictor.predict([]).shape == (0,)
 
 
-def test_predict_restores_arch_and_mode(data_dir: Path, supernet, archs) -> None:
-    predictor = SupernetPredictor(supernet, data_dir, valid_sentences=5)
+def test_predict_restores_arch_and_mode(tiny_data: Path, supernet, archs) -> None:
+    predictor = SupernetPredictor(supernet, tiny_data, valid_sentences=5)
     supernet.set_arch(archs[2]).train()
     try:
         predictor.predict(archs[:2])
@@ -66,40 +61,40 @@ def test_predict_restores_arch_and_mode(data_dir: Path, supernet, archs) -> None
         supernet.eval()
 
 
-def test_valid_sentences_restricts(data_dir: Path, supernet, archs) -> None:
-    predictor = SupernetPredictor(supernet, data_dir, valid_sentences=5)
+def test_valid_sentences_restricts(tiny_data: Path, supernet, archs) -> None:
+    predictor = SupernetPredictor(supernet, tiny_data, valid_sentences=5)
     assert sum(batch.size for batch in predictor.batches) == 5
-    split = load_split(data_dir, "valid")
+    split = load_split(tiny_data, "valid")
     expected = validation_loss(supernet.extract(archs[3]), split, sentences=5).loss_bits
     assert predictor.predict([archs[3]])[0] == pytest.approx(-expected, abs=1e-4)
 
 
-def test_bleu_metric_matches_translation(data_dir: Path, supernet, archs) -> None:
+def test_bleu_metric_matches_translation(tiny_data: Path, supernet, archs) -> None:
     predictor = SupernetPredictor(
-        supernet, data_dir, metric="bleu", valid_sentences=6, batch_sentences=4, **DECODE
+        supernet, tiny_data, metric="bleu", valid_sentences=6, batch_sentences=4, **DECODE
     )
     assert predictor.name == "Supernet (bleu)" and predictor.bleu_scale is True
     score = predictor.predict([archs[1]])[0]
     hyps = translate_split(
         supernet.extract(archs[1]),
-        load_split(data_dir, "valid"),
-        data_dir / "spm.model",
+        load_split(tiny_data, "valid"),
+        tiny_data / "spm.model",
         sentences=6,
         **DECODE,
     )
-    refs = read_lines(data_dir / "valid.de")[:6]
+    refs = read_lines(tiny_data / "valid.de")[:6]
     assert score == pytest.approx(corpus_bleu(hyps, refs).score, abs=1e-6)
 
 
-def test_from_file_and_bad_setups(data_dir: Path, supernet, archs, tmp_path: Path) -> None:
+def test_from_file_and_bad_setups(tiny_data: Path, supernet, archs, tmp_path: Path) -> None:
     path = tmp_path / "supernet.pt"
     save_model(path, supernet)
-    loaded = SupernetPredictor.from_file(path, data_dir, device="cpu", valid_sentences=8)
-    direct = SupernetPredictor(supernet, data_dir, valid_sentences=8)
+    loaded = SupernetPredictor.from_file(path, tiny_data, device="cpu", valid_sentences=8)
+    direct = SupernetPredictor(supernet, tiny_data, valid_sentences=8)
     np.testing.assert_allclose(loaded.predict(archs[:2]), direct.predict(archs[:2]), rtol=1e-6)
     with pytest.raises(ConfigError, match="metric 'ppl'"):
-        SupernetPredictor(supernet, data_dir, metric="ppl")
+        SupernetPredictor(supernet, tiny_data, metric="ppl")
     with pytest.raises(ConfigError, match="needs a supernet"):
-        SupernetPredictor(supernet.extract(archs[0]), data_dir)
+        SupernetPredictor(supernet.extract(archs[0]), tiny_data)
     with pytest.raises(DataError, match="vocabulary"):
-        SupernetPredictor(SuperTransformer(get_space("demo"), VOCAB + 1), data_dir)
+        SupernetPredictor(SuperTransformer(get_space("demo"), VOCAB + 1), tiny_data)

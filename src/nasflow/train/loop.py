@@ -258,7 +258,11 @@ class Trainer:
                 write_curve(self.state.path / "curve.csv", curve)
         bar.close()
         final = self._final_model(model)
-        valid = self._validate(final, valid_batches)
+        if final is model and curve and curve[-1]["update"] == updates and curve[-1]["valid_loss"]:
+            # The last update was just validated; only an averaged model needs a new pass.
+            valid = {k: curve[-1][k] for k in ("valid_loss", "valid_loss_smallest") if curve[-1][k]}
+        else:
+            valid = self._validate(final, valid_batches)
         result = TrainResult(updates, True, train_seconds, target_tokens, valid, curve)
         if out is not None:
             meta = {

@@ -13,6 +13,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/supernet.smk"
+include: "workflow/rules/latency.smk"
 include: "workflow/rules/tfs.smk"
 include: "workflow/rules/paper.smk"
 

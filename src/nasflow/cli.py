@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nasflow import config as config_cli
     from nasflow import space as space_cli
     from nasflow.data import cli as data_cli
+    from nasflow.efficiency import cli as efficiency_cli
     from nasflow.evaluate import cli as evaluate_cli
     from nasflow.predictors import cli as predictors_cli
     from nasflow.train import cli as train_cli
@@ -26,7 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nasflow {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (config_cli, space_cli, data_cli, predictors_cli, train_cli, evaluate_cli):
+    modules = (
+        config_cli,
+        space_cli,
+        data_cli,
+        predictors_cli,
+        train_cli,
+        evaluate_cli,
+        efficiency_cli,
+    )
+    for module in modules:
         module.register(subparsers)
     return parser
 

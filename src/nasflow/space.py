@@ -13,7 +13,7 @@ import hashlib
 import json
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -466,32 +466,68 @@ class SearchSpace:
             (1 + _mean(arch.decoder_arbitrary_ende_attn)) / 3,
         ]
 
-    def latency_features(self, arch: Arch) -> list[float]:
-        """HAT latency-predictor features (`utils.get_config_features`), normalised.
+    def latency_raw_features(self, arch: Arch) -> list[float]:
+        """HAT's 10 latency features (`utils.get_config_features`), unnormalised.
 
-        Arbitrary attention is mapped -1->1, 1->2, 2->3 (encoder layers attended) before the mean;
-        the scale is HAT's `[640, 6, 2048, 6, 640, 6, 2048, 6, 6, 2]` for the HAT spaces.
+        Layer means are over active layers; arbitrary attention is mapped -1->1, 1->2, 2->3
+        (encoder layers attended) before its mean. Names: `LATENCY_FEATURE_NAMES`.
         """
         attended = [{-1: 1, 1: 2, 2: 3}[v] for v in arch.decoder_arbitrary_ende_attn]
-        raw = [
-            arch.encoder_embed_dim,
-            arch.encoder_layer_num,
+        return [
+            float(arch.encoder_embed_dim),
+            float(arch.encoder_layer_num),
             _mean(arch.encoder_ffn_embed_dim),
             _mean(arch.encoder_self_attention_heads),
-            arch.decoder_embed_dim,
-            arch.decoder_layer_num,
+            float(arch.decoder_embed_dim),
+            float(arch.decoder_layer_num),
             _mean(arch.decoder_ffn_embed_dim),
             _mean(arch.decoder_self_attention_heads),
             _mean(arch.decoder_ende_attention_heads),
             _mean(attended),
         ]
+
+    def latency_features(self, arch: Arch) -> list[float]:
+        """`latency_raw_features` divided by the space's scale (HAT's
+        `[640, 6, 2048, 6, 640, 6, 2048, 6, 6, 2]` for the HAT spaces)."""
+        raw = self.latency_raw_features(arch)
         return [value / scale for value, scale in zip(raw, self.latency_feature_scale, strict=True)]
+
+    def widened(self) -> SearchSpace:
+        """The latency-sampling space: one more, smaller FFN and head choice (half the smallest).
+
+        HAT measures its latency dataset on a space wider than the search space (FFN adds 512,
+        heads add 2 for `hat-wmt`) so the predictor is not extrapolating at the edges. The name
+        is kept, so architectures keep their ids and features.
+        """
+        ffn = min(self.ffn_choices) // 2
+        heads = min(self.head_choices) // 2
+        ffn_choices = self.ffn_choices + ((ffn,) if ffn >= 1 else ())
+        usable = heads >= 1 and self.qkv_dim % heads == 0
+        head_choices = self.head_choices + ((heads,) if usable else ())
+        return replace(
+            self,
+            ffn_choices=ffn_choices,
+            head_choices=head_choices,
+            description=f"{self.description} (widened for latency sampling)",
+        )
 
 
 def _mean(values: Sequence[int]) -> float:
     return sum(values) / len(values)
 
 
+LATENCY_FEATURE_NAMES = (
+    "encoder_embed_dim",
+    "encoder_layer_num",
+    "encoder_ffn_mean",
+    "encoder_heads_mean",
+    "decoder_embed_dim",
+    "decoder_layer_num",
+    "decoder_ffn_mean",
+    "decoder_self_heads_mean",
+    "decoder_cross_heads_mean",
+    "decoder_attended_layers_mean",
+)
 _HAT_LATENCY_SCALE = (640.0, 6.0, 2048.0, 6.0, 640.0, 6.0, 2048.0, 6.0, 6.0, 2.0)
 
 SPACES: dict[str, SearchSpace] = {

@@ -1,12 +1,19 @@
-"""PyTorch-eager latency measurement (HAT protocol): trimming, dummy inputs, state restored."""
+"""Latency measurement (HAT protocol), PyTorch eager and ONNX Runtime: trimming, dummy inputs,
+state restored, recorded environment, bad settings."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from nasflow.efficiency.latency import dummy_batch, measure_torch, trimmed_stats
-from nasflow.model import EOS, SuperTransformer
+from nasflow.efficiency.latency import (
+    LatencyError,
+    dummy_batch,
+    measure,
+    measure_torch,
+    trimmed_stats,
+)
+from nasflow.model import EOS, ModelConfig, SuperTransformer
 from nasflow.space import get_space
 
 
@@ -51,3 +58,40 @@ def test_measure_runs_encoder_once_and_decoder_per_step(monkeypatch) -> None:
     assert result.total_ms == pytest.approx(result.encoder_ms + result.decoder_ms)
     assert result.arch_id == space.smallest().id and result.environment["threads"] >= 1
     assert model.training and model.arch == space.largest()  # state restored
+
+
+def test_onnx_backend_measures_the_same_protocol(tmp_path) -> None:
+    space = get_space("demo")
+    model = SuperTransformer(space, 60, ModelConfig(max_positions=32))
+    result = measure(
+        model,
+        space.smallest(),
+        backend="onnxruntime",
+        length=5,
+        beam=2,
+        warmup=1,
+        runs=3,
+        threads=1,
+        workdir=tmp_path,
+    )
+    assert result.backend == "onnxruntime" and result.arch_id == space.smallest().id
+    assert result.encoder_ms > 0 and result.decoder_ms > 0 and result.runs == 3
+    env = result.environment
+    assert env["threads"] == 1 and env["providers"] == ["CPUExecutionProvider"]
+    assert env["onnxruntime"] and env["device_name"]
+    assert (tmp_path / "encoder.onnx").is_file() and (tmp_path / "decoder.onnx").is_file()
+    assert model.arch == space.largest()  # the supernet's selection is restored
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backend": "tensorrt"}, "unknown latency backend 'tensorrt'"),
+        ({"runs": 0}, "need runs >= 1"),
+        ({"beam": 0}, "beam=0"),
+    ],
+)
+def test_bad_measurement_settings_are_named(kwargs, message) -> None:
+    model = SuperTransformer(get_space("demo"), 40)
+    with pytest.raises(LatencyError, match=message):
+        measure(model, **kwargs)

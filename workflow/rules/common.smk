@@ -25,6 +25,7 @@ TFS_ARCHS = {
 
 wildcard_constraints:
     arch_id=r"[0-9a-f]{12}",
+    target=r"[A-Za-z0-9_.-]+",
 
 
 def run_config(*sections):
@@ -40,6 +41,30 @@ def run_config(*sections):
 def uses_gpu(section):
     """1 when the section's jobs may run on a GPU (device auto or cuda), else 0."""
     return 0 if config[section]["device"] == "cpu" else 1
+
+
+def measure_threads(target):
+    """Cores a latency job reserves: all of them when jobs run locally (nothing may run beside
+    a measurement), the target's threads on a cluster, where the job has its own allocation.
+    The measurement itself always uses the target's threads."""
+    threads = config["latency"]["targets"][target]["threads"]
+    if workflow.local_exec and workflow._cores is not None:
+        return max(threads, workflow._cores)
+    return threads
+
+
+def target_uses_gpu(target):
+    """1 when the latency target is a GPU."""
+    return int(config["latency"]["targets"][target]["device"] == "cuda")
+
+
+def latency_targets():
+    """Dataset, predictor and its evaluation for every latency target."""
+    return [
+        f"results/{EXP}/latency/{target}/{name}"
+        for target in config["latency"]["targets"]
+        for name in ("dataset.csv", "predictor/model.pt", "predictor/eval.json")
+    ]
 
 
 def tfs_scores():
@@ -63,6 +88,7 @@ def all_targets():
     """Everything `rule all` builds for this config."""
     targets = list(data_files().values())
     targets += rules.train_supernet.output
+    targets += latency_targets()
     if len(TFS_ARCHS) >= 2:
         targets += rules.supernet_quality.output
     else:

@@ -76,7 +76,8 @@ def _beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
     sentence_ids = torch.arange(bsz, device=device)  # batch row -> sentence
     expand = torch.arange(bsz, device=device).repeat_interleave(beam)
-    cache = model.start_cache(model.encode(src_tokens).select(expand))
+    cache = model.start_cache(model.encode(src_tokens))  # cross K/V once per sentence
+    cache.select(expand)
     tokens = torch.full((bsz * beam, 1), EOS, dtype=torch.long, device=device)
     scores = torch.full((bsz, beam), -torch.inf, device=device)
     scores[:, 0] = 0.0

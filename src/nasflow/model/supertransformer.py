@@ -172,7 +172,7 @@ class ElasticAttention(nn.Module):
                     k = torch.cat([cache["k"], k], dim=2)
                     v = torch.cat([cache["v"], v], dim=2)
                 cache["k"], cache["v"] = k, v
-                causal = causal and q.shape[2] > 1
+                causal = causal and bool(q.shape[2] > 1)  # bool(): a traced shape is a tensor
         else:
             q = F.linear(query, _prefix(self.q_proj_weight, q_dim, d), self.in_proj_bias[:q_dim])
             q = self._heads(q, heads)
@@ -395,16 +395,25 @@ class SuperTransformer(nn.Module):
             states.append(x)
         return EncoderOut(states, padding_mask)
 
-    def _memory(self, encoder_out: EncoderOut, layer_index: int) -> tuple[Tensor, Tensor]:
-        """Encoder states decoder layer `layer_index` attends to, and their attention mask."""
+    def attended_layers(self, layer_index: int) -> int:
+        """How many of the last encoder layers decoder layer `layer_index` attends to (1-3)."""
         assert self.arch is not None
         arbitrary = self.arch.decoder_arbitrary_ende_attn[layer_index]
-        count = 1 if arbitrary == -1 else arbitrary + 1
+        return 1 if arbitrary == -1 else arbitrary + 1
+
+    @staticmethod
+    def cross_mask(padding_mask: Tensor, count: int) -> Tensor:
+        """Cross-attention mask `[B, 1, 1, count*S]` (True = attend) over `count` encoder
+        layers concatenated along time."""
+        keep = ~padding_mask
+        return (keep if count == 1 else keep.repeat(1, count))[:, None, None, :]
+
+    def _memory(self, encoder_out: EncoderOut, layer_index: int) -> tuple[Tensor, Tensor]:
+        """Encoder states decoder layer `layer_index` attends to, and their attention mask."""
+        count = self.attended_layers(layer_index)
         chosen = encoder_out.states[::-1][:count]
         memory = chosen[0] if count == 1 else torch.cat(chosen, dim=1)
-        keep = ~encoder_out.padding_mask
-        mask = (keep if count == 1 else keep.repeat(1, count))[:, None, None, :]
-        return memory, mask
+        return memory, self.cross_mask(encoder_out.padding_mask, count)
 
     # ---- decoder ------------------------------------------------------------------------------
     def start_cache(self, encoder_out: EncoderOut) -> DecoderCache:

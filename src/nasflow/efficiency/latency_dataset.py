@@ -1,0 +1,166 @@
+"""The latency dataset: N sampled architectures measured on this device, one CSV row each.
+
+Architectures are drawn with a seed from the search space widened as HAT does (one more, smaller
+FFN and head choice; `SearchSpace.widened`), or from the search space itself. Each is allocated
+as a dense model with random weights (latency does not depend on the weights) and measured with
+the configured backend and protocol.
+
+Resumable: every measured row is appended (and flushed) to `rows.jsonl` in a state folder
+outside the rule's outputs, guarded by a fingerprint of the settings. A killed run keeps its rows
+and measures only the rest; the CSV is written atomically once all rows exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nasflow.errors import ConfigError
+from nasflow.io import atomic_path, write_json_atomic
+from nasflow.space import LATENCY_FEATURE_NAMES, Arch, SearchSpace, get_space
+
+ROWS_FILE = "rows.jsonl"
+TIMING_COLUMNS = ("encoder_ms", "decoder_ms", "total_ms", "encoder_std_ms", "decoder_std_ms")
+DATASET_COLUMNS = ("arch_id", "arch", *LATENCY_FEATURE_NAMES, *TIMING_COLUMNS)
+SAMPLINGS = ("wide", "search")
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What a latency dataset depends on (its state fingerprint)."""
+
+    space: str
+    size: int = 200
+    seed: int = 1
+    sampling: str = "wide"
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    threads: int = 1
+    vocab_size: int = 8000
+    length: int | None = None
+    beam: int = 5
+    warmup: int = 5
+    runs: int = 20
+
+    def __post_init__(self) -> None:
+        from nasflow.efficiency.latency import check_backend
+
+        check_backend(self.backend)
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(
+                f"latency sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}"
+            )
+        if self.size < 1:
+            raise ConfigError(f"latency dataset size must be >= 1, got {self.size}")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"latency device must be cpu or cuda, got {self.device!r}")
+        get_space(self.space)
+
+    @property
+    def sampling_space(self) -> SearchSpace:
+        space = get_space(self.space)
+        return space.widened() if self.sampling == "wide" else space
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_archs(settings: DatasetSettings) -> list[Arch]:
+    """The dataset's architectures, in measurement order (seeded, distinct)."""
+    return settings.sampling_space.sample_unique(settings.size, seed=settings.seed)
+
+
+def dataset_row(arch: Arch, space: SearchSpace, timing: dict[str, float]) -> dict[str, Any]:
+    """One CSV row: id, arch JSON, raw features, timings."""
+    features = dict(zip(LATENCY_FEATURE_NAMES, space.latency_raw_features(arch), strict=True))
+    return {"arch_id": arch.id, "arch": arch.to_json(), **features, **timing}
+
+
+def read_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """Rows already measured, by arch id; a truncated last line (a kill mid-write) is dropped."""
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        rows[row["arch_id"]] = row
+    return rows
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def collect_latency_dataset(
+    settings: DatasetSettings,
+    out_csv: str | Path,
+    state_dir: str | Path,
+    *,
+    fresh: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Measure every sampled architecture not yet in `state_dir` and write `out_csv`."""
+    import torch
+
+    from nasflow.efficiency.latency import measure
+    from nasflow.model import SuperTransformer
+    from nasflow.train.state import INPUTS_FILE, StateFolder
+
+    state = StateFolder(state_dir, {"latency_dataset": settings.to_dict()})
+    rows_path = state.path / ROWS_FILE
+    if fresh:
+        state.clear()
+        rows_path.unlink(missing_ok=True)
+    state.check()
+    state.path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(state.path / INPUTS_FILE, state.inputs)
+    archs = sample_archs(settings)
+    done = read_rows(rows_path)
+    space = settings.sampling_space
+    device = torch.device(settings.device)
+    torch.set_num_threads(settings.threads)
+    for index, arch in enumerate(archs):
+        if arch.id not in done:
+            model = SuperTransformer(space, settings.vocab_size, layout=arch).to(device)
+            result = measure(
+                model,
+                backend=settings.backend,
+                length=settings.length,
+                beam=settings.beam,
+                warmup=settings.warmup,
+                runs=settings.runs,
+                threads=settings.threads,
+            )
+            row = dataset_row(arch, space, {name: getattr(result, name) for name in TIMING_COLUMNS})
+            row["environment"] = result.environment  # kept in rows.jsonl, not in the CSV
+            _append_row(rows_path, row)
+            done[arch.id] = row
+        if progress is not None:
+            progress(index + 1, len(archs))
+    frame = pd.DataFrame([done[arch.id] for arch in archs], columns=list(DATASET_COLUMNS))
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_csv) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    environments = [done[arch.id].get("environment") for arch in archs]
+    meta = {"settings": settings.to_dict(), "rows": len(frame), "environment": environments[-1]}
+    write_json_atomic(meta_path(out_csv), meta)
+    return frame
+
+
+def meta_path(csv_path: str | Path) -> Path:
+    """The JSON beside a dataset CSV: settings and the measuring environment (threads,
+    device name, backend versions)."""
+    return Path(csv_path).with_suffix(".json")

@@ -1,0 +1,52 @@
+# Latency on each target device: a measured dataset of sampled architectures and HAT's MLP
+# latency predictor trained on it (results/{experiment}/latency/{target}/).
+
+
+rule latency_dataset:
+    output:
+        csv=f"results/{EXP}/latency/{{target}}/dataset.csv",
+        meta=f"results/{EXP}/latency/{{target}}/dataset.json",
+    log:
+        f"logs/{EXP}/latency_dataset/{{target}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/latency_dataset/{{target}}.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: lambda wildcards: measure_threads(wildcards.target)
+    resources:
+        gpu=lambda wildcards: target_uses_gpu(wildcards.target),
+        mem_mb=8000,
+        runtime=6 * 60,
+    params:
+        config=run_config("latency", "data"),
+        state=lambda wildcards: f"state/{EXP}/latency/{wildcards.target}",
+    shell:
+        "nasflow latency dataset --config-json {params.config:q} --target {wildcards.target}"
+        " --out {output.csv} --state {params.state} > {log} 2>&1"
+
+
+rule latency_predictor:
+    input:
+        rules.latency_dataset.output.csv,
+    output:
+        model=f"results/{EXP}/latency/{{target}}/predictor/model.pt",
+        evaluation=f"results/{EXP}/latency/{{target}}/predictor/eval.json",
+        plot=f"results/{EXP}/latency/{{target}}/predictor/predicted_vs_measured.png",
+    log:
+        f"logs/{EXP}/latency_predictor/{{target}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/latency_predictor/{{target}}.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=json.dumps(config["latency"]["predictor"], sort_keys=True),
+        out=lambda wildcards, output: Path(output.model).parent,
+        space=config["space"],
+    shell:
+        "nasflow latency train-predictor --dataset {input} --space {params.space}"
+        " --settings-json {params.settings:q} --threads {threads} --out {params.out}"
+        " > {log} 2>&1"

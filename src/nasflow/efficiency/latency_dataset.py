@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from nasflow.errors import ConfigError
-from nasflow.io import atomic_path, write_json_atomic
+from nasflow.io import atomic_path, write_json_atomic, write_text_atomic
 from nasflow.space import LATENCY_FEATURE_NAMES, Arch, SearchSpace, get_space
 
 ROWS_FILE = "rows.jsonl"
@@ -83,16 +83,21 @@ def dataset_row(arch: Arch, space: SearchSpace, timing: dict[str, float]) -> dic
 
 
 def read_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """Rows already measured, by arch id; a truncated last line (a kill mid-write) is dropped."""
+    """Rows already measured, by arch id. A truncated last line (a kill mid-write) is dropped
+    from the file too, so that the next row starts on a line of its own."""
     rows: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = path.read_text(encoding="utf-8")
+    for line in text.splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
         rows[row["arch_id"]] = row
+    if text and not text.endswith("\n"):
+        lines = [json.dumps(row, sort_keys=True) + "\n" for row in rows.values()]
+        write_text_atomic(path, "".join(lines))
     return rows
 
 

@@ -14,8 +14,10 @@ from nasflow.cli import main
 from nasflow.efficiency.latency_dataset import (
     DATASET_COLUMNS,
     ROWS_FILE,
+    TIMING_COLUMNS,
     DatasetSettings,
     collect_latency_dataset,
+    drift_corrected,
     meta_path,
     sample_archs,
 )
@@ -102,6 +104,46 @@ def test_killed_run_resumes_without_remeasuring(tmp_path: Path, monkeypatch) -> 
     assert len(measured) == 5  # a finished state measures nothing
 
 
+def test_passes_take_the_median_in_shuffled_orders(tmp_path: Path, monkeypatch) -> None:
+    settings = DatasetSettings(**{**TINY, "passes": 3})
+    measured = _counting_measure(monkeypatch)
+    frame = collect_latency_dataset(settings, tmp_path / "d.csv", tmp_path / "state")
+    assert len(measured) == 15 and len(frame) == 5
+    assert measured[5:10] != measured[:5]  # the second pass runs in another order
+    rows = [json.loads(line) for line in (tmp_path / "state" / ROWS_FILE).read_text().splitlines()]
+    for _, merged in frame.iterrows():
+        mine = [r for r in rows if r["arch_id"] == merged["arch_id"]]
+        assert sorted(r["pass"] for r in mine) == [0, 1, 2]
+        median = sorted(r["decoder_ms"] for r in mine)[1]
+        assert merged["decoder_ms"] == pytest.approx(median, rel=1e-5)
+
+
+def test_drift_correction_scales_by_the_reference_of_the_moment() -> None:
+    rows = [
+        {"reference_ms": 2.0, **{name: 10.0 for name in TIMING_COLUMNS}},
+        {"reference_ms": 4.0, **{name: 30.0 for name in TIMING_COLUMNS}},  # a slow spell
+        {"reference_ms": 3.0, **{name: 15.0 for name in TIMING_COLUMNS}},
+    ]
+    corrected = drift_corrected(rows)  # the typical reference is 3.0
+    assert [row["total_ms"] for row in corrected] == pytest.approx([15.0, 22.5, 15.0])
+    assert corrected[1]["reference_ms"] == 4.0
+
+
+def test_dataset_with_drift_correction(tmp_path: Path) -> None:
+    for backend in ("torch", "onnxruntime"):
+        settings = DatasetSettings(
+            **{**TINY, "size": 3, "backend": backend, "drift_correction": True}
+        )
+        state = tmp_path / backend
+        frame = collect_latency_dataset(settings, tmp_path / f"{backend}.csv", state)
+        rows = [json.loads(line) for line in (state / ROWS_FILE).read_text().splitlines()]
+        assert all(row["reference_ms"] > 0 for row in rows)
+        typical = sorted(row["reference_ms"] for row in rows)[1]
+        for row, (_, merged) in zip(rows, frame.iterrows(), strict=True):
+            factor = typical / row["reference_ms"]
+            assert merged["decoder_ms"] == pytest.approx(row["decoder_ms"] * factor, rel=1e-4)
+
+
 def test_changed_settings_are_refused_until_fresh(tmp_path: Path) -> None:
     settings = DatasetSettings(**TINY)
     collect_latency_dataset(settings, tmp_path / "d.csv", tmp_path / "state")
@@ -118,6 +160,7 @@ def test_changed_settings_are_refused_until_fresh(tmp_path: Path) -> None:
         ({"backend": "tvm"}, "unknown latency backend 'tvm'"),
         ({"sampling": "huge"}, "latency sampling must be one of"),
         ({"size": 0}, "size must be >= 1"),
+        ({"passes": 0}, "passes must be >= 1"),
         ({"device": "tpu"}, "device must be cpu or cuda"),
         ({"space": "nope"}, "nope"),
     ],

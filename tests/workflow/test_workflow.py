@@ -126,6 +126,8 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     data["train"] = tiny
     data["tfs"] = {"num_archs": 2}
     data["evaluate"] = {"beam": 2, "max_len_a": 1.0, "max_len_b": 3, "valid_sentences": 10}
+    data["latency"] = {"dataset_size": 12, "runs": 2, "warmup": 1, "length": 6,
+                       "predictor": {"steps": 200, "hidden_dim": 32}}  # fmt: skip
     config.write_text(yaml.safe_dump(data))
     result = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -145,6 +147,10 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     quality = json.loads((out / "tfs" / "supernet_quality.json").read_text())
     assert quality["architectures"] == 2 and quality["predictor"] == "Supernet (loss)"
     assert (tmp_path / "state" / "t" / "supernet" / "state.pt").is_file()
+    latency = out / "latency" / "cpu"
+    assert (latency / "dataset.csv").read_text().count("\n") == 13  # header + 12 archs
+    evaluation = json.loads((latency / "predictor" / "eval.json").read_text())
+    assert evaluation["test"]["n"] >= 1 and (latency / "predictor" / "model.pt").is_file()
     rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 

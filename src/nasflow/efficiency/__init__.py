@@ -1,4 +1,5 @@
-"""Efficiency of an architecture: closed-form parameter and FLOP counts."""
+"""Efficiency of an architecture: closed-form parameter and FLOP counts (here), latency on the
+device (`latency`, `onnx_export`, `latency_dataset`), the latency predictor and constraints."""
 
 from nasflow.efficiency.counts import (
     count_embedding_params,

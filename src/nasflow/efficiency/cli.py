@@ -43,6 +43,8 @@ def dataset_settings(config: Config, target: str, overrides: dict[str, Any]) -> 
         "beam": latency["beam"],
         "warmup": latency["warmup"],
         "runs": latency["runs"],
+        "passes": latency["passes"],
+        "drift_correction": latency["drift_correction"],
         **target_settings(config, target),
     }
     values.update({key: value for key, value in overrides.items() if value is not None})
@@ -60,6 +62,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         "backend": args.backend,
         "threads": args.threads,
         "runs": args.runs,
+        "passes": args.passes,
         "device": args.device,
     }
     settings = dataset_settings(config, args.target, overrides)
@@ -67,7 +70,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     with tqdm(total=settings.size, desc="latency dataset", unit="arch", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
-            bar.n = done
+            bar.total, bar.n = total, done
             bar.refresh()
 
         frame = collect_latency_dataset(
@@ -135,12 +138,21 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         threads=threads,
     )
     record = {**result.to_dict(), "arch": arch.to_dict(), "target": args.target}
+    predicted = ""
+    if args.predictor is not None:
+        from nasflow.efficiency.latency_predictor import LatencyPredictor
+
+        predictor = LatencyPredictor.from_file(args.predictor)
+        record["predicted_ms"] = float(predictor.predict_ms([arch])[0])
+        record["predicted_target"] = predictor.target
+        record["predictor"] = str(args.predictor)
+        predicted = f" (predicted {record['predicted_ms']:.2f} ms)"
     if args.out:
         write_json_atomic(args.out, record)
     _log(
         f"{arch.id} {backend}: encoder {result.encoder_ms:.2f} ± {result.encoder_std_ms:.2f} ms, "
         f"decoder {result.decoder_ms:.2f} ± {result.decoder_std_ms:.2f} ms, "
-        f"total {result.total_ms:.2f} ms"
+        f"total {result.total_ms:.2f} ms{predicted}"
     )
     return 0
 
@@ -185,6 +197,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     measure.add_argument("--device", choices=["cpu", "cuda"], help="override the target's device")
     measure.add_argument("--runs", type=int, help="override latency.runs")
     measure.add_argument("--out", type=Path, help="write the result as JSON")
+    measure.add_argument(
+        "--predictor", type=Path, help="latency predictor (.pt): report its estimate beside"
+    )
     measure.set_defaults(func=_cmd_measure)
 
     dataset = sub.add_parser("dataset", help="measure sampled architectures into a CSV")
@@ -198,6 +213,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dataset.add_argument("--threads", type=int, help="override the target's threads")
     dataset.add_argument("--device", choices=["cpu", "cuda"], help="override the target's device")
     dataset.add_argument("--runs", type=int, help="override latency.runs")
+    dataset.add_argument("--passes", type=int, help="override latency.passes")
     dataset.set_defaults(func=_cmd_dataset)
 
     predictor_cli.register(sub)

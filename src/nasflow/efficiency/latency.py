@@ -228,14 +228,22 @@ def measure_onnx(
     runs: int = 20,
     threads: int = 1,
     device: str = "cpu",
+    sessions: tuple[Any, Any] | None = None,
 ) -> LatencyResult:
-    """Latency of an `export_onnx` folder with ONNX Runtime, same protocol as `measure_torch`."""
+    """Latency of an `export_onnx` folder with ONNX Runtime, same protocol as `measure_torch`.
+
+    `sessions` (encoder, decoder) reuses sessions opened by `ort_session` for this folder.
+    """
     _check_protocol(beam, warmup, runs)
     if not isinstance(exported, ExportedModel):
         exported = ExportedModel.load(exported)
     arch = Arch.from_dict(exported.meta["arch"])
-    encoder_session = ort_session(exported.encoder, threads, device)
-    decoder_session = ort_session(exported.decoder, threads, device)
+    if sessions is None:
+        sessions = (
+            ort_session(exported.encoder, threads, device),
+            ort_session(exported.decoder, threads, device),
+        )
+    encoder_session, decoder_session = sessions
     names = cache_names(exported.layers)
     src, prev = (t.numpy() for t in dummy_batch(length, torch.device("cpu")))
     steps = np.ascontiguousarray(np.broadcast_to(prev, (beam, length)))

@@ -5,6 +5,12 @@ FFN and head choice; `SearchSpace.widened`), or from the search space itself. Ea
 as a dense model with random weights (latency does not depend on the weights) and measured with
 the configured backend and protocol.
 
+On a machine whose speed drifts (a shared VM), `passes` > 1 measures every architecture
+several times, each pass in another seeded order, and keeps the median per timing column.
+
+With `drift_correction`, each measurement is followed by one of a fixed reference architecture
+and scaled by the reference's speed at that moment (`drift_corrected`).
+
 Resumable: every measured row is appended (and flushed) to `rows.jsonl` in a state folder
 outside the rule's outputs, guarded by a fingerprint of the settings. A killed run keeps its rows
 and measures only the rest; the CSV is written atomically once all rows exist.
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +55,8 @@ class DatasetSettings:
     beam: int = 5
     warmup: int = 5
     runs: int = 20
+    passes: int = 1
+    drift_correction: bool = False
 
     def __post_init__(self) -> None:
         from nasflow.efficiency.latency import check_backend
@@ -56,6 +66,8 @@ class DatasetSettings:
             raise ConfigError(
                 f"latency sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}"
             )
+        if self.passes < 1:
+            raise ConfigError(f"latency passes must be >= 1, got {self.passes}")
         if self.size < 1:
             raise ConfigError(f"latency dataset size must be >= 1, got {self.size}")
         if self.device not in ("cpu", "cuda"):
@@ -82,10 +94,13 @@ def dataset_row(arch: Arch, space: SearchSpace, timing: dict[str, float]) -> dic
     return {"arch_id": arch.id, "arch": arch.to_json(), **features, **timing}
 
 
-def read_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """Rows already measured, by arch id. A truncated last line (a kill mid-write) is dropped
-    from the file too, so that the next row starts on a line of its own."""
-    rows: dict[str, dict[str, Any]] = {}
+Key = tuple[str, int]  # (arch id, pass)
+
+
+def read_rows(path: Path) -> dict[Key, dict[str, Any]]:
+    """Rows already measured, by (arch id, pass). A truncated last line (a kill mid-write) is
+    dropped from the file too, so that the next row starts on a line of its own."""
+    rows: dict[Key, dict[str, Any]] = {}
     if not path.is_file():
         return rows
     text = path.read_text(encoding="utf-8")
@@ -94,7 +109,7 @@ def read_rows(path: Path) -> dict[str, dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        rows[row["arch_id"]] = row
+        rows[(row["arch_id"], int(row.get("pass", 0)))] = row
     if text and not text.endswith("\n"):
         lines = [json.dumps(row, sort_keys=True) + "\n" for row in rows.values()]
         write_text_atomic(path, "".join(lines))
@@ -108,6 +123,78 @@ def _append_row(path: Path, row: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
+def pass_order(archs: list[Arch], settings: DatasetSettings, index: int) -> list[Arch]:
+    """Measurement order of pass `index`: the sampling order first, then seeded shuffles, so
+    a slow spell of the machine hits different architectures in every pass."""
+    if index == 0:
+        return list(archs)
+    order = list(archs)
+    random.Random(f"{settings.seed}-pass-{index}").shuffle(order)
+    return order
+
+
+class ReferenceProbe:
+    """Times a fixed reference architecture (the search space's smallest) with sessions or
+    model kept open, to measure how fast the machine runs at the moment."""
+
+    def __init__(self, settings: DatasetSettings, folder: Path):
+        import torch
+
+        from nasflow.efficiency.latency import ort_session
+        from nasflow.efficiency.onnx_export import export_onnx
+        from nasflow.model import SuperTransformer
+
+        self.settings = settings
+        arch = get_space(settings.space).smallest()
+        model = SuperTransformer(settings.space, settings.vocab_size, layout=arch)
+        self.model = model.to(torch.device(settings.device)).eval()
+        self.sessions = None
+        if settings.backend == "onnxruntime":
+            self.exported = export_onnx(self.model, folder)
+            self.sessions = tuple(
+                ort_session(path, settings.threads, settings.device)
+                for path in (self.exported.encoder, self.exported.decoder)
+            )
+
+    def __call__(self) -> float:
+        """Total latency (ms) of the reference architecture now."""
+        from nasflow.efficiency.latency import measure_onnx, measure_torch
+
+        s = self.settings
+        protocol = {"beam": s.beam, "warmup": s.warmup, "runs": s.runs}
+        if self.sessions is None:
+            return measure_torch(self.model, length=s.length, **protocol).total_ms
+        length = s.length or get_space(s.space).measure_len
+        result = measure_onnx(
+            self.exported, length=length, threads=s.threads, sessions=self.sessions, **protocol
+        )
+        return result.total_ms
+
+
+def drift_corrected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with timings scaled by `median(reference) / reference` of their own moment.
+
+    On a machine whose speed drifts (a shared VM has slow spells of seconds, 40% slower), every
+    architecture's measurement is followed by one of a fixed reference architecture; dividing by
+    the reference's relative speed at that moment removes the machine's state from the label.
+    """
+    typical = statistics.median(row["reference_ms"] for row in rows)
+    corrected = []
+    for row in rows:
+        factor = typical / row["reference_ms"]
+        corrected.append({**row, **{name: row[name] * factor for name in TIMING_COLUMNS}})
+    return corrected
+
+
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The per-pass rows of one architecture merged: medians of the timings over passes."""
+    merged = dict(rows[0])
+    for name in TIMING_COLUMNS:
+        merged[name] = statistics.median(row[name] for row in rows)
+    merged["total_ms"] = merged["encoder_ms"] + merged["decoder_ms"]
+    return merged
+
+
 def collect_latency_dataset(
     settings: DatasetSettings,
     out_csv: str | Path,
@@ -116,7 +203,7 @@ def collect_latency_dataset(
     fresh: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """Measure every sampled architecture not yet in `state_dir` and write `out_csv`."""
+    """Measure every (architecture, pass) not yet in `state_dir` and write `out_csv`."""
     import torch
 
     from nasflow.efficiency.latency import measure
@@ -136,31 +223,48 @@ def collect_latency_dataset(
     space = settings.sampling_space
     device = torch.device(settings.device)
     torch.set_num_threads(settings.threads)
-    for index, arch in enumerate(archs):
-        if arch.id not in done:
-            model = SuperTransformer(space, settings.vocab_size, layout=arch).to(device)
-            result = measure(
-                model,
-                backend=settings.backend,
-                length=settings.length,
-                beam=settings.beam,
-                warmup=settings.warmup,
-                runs=settings.runs,
-                threads=settings.threads,
-            )
-            row = dataset_row(arch, space, {name: getattr(result, name) for name in TIMING_COLUMNS})
-            row["environment"] = result.environment  # kept in rows.jsonl, not in the CSV
-            _append_row(rows_path, row)
-            done[arch.id] = row
-        if progress is not None:
-            progress(index + 1, len(archs))
-    frame = pd.DataFrame([done[arch.id] for arch in archs], columns=list(DATASET_COLUMNS))
+    total, count = len(archs) * settings.passes, 0
+    probe = (
+        ReferenceProbe(settings, state.path / "reference") if settings.drift_correction else None
+    )
+    for index in range(settings.passes):
+        for arch in pass_order(archs, settings, index):
+            if (arch.id, index) not in done:
+                model = SuperTransformer(space, settings.vocab_size, layout=arch).to(device)
+                result = measure(
+                    model,
+                    backend=settings.backend,
+                    length=settings.length,
+                    beam=settings.beam,
+                    warmup=settings.warmup,
+                    runs=settings.runs,
+                    threads=settings.threads,
+                )
+                timings = {name: getattr(result, name) for name in TIMING_COLUMNS}
+                row = dataset_row(arch, space, timings)
+                row["pass"] = index
+                if probe is not None:
+                    row["reference_ms"] = probe()
+                row["environment"] = result.environment  # kept in rows.jsonl, not in the CSV
+                _append_row(rows_path, row)
+                done[(arch.id, index)] = row
+            count += 1
+            if progress is not None:
+                progress(count, total)
+    rows = {key: done[key] for key in ((a.id, i) for a in archs for i in range(settings.passes))}
+    if settings.drift_correction:
+        rows = dict(zip(rows, drift_corrected(list(rows.values())), strict=True))
+    merged = [median_row([rows[(a.id, i)] for i in range(settings.passes)]) for a in archs]
+    frame = pd.DataFrame(merged, columns=list(DATASET_COLUMNS))
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_csv) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
-    environments = [done[arch.id].get("environment") for arch in archs]
-    meta = {"settings": settings.to_dict(), "rows": len(frame), "environment": environments[-1]}
+    meta = {
+        "settings": settings.to_dict(),
+        "rows": len(frame),
+        "environment": merged[-1].get("environment"),
+    }
     write_json_atomic(meta_path(out_csv), meta)
     return frame
 

@@ -7,8 +7,9 @@
 2. **Stability**: the coefficient of variation (std/mean) of `--repeats` full measurements of
    the same architecture, per backend.
 3. **Predictor error**: a latency dataset of `--dataset-size` architectures of the widened space
-   measured with ONNX Runtime (median of `--passes` passes in shuffled orders, each measurement
-   scaled by a reference architecture's speed at that moment), then the latency
+   measured with ONNX Runtime (median of `--passes` passes in shuffled orders; with
+   `--drift-correction`, each measurement scaled by a reference architecture's speed at that
+   moment), then the latency
    predictor with its default settings; relative MAE and Kendall tau on the held-out 10%
    (target relative MAE <= 5% on the demo space).
 

@@ -142,7 +142,7 @@ def main() -> int:
     parser.add_argument("--dataset-size", type=int, default=300)
     parser.add_argument("--passes", type=int, default=3, help="dataset passes (median)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--drift-correction", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--drift-correction", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--skip-predictor", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

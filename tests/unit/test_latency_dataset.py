@@ -219,6 +219,15 @@ def test_dataset_and_measure_commands(tmp_path: Path, capsys) -> None:
     assert record["backend"] == "torch" and record["arch_id"] == get_space("demo").smallest().id
     assert record["environment"]["threads"] == 1 and record["runs"] == 2
 
+    predictor = tmp_path / "predictor"
+    train = ["latency", "train-predictor", "--dataset", str(out), "--space", "demo", "--out",
+             str(predictor), "--steps", "20", "--hidden-dim", "8"]  # fmt: skip
+    assert main(train) == 0
+    assert main([*args, "--predictor", str(predictor / "model.pt")]) == 0
+    record = json.loads(result.read_text())
+    assert record["predicted_ms"] > 0 and record["predicted_target"] == "total_ms"
+    assert "(predicted " in capsys.readouterr().err
+
     assert main([*args[:5], "gpu9", "--out", str(result)]) == 2
     assert "latency.targets has no target 'gpu9' (known: ['cpu1'])" in capsys.readouterr().err
 

@@ -21,6 +21,7 @@ from nasflow.efficiency.latency_dataset import (
     meta_path,
     sample_archs,
 )
+from nasflow.efficiency.latency_predictor import LatencyPredictor
 from nasflow.errors import ConfigError
 from nasflow.space import LATENCY_FEATURE_NAMES, Arch, get_space
 from nasflow.train.state import TrainStateError
@@ -223,9 +224,12 @@ def test_dataset_and_measure_commands(tmp_path: Path, capsys) -> None:
     train = ["latency", "train-predictor", "--dataset", str(out), "--space", "demo", "--out",
              str(predictor), "--steps", "20", "--hidden-dim", "8"]  # fmt: skip
     assert main(train) == 0
+    smallest = get_space("demo").smallest()
     assert main([*args, "--predictor", str(predictor / "model.pt")]) == 0
     record = json.loads(result.read_text())
-    assert record["predicted_ms"] > 0 and record["predicted_target"] == "total_ms"
+    expected = LatencyPredictor.from_file(predictor / "model.pt").predict_ms([smallest])[0]
+    assert record["predicted_ms"] == pytest.approx(expected)  # an untrained MLP: any value
+    assert record["predicted_target"] == "total_ms" and record["total_ms"] > 0
     assert "(predicted " in capsys.readouterr().err
 
     assert main([*args[:5], "gpu9", "--out", str(result)]) == 2

@@ -1,0 +1,1 @@
+"""LLM performance predictors (LLM-PP): prompts, providers, reply parsing, the offline stand-in."""

@@ -1,0 +1,92 @@
+"""LLM-PP predictions through the cache: samples, bounded parse retries, aggregation."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from nasflow.llm.cache import CachedReply, ReplyCache, RequestKey
+from nasflow.llm.parsing import parse_prediction
+from nasflow.llm.providers import Provider
+
+AGGREGATES = {"mean": statistics.fmean, "median": statistics.median}
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """How replies become one prediction."""
+
+    samples: int = 1
+    aggregate: str = "mean"
+    parse_retries: int = 3
+    low: float = 0.0
+    high: float = 100.0
+    concurrency: int = 4
+
+
+@dataclass
+class Prediction:
+    """One architecture's prediction; `value` is None when every sample failed."""
+
+    value: float | None
+    replies: list[str] = field(default_factory=list)
+    requests: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.value is None
+
+
+def _params(provider: Provider) -> dict:
+    return dict(getattr(provider, "params", {}))
+
+
+def predict(
+    provider: Provider, cache: ReplyCache, prompt: str, settings: PredictSettings
+) -> Prediction:
+    """Ask `settings.samples` times; a reply without a number in range is retried up to
+    `parse_retries` times (each attempt cached under its own key), then counted as failed."""
+    result = Prediction(value=None)
+    values: list[float] = []
+    for sample in range(settings.samples):
+        for attempt in range(settings.parse_retries + 1):
+            key = RequestKey(
+                provider.name, provider.endpoint, provider.model, prompt, _params(provider),
+                sample, attempt,
+            )  # fmt: skip
+            entry = cache.get(key)
+            if entry is None:
+                completion = provider.complete(prompt)
+                value = parse_prediction(completion.text, settings.low, settings.high)
+                entry = CachedReply(
+                    completion.text, value, completion.prompt_tokens,
+                    completion.completion_tokens, completion.latency_s,
+                )  # fmt: skip
+                cache.put(key, entry)
+                result.requests += 1
+            else:
+                result.cache_hits += 1
+            result.replies.append(entry.reply)
+            result.prompt_tokens += entry.prompt_tokens or 0
+            result.completion_tokens += entry.completion_tokens or 0
+            if entry.value is not None:
+                values.append(entry.value)
+                break
+    if values:
+        result.value = float(AGGREGATES[settings.aggregate](values))
+    return result
+
+
+def predict_many(
+    provider: Provider, cache: ReplyCache, prompts: Sequence[str], settings: PredictSettings
+) -> list[Prediction]:
+    """`predict` for every prompt, `settings.concurrency` requests in flight, in input order."""
+    if settings.concurrency <= 1:
+        return [predict(provider, cache, prompt, settings) for prompt in prompts]
+    with ThreadPoolExecutor(settings.concurrency) as pool:
+        return list(pool.map(lambda prompt: predict(provider, cache, prompt, settings), prompts))

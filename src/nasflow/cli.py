@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nasflow.data import cli as data_cli
     from nasflow.efficiency import cli as efficiency_cli
     from nasflow.evaluate import cli as evaluate_cli
+    from nasflow.llm import cli as llm_cli
     from nasflow.predictors import cli as predictors_cli
     from nasflow.train import cli as train_cli
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         train_cli,
         evaluate_cli,
         efficiency_cli,
+        llm_cli,
     )
     for module in modules:
         module.register(subparsers)

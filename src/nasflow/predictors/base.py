@@ -32,6 +32,11 @@ class Predictor(ABC):
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         """One float score per architecture, in the order given (shape `(len(archs),)`)."""
 
+    def for_seed(self, seed: int) -> Predictor:
+        """The predictor for one TFS-Eval seed (itself, unless predictions depend on the seed's
+        demonstrations, as LLM-PP's do)."""
+        return self
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, bleu_scale={self.bleu_scale})"
 

@@ -58,7 +58,7 @@ def per_seed_metrics(table: pd.DataFrame, task: str, predictor: Predictor) -> Se
     for seed, rows in test.groupby("seed", sort=True):
         archs = list(rows["arch"])
         gold = rows["gold"].to_numpy(dtype=float)
-        scores = check_scores(predictor, archs, predictor.predict(archs))
+        scores = check_scores(predictor, archs, predictor.for_seed(int(seed)).predict(archs))
         results[int(seed)] = {
             "mae": mae(gold, scores) if predictor.bleu_scale else math.nan,
             "kendall": kendall(gold, scores),

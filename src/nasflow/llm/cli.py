@@ -1,0 +1,188 @@
+"""`nasflow llm-pp predict|evaluate`: LLM-PP predictions on TFS-Eval and their quality table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from nasflow.errors import ConfigError, DataError
+from nasflow.io import atomic_path, iter_jsonl, read_lines, write_json_atomic, write_text_atomic
+
+TASK_EXAMPLE_SETS = {
+    "wmt14ende": ("en-de.newstest2013", "en", "de"),
+    "wmt14enfr": ("en-fr.newstest2014", "en", "fr"),
+    "wmt19ende": ("en-de.newstest2013", "en", "de"),
+}
+"""Sentence pairs shown as task examples for the released tasks (WMT dev/test sets in the mirror;
+the WMT training corpora are not available offline)."""
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _mirror_path(args: argparse.Namespace, *parts: str) -> Path | None:
+    mirror = os.environ.get("NASFLOW_MIRROR")
+    return Path(mirror, *parts) if mirror else None
+
+
+def _tfs_eval_dir(args: argparse.Namespace) -> Path:
+    folder = args.tfs_eval or _mirror_path(args, "llmas", "train-test_seedarchs")
+    if folder is None:
+        raise ConfigError("pass --tfs-eval DIR or set NASFLOW_MIRROR")
+    return Path(folder)
+
+
+def _examples_loader(folder: Path | None):
+    def examples(task: str) -> tuple[list[str], list[str]] | None:
+        if folder is None or task not in TASK_EXAMPLE_SETS:
+            return None
+        name, source, target = TASK_EXAMPLE_SETS[task]
+        paths = [folder / f"{name}.{lang}.gz" for lang in (source, target)]
+        if not all(path.is_file() for path in paths):
+            _log(f"nasflow: no task examples for {task}: {paths[0]} is missing")
+            return None
+        return read_lines(paths[0]), read_lines(paths[1])
+
+    return examples
+
+
+def _provider(args: argparse.Namespace):
+    from nasflow.llm.providers import OfflineProvider, OpenAIProvider
+
+    if args.provider == "offline":
+        return OfflineProvider()
+    if not args.model:
+        raise ConfigError("--provider openai needs --model (e.g. gpt-4, or the served model name)")
+    return OpenAIProvider(
+        args.model,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        timeout_s=args.timeout,
+        requests_per_minute=args.requests_per_minute,
+    )
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from nasflow.llm.cache import ReplyCache
+    from nasflow.llm.llm_pp import PromptSettings, llm_pp_predictions, usage_summary
+    from nasflow.llm.predict import PredictSettings
+    from nasflow.tfs_eval import read_tfs_eval
+
+    table = read_tfs_eval(_tfs_eval_dir(args), tasks=args.task, seeds=args.seeds)
+    tasks = args.task or sorted(table["task"].unique())
+    prompts = PromptSettings(args.variant, args.demonstrations, args.task_examples, args.template)
+    predict = PredictSettings(
+        samples=args.samples,
+        aggregate=args.aggregate,
+        parse_retries=args.parse_retries,
+        concurrency=args.concurrency,
+    )
+    provider = _provider(args)
+    cache = ReplyCache(args.cache)
+    examples_dir = args.examples_dir or _mirror_path(args, "newstest")
+    records = llm_pp_predictions(
+        table, tasks, provider, cache, prompts, predict, _examples_loader(examples_dir), _log
+    )
+    lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+    write_text_atomic(args.out, lines)
+    prices = None
+    if args.price_prompt is not None or args.price_completion is not None:
+        prices = {"prompt": args.price_prompt or 0.0, "completion": args.price_completion or 0.0}
+    usage = usage_summary(records, provider, prompts, predict, prices)
+    write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), usage)
+    _log(
+        f"{len(records)} predictions ({usage['failed']} failed): {usage['requests']} requests, "
+        f"{usage['cache_hits']} cache hits -> {args.out}"
+    )
+    return 0
+
+
+def read_predictions(paths: list[Path]) -> list[dict[str, Any]]:
+    """Records of `llm-pp predict` files (errors name file and line)."""
+    records = []
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"{path}: no such predictions file")
+        for line, record in iter_jsonl(path):
+            missing = {"predictor", "seed", "task", "arch_id", "prediction"} - set(record)
+            if missing:
+                raise DataError(f"{path}:{line}: missing {', '.join(sorted(missing))}")
+            records.append(record)
+    return records
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from nasflow.llm.llm_pp import SeedPredictions
+    from nasflow.predictors.cli import DECIMALS, to_markdown
+    from nasflow.predictors.quality import default_predictors, evaluate_predictors
+    from nasflow.tfs_eval import read_tfs_eval
+
+    records = read_predictions(args.predictions)
+    table = read_tfs_eval(_tfs_eval_dir(args), tasks=args.task)
+    tasks = args.task or sorted(table["task"].unique())
+    names = list(dict.fromkeys(r["predictor"] for r in records))
+
+    def predictors(task: str) -> list:
+        llm = [SeedPredictions(name, [r for r in records if r["task"] == task]) for name in names]
+        return (default_predictors(table, task) if args.baselines else []) + llm
+
+    results = evaluate_predictors(table, tasks, predictors)
+    with atomic_path(args.out) as tmp:
+        results.round(DECIMALS).to_csv(tmp, index=False, na_rep="")
+    markdown = to_markdown(results)
+    print(markdown)
+    if args.markdown:
+        write_text_atomic(args.markdown, markdown + "\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `llm-pp predict` and `llm-pp evaluate`."""
+    group = subparsers.add_parser("llm-pp", help="LLM performance predictors (LLM-PP)")
+    sub = group.add_subparsers(dest="llm_command", required=True, metavar="SUBCOMMAND")
+
+    predict = sub.add_parser("predict", help="LLM-PP predictions for TFS-Eval test architectures")
+    predict.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
+    predict.add_argument("--task", nargs="+", help="tasks (default: every task found)")
+    predict.add_argument("--seeds", type=int, nargs="+", help="seeds (default: all)")
+    predict.add_argument("--provider", choices=["offline", "openai"], default="offline")
+    predict.add_argument("--model", help="model name (openai provider)")
+    predict.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. a vLLM server")
+    predict.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var of the key")
+    predict.add_argument("--temperature", type=float, help="sampling temperature")
+    predict.add_argument("--max-tokens", type=int, default=25)
+    predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    predict.add_argument("--requests-per-minute", type=float, help="throttle")
+    predict.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    predict.add_argument("--samples", type=int, default=1, help="replies per architecture")
+    predict.add_argument("--aggregate", choices=["mean", "median"], default="mean")
+    predict.add_argument("--parse-retries", type=int, default=3)
+    predict.add_argument("--variant", default="full", help="prompt variant (ablation)")
+    predict.add_argument("--demonstrations", type=int, default=10)
+    predict.add_argument("--task-examples", type=int, default=5)
+    predict.add_argument("--template", help="prompt template YAML (default: packaged)")
+    predict.add_argument("--examples-dir", type=Path, help="folder of newstest pairs")
+    predict.add_argument(
+        "--cache", type=Path, default=Path("resources/llm_cache.sqlite"), help="reply cache"
+    )
+    predict.add_argument("--price-prompt", type=float, help="USD per million prompt tokens")
+    predict.add_argument("--price-completion", type=float, help="USD per million output tokens")
+    predict.add_argument("--out", type=Path, required=True, help="predictions JSONL")
+    predict.add_argument("--usage", type=Path, help="usage JSON (default OUT.usage.json)")
+    predict.set_defaults(func=_cmd_predict)
+
+    evaluate = sub.add_parser("evaluate", help="MAE / Kendall tau of LLM-PP predictions")
+    evaluate.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
+    evaluate.add_argument("--task", nargs="+", help="tasks (default: every task found)")
+    evaluate.add_argument("--predictions", type=Path, nargs="+", required=True)
+    evaluate.add_argument("--baselines", action="store_true", help="add supernet and count rows")
+    evaluate.add_argument("--out", type=Path, required=True, help="results CSV")
+    evaluate.add_argument("--markdown", type=Path, help="also write the table as markdown")
+    evaluate.set_defaults(func=_cmd_evaluate)

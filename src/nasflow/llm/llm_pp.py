@@ -1,0 +1,215 @@
+"""LLM-PP on a TFS-Eval table: one prompt per test architecture, demonstrations from the
+seed's train split, predictions through the cache, usage and cost per step.
+
+For each (seed, task), the first `demonstrations` architectures of the seed's `train` split are
+shown with their GFLOPs (output layer included, as llmas) and from-scratch valid BLEU; each
+architecture of the seed's `test` split is then asked for. Task examples are sentence pairs of
+the task drawn with the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nasflow.errors import ConfigError, DataError
+from nasflow.llm.cache import ReplyCache
+from nasflow.llm.predict import PredictSettings, predict_many
+from nasflow.llm.prompts import (
+    VARIANTS,
+    Demonstration,
+    PromptTemplate,
+    TaskInfo,
+    render_prompt,
+    sample_task_examples,
+)
+from nasflow.llm.providers import Provider
+from nasflow.predictors.base import Predictor
+from nasflow.space import Arch
+
+TASKS: dict[str, TaskInfo] = {
+    "wmt14ende": TaskInfo("WMT'14", "English", "German"),
+    "wmt14enfr": TaskInfo("WMT'14", "English", "French"),
+    "wmt19ende": TaskInfo("WMT'19", "English", "German"),
+}
+"""What the prompt says about each released TFS-Eval task."""
+
+ExamplePairs = tuple[Sequence[str], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """Which prompt: the ablation variant, demonstrations, task examples, template file."""
+
+    variant: str = "full"
+    demonstrations: int = 10
+    task_examples: int = 5
+    template: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(
+                f"unknown prompt variant {self.variant!r}; choose one of {list(VARIANTS)}"
+            )
+        if self.demonstrations < 1 or self.task_examples < 0:
+            raise ConfigError("need demonstrations >= 1 and task_examples >= 0")
+
+
+def predictor_label(provider: Provider, prompts: PromptSettings) -> str:
+    """Row label in the tables, e.g. `LLM-PP openai/gpt-4`; the stand-in says so."""
+    if provider.name == "offline":
+        label = "LLM-PP offline stand-in (no LLM)"
+    else:
+        label = f"LLM-PP {provider.name}/{provider.model}"
+    if prompts.variant != "full":
+        label += f" [{prompts.variant}]"
+    if prompts.demonstrations != 10:
+        label += f" k={prompts.demonstrations}"
+    return label
+
+
+def _demonstration(row: pd.Series, with_score: bool) -> Demonstration:
+    return Demonstration(row["arch"], row["flops"] / 1e9, row["gold"] if with_score else None)
+
+
+def build_prompts(
+    table: pd.DataFrame,
+    task: str,
+    seed: int,
+    template: PromptTemplate,
+    settings: PromptSettings,
+    examples: ExamplePairs | None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The seed's test rows of `task` and one prompt per row."""
+    if task not in TASKS:
+        raise DataError(f"no task description for {task!r}; known: {', '.join(TASKS)}")
+    rows = table[(table["task"] == task) & (table["seed"] == seed)]
+    train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
+    if train.empty or test.empty:
+        raise DataError(f"TFS-Eval seed {seed} task {task}: needs train and test architectures")
+    demos = [_demonstration(r, True) for _, r in train.head(settings.demonstrations).iterrows()]
+    pairs: list[tuple[str, str]] = []
+    if examples is not None and settings.task_examples:
+        pairs = sample_task_examples(*examples, settings.task_examples, seed)
+    prompts = [
+        render_prompt(
+            template, settings.variant, TASKS[task], pairs, demos, _demonstration(r, False)
+        )
+        for _, r in test.iterrows()
+    ]
+    return test, prompts
+
+
+def llm_pp_predictions(
+    table: pd.DataFrame,
+    tasks: Sequence[str],
+    provider: Provider,
+    cache: ReplyCache,
+    prompts: PromptSettings,
+    predict: PredictSettings,
+    examples_for_task: Callable[[str], ExamplePairs | None],
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One record per (seed, task, test architecture): prediction, replies, cache use, usage."""
+    template = PromptTemplate.load(prompts.template)
+    label = predictor_label(provider, prompts)
+    records: list[dict[str, Any]] = []
+    for task in tasks:
+        examples = examples_for_task(task)
+        for seed in sorted(table.loc[table["task"] == task, "seed"].unique()):
+            test, texts = build_prompts(table, task, int(seed), template, prompts, examples)
+            results = predict_many(provider, cache, texts, predict)
+            for (_, row), result in zip(test.iterrows(), results, strict=True):
+                records.append(
+                    {
+                        "predictor": label,
+                        "seed": int(seed),
+                        "task": task,
+                        "arch_id": row["arch_id"],
+                        "arch": row["arch"].to_dict(),
+                        "gold": float(row["gold"]),
+                        "prediction": result.value,
+                        "failed": result.failed,
+                        "replies": result.replies,
+                        "requests": result.requests,
+                        "cache_hits": result.cache_hits,
+                        "prompt_tokens": result.prompt_tokens,
+                        "completion_tokens": result.completion_tokens,
+                    }
+                )
+            if progress is not None:
+                progress(f"{label}: {task} seed {seed}: {len(texts)} architectures")
+    return records
+
+
+def usage_summary(
+    records: Sequence[Mapping[str, Any]],
+    provider: Provider,
+    prompts: PromptSettings,
+    predict: PredictSettings,
+    prices_per_million: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Requests, cache hits, tokens and the estimated cost (USD) of a prediction step."""
+    prompt_tokens = sum(int(r["prompt_tokens"]) for r in records)
+    completion_tokens = sum(int(r["completion_tokens"]) for r in records)
+    requests = sum(int(r["requests"]) for r in records)
+    cost = None
+    if prices_per_million:
+        cost = (
+            prompt_tokens * prices_per_million.get("prompt", 0.0)
+            + completion_tokens * prices_per_million.get("completion", 0.0)
+        ) / 1e6
+    return {
+        "provider": provider.name,
+        "endpoint": provider.endpoint,
+        "model": provider.model,
+        "prompt": asdict(prompts),
+        "predict": asdict(predict),
+        "architectures": len(records),
+        "failed": sum(bool(r["failed"]) for r in records),
+        "requests": requests,
+        "cache_hits": sum(int(r["cache_hits"]) for r in records),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "estimated_cost_usd": cost,
+    }
+
+
+class SeedPredictions(Predictor):
+    """Stored LLM-PP predictions, looked up per (seed, arch): each seed has its own prompts."""
+
+    bleu_scale = True
+
+    def __init__(self, name: str, records: Sequence[Mapping[str, Any]], seed: int | None = None):
+        self.name = name
+        self.records = records
+        self.seed = seed
+        self._values = {
+            (int(r["seed"]), str(r["arch_id"])): r["prediction"]
+            for r in records
+            if r["predictor"] == name
+        }
+
+    def for_seed(self, seed: int) -> SeedPredictions:
+        return SeedPredictions(self.name, self.records, seed)
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        if self.seed is None:
+            raise ValueError(f"{self.name}: predictions are per seed; call for_seed(seed) first")
+        missing = [a.id for a in archs if (self.seed, a.id) not in self._values]
+        if missing:
+            raise DataError(
+                f"{self.name}: no prediction for seed {self.seed}, architectures {missing[:5]}"
+            )
+        failed = [a.id for a in archs if self._values[(self.seed, a.id)] is None]
+        if failed:
+            raise DataError(
+                f"{self.name}: {len(failed)} failed prediction(s) for seed {self.seed} "
+                f"(e.g. {failed[0]}); see their replies in the predictions file and rerun with "
+                "more parse retries or another model"
+            )
+        return np.array([self._values[(self.seed, a.id)] for a in archs], dtype=float)

@@ -16,6 +16,7 @@ include: "workflow/rules/supernet.smk"
 include: "workflow/rules/latency.smk"
 include: "workflow/rules/tfs.smk"
 include: "workflow/rules/paper.smk"
+include: "workflow/rules/llm.smk"
 
 
 rule all:

@@ -160,6 +160,7 @@ def test_tiny_real_run_builds_the_paper_table(tmp_path, mirror):
         "results/paper/tables/table1_baselines.csv",
         "results/paper/tables/table1_baselines.md",
         "results/paper/plots/tfs_vs_predicted.png",
+        "results/paper/tables/table1_llm_pp.csv",
     ]
     result = snakemake(
         *targets, "--cores", "1", "--configfile", str(REPO / "config" / "config.yaml"),
@@ -170,3 +171,8 @@ def test_tiny_real_run_builds_the_paper_table(tmp_path, mirror):
     assert csv[0] == "predictor,task,mae,mae_std,kendall,kendall_std,n_seeds"
     assert any(line.startswith("HAT,Average,") for line in csv)
     assert (tmp_path / targets[2]).stat().st_size > 10_000
+    llm = (tmp_path / targets[3]).read_text()
+    assert "LLM-PP offline stand-in (no LLM),Average," in llm and "HAT,Average," in llm
+    usage = json.loads((tmp_path / "results/paper/llm_pp/offline/full-k10/usage.json").read_text())
+    assert usage["architectures"] == 180 and usage["failed"] == 0
+    assert (tmp_path / "resources" / "llm_cache.sqlite").is_file()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -26,6 +27,9 @@ TFS_ARCHS = {
 wildcard_constraints:
     arch_id=r"[0-9a-f]{12}",
     target=r"[A-Za-z0-9_.-]+",
+    llm=r"[A-Za-z0-9_.-]+",
+    variant=r"[a-z_]+",
+    k=r"[0-9]+",
 
 
 def run_config(*sections):
@@ -67,6 +71,48 @@ def latency_targets():
     ]
 
 
+LLM_PREDICTORS = {entry["name"]: entry for entry in config["llm"]["predictors"]}
+
+
+def llm_predict_args(name):
+    """`nasflow llm-pp predict` options of one `llm.predictors` entry and the shared settings."""
+    entry, llm = LLM_PREDICTORS[name], config["llm"]
+    options = {
+        "--provider": entry["provider"],
+        "--model": entry.get("model"),
+        "--base-url": entry.get("base_url"),
+        "--api-key-env": entry.get("api_key_env"),
+        "--temperature": entry.get("temperature"),
+        "--max-tokens": entry.get("max_tokens"),
+        "--price-prompt": entry.get("price_prompt"),
+        "--price-completion": entry.get("price_completion"),
+        "--task-examples": llm["task_examples"],
+        "--template": llm["template"],
+        "--samples": llm["samples"],
+        "--aggregate": llm["aggregate"],
+        "--parse-retries": llm["parse_retries"],
+        "--concurrency": llm["concurrency"],
+        "--requests-per-minute": llm["requests_per_minute"],
+        "--timeout": llm["timeout"],
+        "--cache": llm["cache"],
+    }
+    return " ".join(
+        f"{flag} {shlex.quote(str(value))}"
+        for flag, value in options.items()
+        if value is not None
+    )
+
+
+def llm_pp_predictions():
+    """Prediction files of every configured setup, variant and number of demonstrations."""
+    return [
+        f"results/paper/llm_pp/{name}/{variant}-k{k}/predictions.jsonl"
+        for name in LLM_PREDICTORS
+        for variant in config["llm"]["variants"]
+        for k in config["llm"]["demonstrations"]
+    ]
+
+
 def tfs_scores():
     """Score files of every TFS-Eval architecture."""
     return [f"results/{EXP}/tfs/{arch_id}/score.json" for arch_id in TFS_ARCHS]
@@ -96,6 +142,7 @@ def all_targets():
     if config["paper"]["enabled"]:
         if TFS_EVAL_DIR is not None:
             targets += rules.table1_baselines.output
+            targets += rules.llm_pp_evaluate.output
         else:
             print(
                 "nasflow: skipping the paper tables: set NASFLOW_MIRROR or paper.tfs_eval_dir "

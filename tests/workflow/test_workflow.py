@@ -176,3 +176,18 @@ def test_tiny_real_run_builds_the_paper_table(tmp_path, mirror):
     usage = json.loads((tmp_path / "results/paper/llm_pp/offline/full-k10/usage.json").read_text())
     assert usage["architectures"] == 180 and usage["failed"] == 0
     assert (tmp_path / "resources" / "llm_cache.sqlite").is_file()
+
+
+def test_api_key_is_required_up_front_and_never_printed(tmp_path, mirror, monkeypatch):
+    extra = tmp_path / "llm.yaml"
+    setup = {"name": "gpt4", "provider": "openai", "model": "gpt-4", "api_key_env": "NASFLOW_KEY_T"}
+    extra.write_text(yaml.safe_dump({"llm": {"predictors": [setup]}}))
+    base = ("-n", "--configfile", str(REPO / "config" / "config.yaml"), str(extra))
+    monkeypatch.delenv("NASFLOW_KEY_T", raising=False)
+    missing = snakemake(*base, cwd=tmp_path, mirror=mirror)
+    assert missing.returncode != 0 and "NASFLOW_KEY_T" in missing.stdout + missing.stderr
+    monkeypatch.setenv("NASFLOW_KEY_T", "sk-secret-xyz")
+    result = snakemake(*base, "--printshellcmds", cwd=tmp_path, mirror=mirror)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert "--api-key-env NASFLOW_KEY_T" in output and "sk-secret-xyz" not in output

@@ -72,6 +72,14 @@ def latency_targets():
 
 
 LLM_PREDICTORS = {entry["name"]: entry for entry in config["llm"]["predictors"]}
+# Keys the openai setups need; a local server (base_url set) may run without one.
+LLM_API_KEY_ENVS = sorted(
+    {
+        entry.get("api_key_env", "OPENAI_API_KEY")
+        for entry in LLM_PREDICTORS.values()
+        if entry["provider"] == "openai" and not entry.get("base_url")
+    }
+)
 
 
 def llm_predict_args(name):

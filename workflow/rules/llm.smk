@@ -2,6 +2,13 @@
 # demonstrations (through the reply cache), then their Table 1 rows beside the baselines.
 
 
+# The API keys' environment variables must be set before any job runs (never in configs).
+if LLM_API_KEY_ENVS:
+
+    envvars:
+        *LLM_API_KEY_ENVS,
+
+
 # API-calling jobs run where the key and the network are (not on compute nodes).
 localrules:
     llm_pp_predict,

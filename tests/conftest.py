@@ -33,6 +33,15 @@ def mirror() -> Path:
     return found
 
 
+@pytest.fixture
+def tfs_dir(mirror: Path) -> Path:
+    """The released TFS-Eval sets (llmas `train-test_seedarchs`) in the shared data mirror."""
+    folder = mirror / "llmas" / "train-test_seedarchs"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found in the shared data mirror")
+    return folder
+
+
 # A learnable toy translation task: 16 synthetic words per language, translated word for word.
 TOY_EN = [a + b for a in ("ka", "lo", "mi", "tu") for b in ("n", "s", "r", "p")]
 TOY_DE = [a + b for a in ("zö", "be", "fa", "gu") for b in ("ch", "t", "ß", "m")]

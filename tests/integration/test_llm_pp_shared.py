@@ -16,14 +16,6 @@ from nasflow.metrics import kendall, mae
 pytestmark = pytest.mark.shared
 
 
-@pytest.fixture
-def tfs_dir(mirror: Path) -> Path:
-    folder = mirror / "llmas" / "train-test_seedarchs"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found in the shared data mirror")
-    return folder
-
-
 def test_offline_llm_pp_predicts_caches_and_tabulates(
     tfs_dir: Path, mirror: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:

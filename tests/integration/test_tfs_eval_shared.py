@@ -20,14 +20,6 @@ pytestmark = pytest.mark.shared
 
 
 @pytest.fixture
-def tfs_dir(mirror: Path) -> Path:
-    folder = mirror / "llmas" / "train-test_seedarchs"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found in the shared data mirror")
-    return folder
-
-
-@pytest.fixture
 def results(tfs_dir: Path, tmp_path: Path, capsys) -> pd.DataFrame:
     out, md, png = tmp_path / "quality.csv", tmp_path / "quality.md", tmp_path / "tfs.png"
     argv = ["predictors", "evaluate", "--tfs-eval", str(tfs_dir), "--task", "all"]

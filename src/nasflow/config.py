@@ -148,6 +148,17 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def parse_json_object(text: str, option: str) -> dict[str, Any]:
+    """A JSON object given on the command line (`option` names it in errors)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{option}: invalid JSON ({error.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{option}: expected a JSON object")
+    return data
+
+
 def resolve_tfs_eval_dir(config: Config, mirror: str | None) -> Path | None:
     """The released TFS-Eval folder: `paper.tfs_eval_dir`, else `$NASFLOW_MIRROR/llmas/...`."""
     configured = config.get("paper", {}).get("tfs_eval_dir")

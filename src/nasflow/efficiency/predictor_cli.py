@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from nasflow.config import parse_json_object
 from nasflow.errors import ConfigError
 
 # setting flags: each argparse destination is the PredictorSettings field it overrides
@@ -17,12 +17,7 @@ def settings_mapping(args: argparse.Namespace) -> dict[str, Any]:
     """`--settings-json` overlaid with the explicit setting flags."""
     values: dict[str, Any] = {}
     if args.settings_json:
-        try:
-            values = json.loads(args.settings_json)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"--settings-json: invalid JSON ({error.msg})") from None
-        if not isinstance(values, dict):
-            raise ConfigError("--settings-json: expected a JSON object of settings")
+        values = parse_json_object(args.settings_json, "--settings-json")
     for name in _OVERRIDES:
         value = getattr(args, name)
         if value is not None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nasflow.config import resolve_tfs_eval_dir
 from nasflow.errors import ConfigError, DataError
 from nasflow.io import atomic_path, iter_jsonl, read_lines, write_json_atomic, write_text_atomic
 
@@ -25,15 +26,15 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _mirror_path(args: argparse.Namespace, *parts: str) -> Path | None:
+def _mirror_path(*parts: str) -> Path | None:
     mirror = os.environ.get("NASFLOW_MIRROR")
     return Path(mirror, *parts) if mirror else None
 
 
 def _tfs_eval_dir(args: argparse.Namespace) -> Path:
-    folder = args.tfs_eval or _mirror_path(args, "llmas", "train-test_seedarchs")
+    folder = args.tfs_eval or resolve_tfs_eval_dir({}, os.environ.get("NASFLOW_MIRROR"))
     if folder is None:
-        raise ConfigError("pass --tfs-eval DIR or set NASFLOW_MIRROR")
+        raise ConfigError("pass --tfs-eval DIR or set NASFLOW_MIRROR (with llmas/ in it)")
     return Path(folder)
 
 
@@ -86,7 +87,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     provider = _provider(args)
     cache = ReplyCache(args.cache)
-    examples_dir = args.examples_dir or _mirror_path(args, "newstest")
+    examples_dir = args.examples_dir or _mirror_path("newstest")
     records = llm_pp_predictions(
         table, tasks, provider, cache, prompts, predict, _examples_loader(examples_dir), _log
     )

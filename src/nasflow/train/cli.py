@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from nasflow.config import Config, load_config, validate_config
+from nasflow.config import Config, load_config, parse_json_object, validate_config
 from nasflow.errors import ConfigError
 from nasflow.io import write_json_atomic
 from nasflow.space import Arch, ArchError, get_space
@@ -24,12 +23,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 def read_config(args: argparse.Namespace) -> Config:
     """The validated experiment config named by `--config` or `--config-json`."""
     if args.config_json:
-        try:
-            data = json.loads(args.config_json)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"--config-json: invalid JSON ({error})") from None
-        if not isinstance(data, dict):
-            raise ConfigError("--config-json: expected a JSON object")
+        data = parse_json_object(args.config_json, "--config-json")
         # Rules pass only the sections a job depends on; these commands read the prepared
         # folder, never the raw corpus, so a stand-in data section satisfies the schema.
         data.setdefault("data", {"corpus": "multi30k", "source_lang": "en", "target_lang": "de"})

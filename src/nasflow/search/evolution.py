@@ -1,0 +1,541 @@
+"""HAT's evolutionary search with a per-iteration predictor schedule (HAT, HS-NAS), seeded and
+resumable.
+
+Per HAT (`evo_search.py`, reference §6): the initial population is sampled gene by gene and
+rejection-sampled until every constraint holds. Each iteration `i` scores the whole population
+with the one predictor `schedule.predictor_for(i)` (higher is better; scores of different
+predictors are never mixed), keeps the top `parents` (stable: ties keep population order) as
+elites, and adds `mutations` mutants (a parent drawn uniformly with replacement, each gene
+redrawn with `mutation_prob`) and `crossovers` children (two distinct parents, each gene from
+either with probability 0.5). Children violating a constraint are redrawn.
+
+Differences from HAT, all deliberate:
+- One `random.Random(seed)` drives every draw, so a search is reproducible and resumable.
+- HAT also breeds offspring in the last iteration but never scores them; here they are not
+  bred at all. The result is the same: the best of the last *scored* population under the last
+  iteration's predictor (so with an HS-NAS schedule ending on the supernet, the supernet picks).
+- The best of an iteration is the true top candidate (llmas reports the 25th-best in predictor
+  iterations, a quirk).
+- Rejection sampling is bounded (HAT retries forever; see `EvolutionSettings.max_resample_tries`).
+- Scores are cached per (predictor, arch id): an architecture is never sent twice to the same
+  predictor, and each iteration sends its uncached architectures in one `predict` batch.
+  Duplicates in the population are kept, as in HAT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nasflow.efficiency.constraints import Constraint
+from nasflow.errors import ConfigError, NasflowError
+from nasflow.io import atomic_path, write_json_atomic
+from nasflow.predictors.base import Predictor, check_scores
+from nasflow.search.schedule import PredictorSchedule
+from nasflow.search.state import StateFolder, rng_from_json, rng_to_json
+from nasflow.space import Arch, Genome, SearchSpace
+
+HISTORY_COLUMNS = (
+    "iteration",
+    "predictor",
+    "best_score",
+    "mean_score",
+    "best_arch_id",
+    "best_arch",
+    "seconds",
+    "new_scored",
+)
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class SearchError(NasflowError):
+    """The search cannot go on (e.g. the constraints look infeasible)."""
+
+
+@dataclass(frozen=True)
+class EvolutionSettings:
+    """Evolutionary-search hyperparameters (defaults: HAT's `evo_search/*.yml`).
+
+    `max_resample_tries` bounds rejection sampling: a phase (the initial population, or one
+    iteration's mutants or crossovers) fails with `SearchError` after this many *consecutive*
+    candidates violated the constraints. With an acceptance rate `p` a feasible search trips the
+    default 10 000 with probability about `(1 - p) ** 10000` per accepted child (< 5e-5 for
+    p = 0.1 %), while an infeasible constraint is reported after 10 000 cheap draws.
+    """
+
+    population: int = 125
+    parents: int = 25
+    mutations: int = 50
+    crossovers: int = 50
+    mutation_prob: float = 0.3
+    iterations: int = 30
+    seed: int = 1
+    max_resample_tries: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name, low in (
+            ("population", 1),
+            ("parents", 1),
+            ("mutations", 0),
+            ("crossovers", 0),
+            ("iterations", 1),
+            ("max_resample_tries", 1),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ConfigError(f"search.{name} must be an integer >= {low}, got {value!r}")
+        if not _is_int(self.seed):
+            raise ConfigError(f"search.seed must be an integer, got {self.seed!r}")
+        prob = self.mutation_prob
+        if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0 <= prob <= 1:
+            raise ConfigError(f"search.mutation_prob must be a number in [0, 1], got {prob!r}")
+        object.__setattr__(self, "mutation_prob", float(prob))
+        total = self.parents + self.mutations + self.crossovers
+        if self.population != total:
+            raise ConfigError(
+                f"search.population ({self.population}) must equal parents + mutations + "
+                f"crossovers ({self.parents} + {self.mutations} + {self.crossovers} = {total})"
+            )
+        if self.crossovers and self.parents < 2:
+            raise ConfigError(
+                f"search.parents must be >= 2 for crossover (two distinct parents), "
+                f"got {self.parents}"
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> EvolutionSettings:
+        """Settings from a flat mapping; unknown keys are an error naming them."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"unknown search setting(s): {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(names)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ScoredArch:
+    """An architecture, the genome that expressed it and its score."""
+
+    arch: Arch
+    score: float
+    genome: Genome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch_id": self.arch.id,
+            "score": self.score,
+            "arch": self.arch.to_dict(),
+            "genome": list(self.genome),
+        }
+
+
+@dataclass
+class SearchResult:
+    """The outcome of `run_search`.
+
+    Attributes:
+        best: the top candidate of the last scored population.
+        predictor: the predictor name that scored the final selection (last iteration's).
+        parents: the final `parents` elites, best first.
+        population: the last scored population's genomes (in population order).
+        history: one row per iteration (`HISTORY_COLUMNS`).
+        timing: `search_seconds` (initial sampling plus every iteration, up to the last
+            selection; no model loading, state writes or callbacks), `initial_seconds`,
+            `predictor_seconds` {name: s inside `predict`}, `constraint_seconds` (inside
+            constraint evaluation), `scored` {name: architectures sent to `predict`}. After a
+            resume these sum the completed iterations of every session (work lost to a kill is
+            not counted).
+        resumed_from: iterations already done in a saved state when this call began.
+    """
+
+    best: ScoredArch
+    predictor: str
+    parents: list[ScoredArch]
+    population: list[Genome]
+    history: list[dict[str, Any]]
+    timing: dict[str, Any]
+    resumed_from: int = 0
+
+    @property
+    def best_arch(self) -> Arch:
+        return self.best.arch
+
+    @property
+    def best_score(self) -> float:
+        return self.best.score
+
+
+def run_search(
+    space: SearchSpace,
+    predictors: Mapping[str, Predictor],
+    schedule: PredictorSchedule,
+    constraints: Sequence[Constraint],
+    settings: EvolutionSettings,
+    state_dir: Path | None = None,
+    progress: Progress | None = None,
+    *,
+    fresh: bool = False,
+    fingerprint_extra: Mapping[str, Any] | None = None,
+) -> SearchResult:
+    """Run (or resume) the evolutionary search.
+
+    Args:
+        space: the search space whose genomes are evolved.
+        predictors: predictors by the names the schedule uses (extra entries are ignored).
+        schedule: the predictor of each iteration; its iterations must equal the settings'.
+        constraints: every population member satisfies all of them.
+        settings: hyperparameters and seed.
+        state_dir: when given, the state is saved there after the initial sampling and after
+            every iteration, and a saved state of the same inputs is resumed; a resumed search
+            ends exactly as an uninterrupted one (timings aside). A state of other inputs is an
+            error.
+        progress: called with each iteration's history row after its state is saved.
+        fresh: discard a saved state instead of resuming it.
+        fingerprint_extra: JSON-able values the state must also match (e.g. checkpoint paths),
+            for what predictor names alone cannot tell apart.
+    """
+    return _Search(space, predictors, schedule, constraints, settings, fingerprint_extra).run(
+        state_dir, progress, fresh
+    )
+
+
+class _Search:
+    def __init__(
+        self,
+        space: SearchSpace,
+        predictors: Mapping[str, Predictor],
+        schedule: PredictorSchedule,
+        constraints: Sequence[Constraint],
+        settings: EvolutionSettings,
+        fingerprint_extra: Mapping[str, Any] | None,
+    ) -> None:
+        if schedule.iterations != settings.iterations:
+            raise ConfigError(
+                f"the predictor schedule has {schedule.iterations} iterations but "
+                f"search.iterations is {settings.iterations}"
+            )
+        missing = [name for name in schedule.names() if name not in predictors]
+        if missing:
+            raise ConfigError(
+                f"the schedule uses predictor(s) {', '.join(map(repr, missing))} that were not "
+                f"given; given: {', '.join(map(repr, predictors)) or 'none'}"
+            )
+        self.space = space
+        self.predictors = {name: predictors[name] for name in schedule.names()}
+        self.schedule = schedule
+        self.constraints = list(constraints)
+        self.settings = settings
+        self.fingerprint_extra = dict(fingerprint_extra or {})
+        self.rng = random.Random(settings.seed)
+        self.population: list[Genome] = []
+        self.done = 0
+        self.cache: dict[str, dict[str, float]] = {name: {} for name in self.predictors}
+        self.history: list[dict[str, Any]] = []
+        self.timing: dict[str, Any] = {
+            "search_seconds": 0.0,
+            "initial_seconds": 0.0,
+            "predictor_seconds": {name: 0.0 for name in self.predictors},
+            "constraint_seconds": 0.0,
+            "scored": {name: 0 for name in self.predictors},
+        }
+
+    # ---- driver ---------------------------------------------------------------------------------
+    def run(self, state_dir: Path | None, progress: Progress | None, fresh: bool) -> SearchResult:
+        folder = StateFolder(state_dir, self.inputs()) if state_dir is not None else None
+        if folder is not None and fresh:
+            folder.clear()
+        state = folder.load() if folder is not None else None
+        resumed_from = 0
+        if state is not None:
+            self.restore(state)
+            resumed_from = self.done
+        else:
+            start = time.perf_counter()
+            self.population = self.fill(
+                self.settings.population,
+                lambda: self.space.sample_genome(self.rng),
+                "initial population",
+            )
+            self.timing["initial_seconds"] = time.perf_counter() - start
+            self.timing["search_seconds"] = self.timing["initial_seconds"]
+            self.save(folder)
+        while self.done < self.settings.iterations:
+            row = self.iterate(self.done + 1)
+            self.done += 1
+            self.save(folder)
+            if progress is not None:
+                progress(dict(row))
+        return self.result(resumed_from)
+
+    def iterate(self, iteration: int) -> dict[str, Any]:
+        """Score, select and (unless last) breed; returns the history row."""
+        start = time.perf_counter()
+        name = self.schedule.predictor_for(iteration)
+        archs = [self.space.decode(genome) for genome in self.population]
+        scores, new = self.score(name, archs)
+        order = _top(scores, self.settings.parents)
+        parents = [self.population[k] for k in order]
+        if iteration < self.settings.iterations:
+            s = self.settings
+            mutants = self.fill(
+                s.mutations,
+                lambda: self.space.mutate(self.rng.choice(parents), s.mutation_prob, self.rng),
+                f"iteration {iteration} mutation",
+            )
+            children = self.fill(
+                s.crossovers,
+                lambda: self.space.crossover(*self.rng.sample(parents, 2), self.rng),
+                f"iteration {iteration} crossover",
+            )
+            self.population = parents + mutants + children
+        seconds = time.perf_counter() - start
+        self.timing["search_seconds"] += seconds
+        best = archs[order[0]]
+        row = {
+            "iteration": iteration,
+            "predictor": name,
+            "best_score": float(scores[order[0]]),
+            "mean_score": float(np.mean(scores)),
+            "best_arch_id": best.id,
+            "best_arch": best.to_json(),
+            "seconds": seconds,
+            "new_scored": new,
+        }
+        self.history.append(row)
+        return row
+
+    # ---- scoring --------------------------------------------------------------------------------
+    def score(self, name: str, archs: Sequence[Arch]) -> tuple[np.ndarray, int]:
+        """Scores of `archs` by predictor `name`; only uncached ones go to `predict`, at once."""
+        cache = self.cache[name]
+        new: dict[str, Arch] = {}
+        for arch in archs:
+            if arch.id not in cache:
+                new.setdefault(arch.id, arch)
+        if new:
+            predictor = self.predictors[name]
+            batch = list(new.values())
+            start = time.perf_counter()
+            raw = predictor.predict(batch)
+            self.timing["predictor_seconds"][name] += time.perf_counter() - start
+            values = check_scores(predictor, batch, raw)
+            cache.update(zip(new, values.tolist(), strict=True))
+            self.timing["scored"][name] += len(batch)
+        return np.array([cache[arch.id] for arch in archs], dtype=float), len(new)
+
+    # ---- constrained sampling -------------------------------------------------------------------
+    def fill(self, count: int, draw: Callable[[], Genome], phase: str) -> list[Genome]:
+        """`count` genomes from `draw` that satisfy every constraint (bounded redraws)."""
+        accepted: list[Genome] = []
+        rejections = _Rejections(self.constraints)
+        while len(accepted) < count:
+            genomes = [draw() for _ in range(count - len(accepted))]
+            if not self.constraints:
+                accepted.extend(genomes)
+                break
+            values = self.constraint_values([self.space.decode(g) for g in genomes])
+            for j, genome in enumerate(genomes):
+                column = [v[j] for v in values]
+                if all(value <= c.limit for value, c in zip(column, self.constraints, strict=True)):
+                    accepted.append(genome)
+                    rejections.reset()
+                    continue
+                rejections.add(column)
+                if rejections.run >= self.settings.max_resample_tries:
+                    raise SearchError(rejections.message(phase, self.space.name))
+        return accepted
+
+    def constraint_values(self, archs: Sequence[Arch]) -> list[np.ndarray]:
+        start = time.perf_counter()
+        try:
+            return [np.asarray(c.values(archs), dtype=float) for c in self.constraints]
+        finally:
+            self.timing["constraint_seconds"] += time.perf_counter() - start
+
+    # ---- state ----------------------------------------------------------------------------------
+    def inputs(self) -> dict[str, Any]:
+        """What a saved state must match (the resample bound may change between runs)."""
+        settings = self.settings.to_dict()
+        settings.pop("max_resample_tries")
+        genes = json.dumps([list(c) for c in self.space.gene_choices()])
+        return {
+            "space": self.space.name,
+            "space_genes": hashlib.sha1(genes.encode()).hexdigest()[:12],
+            "settings": settings,
+            "schedule": self.schedule.to_dict(),
+            "constraints": [
+                {"name": c.name, "limit": c.limit, "unit": c.unit, "type": type(c).__name__}
+                for c in self.constraints
+            ],
+            "predictors": {
+                key: getattr(predictor, "name", type(predictor).__name__)
+                for key, predictor in self.predictors.items()
+            },
+            "extra": self.fingerprint_extra,
+        }
+
+    def save(self, folder: StateFolder | None) -> None:
+        if folder is None:
+            return
+        folder.save(
+            {
+                "iteration": self.done,
+                "population": [list(genome) for genome in self.population],
+                "rng": rng_to_json(self.rng),
+                "cache": self.cache,
+                "history": self.history,
+                "timing": self.timing,
+            }
+        )
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.done = int(state["iteration"])
+        self.population = [tuple(genome) for genome in state["population"]]
+        self.rng = rng_from_json(state["rng"])
+        for name, scores in state["cache"].items():
+            self.cache[name] = {key: float(value) for key, value in scores.items()}
+        self.history = [dict(row) for row in state["history"]]
+        saved = state["timing"]
+        self.timing.update(
+            search_seconds=float(saved["search_seconds"]),
+            initial_seconds=float(saved["initial_seconds"]),
+            constraint_seconds=float(saved["constraint_seconds"]),
+        )
+        self.timing["predictor_seconds"].update(saved["predictor_seconds"])
+        self.timing["scored"].update(saved["scored"])
+
+    # ---- result ---------------------------------------------------------------------------------
+    def result(self, resumed_from: int) -> SearchResult:
+        name = self.schedule.predictor_for(self.settings.iterations)
+        archs = [self.space.decode(genome) for genome in self.population]
+        scores = np.array([self.cache[name][arch.id] for arch in archs], dtype=float)
+        parents = [
+            ScoredArch(archs[k], float(scores[k]), self.population[k])
+            for k in _top(scores, self.settings.parents)
+        ]
+        return SearchResult(
+            best=parents[0],
+            predictor=name,
+            parents=parents,
+            population=list(self.population),
+            history=[dict(row) for row in self.history],
+            timing=json.loads(json.dumps(self.timing)),
+            resumed_from=resumed_from,
+        )
+
+
+@dataclass
+class _Rejections:
+    """Statistics of the current run of consecutive rejected candidates."""
+
+    constraints: list[Constraint]
+    run: int = 0
+    violated: list[int] = field(default_factory=list)
+    smallest: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.run = 0
+        self.violated = [0] * len(self.constraints)
+        self.smallest = [float("inf")] * len(self.constraints)
+
+    def add(self, values: Sequence[float]) -> None:
+        self.run += 1
+        for index, (value, constraint) in enumerate(zip(values, self.constraints, strict=True)):
+            self.smallest[index] = min(self.smallest[index], float(value))
+            if not value <= constraint.limit:
+                self.violated[index] += 1
+
+    def message(self, phase: str, space: str) -> str:
+        parts = [
+            f"{c.name} <= {c.limit:g} {c.unit} was violated by {count} of them (smallest value "
+            f"seen: {smallest:.6g} {c.unit})"
+            for c, count, smallest in zip(
+                self.constraints, self.violated, self.smallest, strict=True
+            )
+            if count
+        ]
+        always = [
+            c.name
+            for c, count in zip(self.constraints, self.violated, strict=True)
+            if count == self.run
+        ]
+        verdict = (
+            f"constraint {', '.join(always)} looks infeasible"
+            if always
+            else "the constraints look jointly infeasible"
+        )
+        return (
+            f"{phase}: {self.run} candidates in a row violated the constraints "
+            f"(search.max_resample_tries = {self.run}); " + "; ".join(parts) + ". "
+            f"The {verdict} in search space {space!r}: raise the limit (or max_resample_tries)."
+        )
+
+
+def _top(scores: np.ndarray, count: int) -> list[int]:
+    """Indices of the `count` highest scores, best first; ties keep population order."""
+    return [int(k) for k in np.argsort(-scores, kind="stable")[:count]]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+def write_outputs(
+    result: SearchResult, out_dir: str | Path, extra_best: Mapping[str, Any] | None = None
+) -> dict[str, Path]:
+    """Write `history.csv`, `best.json`, `parents.json` and `timing.json` atomically.
+
+    `best.json` holds the arch dict, id, predicted score and predictor, plus `extra_best`
+    (e.g. predicted latency, GFLOPs, params); an extra key may not shadow one of those.
+    """
+    out = Path(out_dir)
+    best = {
+        "arch_id": result.best.arch.id,
+        "arch": result.best.arch.to_dict(),
+        "score": result.best.score,
+        "predictor": result.predictor,
+        "genome": list(result.best.genome),
+        "arch_info": result.best.arch.to_arch_info(),
+    }
+    clash = sorted(set(best) & set(extra_best or {}))
+    if clash:
+        raise ValueError(f"extra_best may not redefine {', '.join(clash)}")
+    best.update(extra_best or {})
+    names = ("history.csv", "best.json", "parents.json", "timing.json")
+    paths = {name: out / name for name in names}
+    frame = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
+    with atomic_path(paths["history.csv"]) as tmp:
+        frame.to_csv(tmp, index=False)
+    write_json_atomic(paths["best.json"], best)
+    write_json_atomic(
+        paths["parents.json"],
+        {
+            "predictor": result.predictor,
+            "parents": [{"rank": r, **p.to_dict()} for r, p in enumerate(result.parents, 1)],
+        },
+    )
+    timing = {**result.timing, "search_hours": result.timing["search_seconds"] / 3600.0}
+    write_json_atomic(paths["timing.json"], timing)
+    return paths

@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Assemble the argument parser from the packages' `register` functions."""
     from nasflow import config as config_cli
     from nasflow import space as space_cli
+    from nasflow import tfs_eval_build
     from nasflow.data import cli as data_cli
     from nasflow.efficiency import cli as efficiency_cli
     from nasflow.evaluate import cli as evaluate_cli
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         space_cli,
         data_cli,
         predictors_cli,
+        tfs_eval_build,
         train_cli,
         evaluate_cli,
         efficiency_cli,

@@ -109,6 +109,18 @@ def _check_semantics(config: Config) -> list[str]:
         problems.append("config key data.local_dir is required when data.source is 'local'")
     if data.get("corpus") == "custom" and not data.get("local_dir"):
         problems.append("config key data.local_dir is required when data.corpus is 'custom'")
+    if config.get("experiment") == "paper":
+        problems.append(
+            "config key experiment must not be 'paper' (results/paper/ holds the released-data "
+            "tables)"
+        )
+    tfs = config.get("tfs", {})
+    n, train = tfs.get("num_archs", 0), tfs.get("train_archs")
+    if train is not None and n >= 2 and train >= n:
+        problems.append(
+            f"config key tfs.train_archs ({train}) must be less than tfs.num_archs ({n}): "
+            "each seed's test split needs architectures"
+        )
     for section in ("supernet", "train"):
         settings = config.get(section, {})
         warmup, updates = settings.get("warmup_updates", 0), settings.get("max_updates", 1)

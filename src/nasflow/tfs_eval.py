@@ -1,14 +1,21 @@
-"""The released TFS-Eval sets (llmas `train-test_seedarchs`) as one pandas table.
+"""TFS-Eval sets (llmas `train-test_seedarchs` layout) as one pandas table.
 
 Layout: `{root}/{seed}/{task}/{train,test}.jsonl[.gz]`. Each record holds the from-scratch result
 of one architecture (`scratch`; its `valid_BLEU` is the gold label) and, per supernet-based
-predictor, that predictor's `valid_BLEU` for the architecture (reference §8).
+predictor, that predictor's `valid_BLEU` for the architecture (reference §8), or a rank-only
+`score` (e.g. a supernet's negated validation loss).
+
+The released sets (WMT tasks, `hat-wmt` space) need nothing else. A set this workflow builds
+(`nasflow tfs-eval build`) also has `{root}/tfs_eval.json` naming its space and describing each
+task (vocabulary size, dataset, languages), read by `read_tfs_eval_info`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +32,47 @@ TASK_VOCAB_SIZES: dict[str, int] = {
     "wmt14enfr": 44512,
     "wmt19ende": 49600,
 }
-"""Shared source/target vocabulary size of each TFS-Eval task."""
+"""Shared source/target vocabulary size of each released TFS-Eval task."""
+
+ExamplePairs = tuple[list[str], list[str]]
+
+INFO_FILE = "tfs_eval.json"
+"""Description of a built TFS-Eval folder (space and tasks); absent in the released sets."""
+
+
+@dataclass(frozen=True)
+class TaskMeta:
+    """One TFS-Eval task: its shared vocabulary size and what prompts say about it."""
+
+    vocab_size: int
+    dataset: str
+    source_language: str
+    target_language: str
+    examples: str | None = None
+    """JSONL of `{"source", "target"}` sentence pairs (relative to the folder) that prompts
+    draw task examples from; None for the released sets (their WMT pairs come from newstest)."""
+
+
+@dataclass(frozen=True)
+class TfsEvalInfo:
+    """The search space of a TFS-Eval folder and its tasks, in their canonical order."""
+
+    space: str
+    tasks: dict[str, TaskMeta]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"space": self.space, "tasks": {n: asdict(m) for n, m in self.tasks.items()}}
+
+
+RELEASED = TfsEvalInfo(
+    "hat-wmt",
+    {
+        "wmt14ende": TaskMeta(TASK_VOCAB_SIZES["wmt14ende"], "WMT'14", "English", "German"),
+        "wmt14enfr": TaskMeta(TASK_VOCAB_SIZES["wmt14enfr"], "WMT'14", "English", "French"),
+        "wmt19ende": TaskMeta(TASK_VOCAB_SIZES["wmt19ende"], "WMT'19", "English", "German"),
+    },
+)
+"""The released llmas sets: `hat-wmt` archs on three WMT tasks."""
 
 STORED_PREDICTORS: tuple[str, ...] = (
     "HAT",
@@ -50,6 +97,7 @@ SCRATCH_KEYS: tuple[str, ...] = (
 COLUMNS: tuple[str, ...] = (
     "seed",
     "task",
+    "vocab_size",
     "split",
     "arch_id",
     "arch",
@@ -62,39 +110,87 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
+def read_tfs_eval_info(root: str | Path) -> TfsEvalInfo:
+    """The folder's `tfs_eval.json` description, or `RELEASED` when it has none."""
+    path = Path(root) / INFO_FILE
+    if not path.is_file():
+        return RELEASED
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        tasks = {
+            str(name): TaskMeta(
+                int(meta["vocab_size"]),
+                str(meta["dataset"]),
+                str(meta["source_language"]),
+                str(meta["target_language"]),
+                meta.get("examples"),
+            )
+            for name, meta in data["tasks"].items()
+        }
+        info = TfsEvalInfo(str(data["space"]), tasks)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: not a TFS-Eval description ({e!r})") from None
+    if not tasks:
+        raise DataError(f"{path}: 'tasks' is empty")
+    try:
+        get_space(info.space)
+    except NasflowError as error:
+        raise DataError(f"{path}: {error}") from None
+    return info
+
+
+def read_task_examples(root: str | Path, info: TfsEvalInfo, task: str) -> ExamplePairs | None:
+    """The task's example pool of a built folder (sources, targets), or None if it has none."""
+    name = info.tasks[task].examples if task in info.tasks else None
+    if name is None:
+        return None
+    path = Path(root) / name
+    sources, targets = [], []
+    for number, record in iter_jsonl(path):
+        if not isinstance(record.get("source"), str) or not isinstance(record.get("target"), str):
+            raise DataError(f"{path}:{number}: expected string 'source' and 'target'")
+        sources.append(record["source"])
+        targets.append(record["target"])
+    return sources, targets
+
+
 def read_tfs_eval(
     root: str | Path,
     tasks: Iterable[str] | None = None,
     seeds: Iterable[int] | None = None,
-    space: str = "hat-wmt",
 ) -> pd.DataFrame:
     """One row per (seed, task, split, arch) of a TFS-Eval folder.
 
     Columns: `COLUMNS`, then one column per stored predictor block (named by its key, paper order
-    first) holding that predictor's predicted valid BLEU. `tasks`/`seeds` default to every task
-    and seed folder found. Stored parameter counts are checked against `count_params` and
+    first) holding that predictor's predicted valid BLEU (or rank-only score: such columns are
+    listed in `frame.attrs["rank_only"]`). `tasks`/`seeds` default to every task and seed folder
+    found. Stored parameter counts are checked against `count_params` and
     `count_embedding_params`; any disagreement is a `DataError` naming file and line.
     """
     root = Path(root)
-    search_space = get_space(space)
+    info = read_tfs_eval_info(root)
     seed_dirs = _seed_dirs(root, seeds)
-    task_names = list(tasks) if tasks is not None else _discover_tasks(root, seed_dirs)
+    task_names = list(tasks) if tasks is not None else _discover_tasks(root, seed_dirs, info)
     for task in task_names:
-        if task not in TASK_VOCAB_SIZES:
+        if task not in info.tasks:
             raise DataError(
-                f"{root}: unknown TFS-Eval task {task!r}; known: {', '.join(TASK_VOCAB_SIZES)}"
+                f"{root}: unknown TFS-Eval task {task!r}; known: {', '.join(info.tasks)}"
             )
     rows: list[dict[str, Any]] = []
+    rank_only: set[str] = set()
     for seed, seed_dir in seed_dirs.items():
         for task in task_names:
             task_dir = seed_dir / task
             if not task_dir.is_dir():
                 raise DataError(f"{seed_dir}: task folder {task!r} is missing")
+            vocab = info.tasks[task].vocab_size
             for split in SPLITS:
                 path = _split_file(task_dir, split)
-                for row in _read_split(path, search_space.name, TASK_VOCAB_SIZES[task]):
-                    rows.append({"seed": seed, "task": task, "split": split, **row})
-    return _to_frame(rows)
+                for row in _read_split(path, info.space, vocab, rank_only):
+                    rows.append(
+                        {"seed": seed, "task": task, "vocab_size": vocab, "split": split, **row}
+                    )
+    return _to_frame(rows, rank_only)
 
 
 def unique_archs(table: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -121,12 +217,12 @@ def _seed_dirs(root: Path, seeds: Iterable[int] | None) -> dict[int, Path]:
     return {s: found[s] for s in wanted}
 
 
-def _discover_tasks(root: Path, seed_dirs: Mapping[int, Path]) -> list[str]:
-    """Task folder names found under any seed, known tasks in `TASK_VOCAB_SIZES` order."""
+def _discover_tasks(root: Path, seed_dirs: Mapping[int, Path], info: TfsEvalInfo) -> list[str]:
+    """Task folder names found under any seed, known tasks in the description's order."""
     names = {p.name for d in seed_dirs.values() for p in d.iterdir() if p.is_dir()}
     if not names:
         raise DataError(f"{root}: seed folders hold no task folders (expected e.g. wmt14ende/)")
-    order = list(TASK_VOCAB_SIZES)
+    order = list(info.tasks)
     return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
 
 
@@ -141,13 +237,16 @@ def _split_file(task_dir: Path, split: str) -> Path:
     return present[0]
 
 
-def _read_split(path: Path, space: str, vocab_size: int) -> list[dict[str, Any]]:
-    """Parse and check every record of one split file."""
+def _read_split(
+    path: Path, space: str, vocab_size: int, rank_only: set[str]
+) -> list[dict[str, Any]]:
+    """Parse and check every record of one split file (rank-only block names go to
+    `rank_only`)."""
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for number, record in iter_jsonl(path):
         where = f"{path}:{number}"
-        row = _parse_record(record, where, space, vocab_size)
+        row = _parse_record(record, where, space, vocab_size, rank_only)
         if row["arch_id"] in seen:
             raise DataError(
                 f"{where}: architecture {row['arch_id']} already listed on line "
@@ -160,7 +259,9 @@ def _read_split(path: Path, space: str, vocab_size: int) -> list[dict[str, Any]]
     return rows
 
 
-def _parse_record(record: dict[str, Any], where: str, space: str, vocab_size: int) -> dict:
+def _parse_record(
+    record: dict[str, Any], where: str, space: str, vocab_size: int, rank_only: set[str]
+) -> dict:
     scratch = record.get("scratch")
     if not isinstance(scratch, dict):
         raise DataError(f"{where}: missing 'scratch' object")
@@ -176,15 +277,22 @@ def _parse_record(record: dict[str, Any], where: str, space: str, vocab_size: in
         "params_nonemb": _integer(scratch, "num_parameters_without_embedding_weights", where),
         "params_emb": _integer(scratch, "num_embedding_parameters", where),
         "flops": _integer(scratch, "total_flops", where),
-        "latency_ms": _number(scratch, "overall_latency", where, "scratch"),
+        "latency_ms": _optional_number(scratch, "overall_latency", where),
     }
     _check_counts(row, arch, where, vocab_size)
     for key, block in record.items():
         if key == "scratch":
             continue
-        if not isinstance(block, dict) or "valid_BLEU" not in block:
-            raise DataError(f"{where}: predictor block {key!r} must be an object with valid_BLEU")
-        row[key] = _number(block, "valid_BLEU", where, key)
+        if isinstance(block, dict) and "valid_BLEU" in block:
+            row[key] = _number(block, "valid_BLEU", where, key)
+        elif isinstance(block, dict) and "score" in block:
+            row[key] = _number(block, "score", where, key)
+            rank_only.add(key)
+        else:
+            raise DataError(
+                f"{where}: predictor block {key!r} must be an object with valid_BLEU "
+                "(or a rank-only score)"
+            )
     return row
 
 
@@ -202,6 +310,11 @@ def _number(block: dict[str, Any], key: str, where: str, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise DataError(f"{where}: {name}.{key} must be a finite number, got {value!r}")
     return float(value)
+
+
+def _optional_number(block: dict[str, Any], key: str, where: str) -> float:
+    """A finite number, or NaN where the set has no value (null: e.g. not measured)."""
+    return math.nan if block[key] is None else _number(block, key, where, "scratch")
 
 
 def _integer(scratch: dict[str, Any], key: str, where: str) -> int:
@@ -230,7 +343,7 @@ def _check_counts(row: dict[str, Any], arch: Arch, where: str, vocab_size: int) 
             )
 
 
-def _to_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def _to_frame(rows: Sequence[dict[str, Any]], rank_only: set[str]) -> pd.DataFrame:
     """Rows as a DataFrame: fixed columns, then predictor columns (paper order first)."""
     import pandas as pd
 
@@ -241,4 +354,5 @@ def _to_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     predictors += [p for p in extra if p not in STORED_PREDICTORS]
     frame = pd.DataFrame(list(rows), columns=[*COLUMNS, *predictors])
     frame["seed"] = frame["seed"].astype(int)
+    frame.attrs["rank_only"] = sorted(rank_only)
     return frame

@@ -131,7 +131,12 @@ def test_training_defaults_are_hat_wmt():
         "beam": 4, "lenpen": 0.6, "max_len_a": 0, "max_len_b": 200, "batch_sentences": 128,
         "valid_sentences": 0, "predictor_metric": "loss",
     }  # fmt: skip
-    assert config["tfs"] == {"num_archs": 8}
+    assert config["tfs"] == {
+        "num_archs": 8,
+        "split_seeds": [123, 456, 789],
+        "train_archs": None,
+        "example_pool": 1000,
+    }
 
 
 def test_warmup_zero_is_allowed_with_one_update():
@@ -206,3 +211,10 @@ def test_cli_validate_and_show(tmp_path, capsys):
     assert main(["config", "validate", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "data.vocab_size" in err and "Traceback" not in err
+
+
+def test_experiment_paper_and_an_oversized_train_split_are_refused() -> None:
+    with pytest.raises(ConfigError, match="experiment must not be 'paper'"):
+        validate_config(_with("experiment", "paper"))
+    with pytest.raises(ConfigError, match=r"tfs.train_archs \(8\) must be less than"):
+        validate_config(_with("tfs", {"num_archs": 8, "train_archs": 8}))

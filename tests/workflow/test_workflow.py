@@ -124,7 +124,7 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
             "save_interval_updates": 2, "log_interval_updates": 1, "device": "cpu"}  # fmt: skip
     data["supernet"] = {**tiny, "sampling": "sandwich"}
     data["train"] = tiny
-    data["tfs"] = {"num_archs": 2}
+    data["tfs"] = {"num_archs": 3, "example_pool": 50}
     data["evaluate"] = {"beam": 2, "max_len_a": 1.0, "max_len_b": 3, "valid_sentences": 10}
     data["latency"] = {"dataset_size": 12, "runs": 2, "warmup": 1, "length": 6,
                        "predictor": {"steps": 200, "hidden_dim": 32}}  # fmt: skip
@@ -140,12 +140,21 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     assert (out / "supernet" / "model.pt").is_file()
     assert (out / "supernet" / "curve.csv").read_text().count("\n") == 5  # header + 4 updates
     scores = sorted(out.glob("tfs/*/score.json"))
-    assert len(scores) == 2
+    assert len(scores) == 3
     score = json.loads(scores[0].read_text())
     assert set(score) >= {"arch", "valid", "test", "environment"}
     assert "nrefs:1" in score["test"]["bleu_signature"]
     quality = json.loads((out / "tfs" / "supernet_quality.json").read_text())
-    assert quality["architectures"] == 2 and quality["predictor"] == "Supernet (loss)"
+    assert quality["architectures"] == 3 and quality["predictor"] == "Supernet (loss)"
+    # The experiment's own TFS-Eval set (1 train + 2 test archs per seed) and its Table 1.
+    info = json.loads((out / "tfs_eval" / "tfs_eval.json").read_text())
+    assert info["space"] == "demo" and info["tasks"]["t"]["vocab_size"] == 200
+    assert info["built_from"]["train_size"] == 1 and info["built_from"]["test_size"] == 2
+    table1 = (out / "tables" / "table1_llm_pp.csv").read_text()
+    assert "Supernet (loss),t," in table1 and "#FLOPs,t," in table1
+    assert "LLM-PP offline stand-in (no LLM) k=1,t," in table1
+    usage = json.loads((out / "llm_pp" / "offline" / "full-k1" / "usage.json").read_text())
+    assert usage["architectures"] == 6 and usage["failed"] == 0  # 2 test archs x 3 seeds
     assert (tmp_path / "state" / "t" / "supernet" / "state.pt").is_file()
     latency = out / "latency" / "cpu"
     assert (latency / "dataset.csv").read_text().count("\n") == 13  # header + 12 archs

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ wildcard_constraints:
     arch_id=r"[0-9a-f]{12}",
     target=r"[A-Za-z0-9_.-]+",
     llm=r"[A-Za-z0-9_.-]+",
+    scope=f"paper|{re.escape(EXP)}",
     variant=r"[a-z_]+",
     k=r"[0-9]+",
 
@@ -111,13 +113,40 @@ def llm_predict_args(name):
     )
 
 
-def llm_pp_predictions():
+def tfs_train_size():
+    """Train-split size of the TFS-Eval set built from this experiment's runs."""
+    n, size = config["tfs"]["num_archs"], config["tfs"]["train_archs"]
+    return max(1, round(n / 3)) if size is None else size
+
+
+def llm_scope_demonstrations(scope):
+    """Numbers of demonstrations for a TFS-Eval scope: the configured ones, capped by the
+    built set's train split (the released sets hold 10 train architectures)."""
+    ks = config["llm"]["demonstrations"]
+    if scope == "paper":
+        return ks
+    return sorted({min(k, tfs_train_size()) for k in ks})
+
+
+def llm_scope_tfs_eval(wildcards):
+    """The TFS-Eval folder of a scope: the released one, or the one built from our runs."""
+    if wildcards.scope == "paper":
+        return str(TFS_EVAL_DIR)
+    return f"results/{EXP}/tfs_eval"
+
+
+def llm_scope_tasks(scope):
+    """Tasks LLM-PP is evaluated on in a scope."""
+    return config["paper"]["tasks"] if scope == "paper" else [EXP]
+
+
+def llm_pp_predictions(scope):
     """Prediction files of every configured setup, variant and number of demonstrations."""
     return [
-        f"results/paper/llm_pp/{name}/{variant}-k{k}/predictions.jsonl"
+        f"results/{scope}/llm_pp/{name}/{variant}-k{k}/predictions.jsonl"
         for name in LLM_PREDICTORS
         for variant in config["llm"]["variants"]
-        for k in config["llm"]["demonstrations"]
+        for k in llm_scope_demonstrations(scope)
     ]
 
 
@@ -145,12 +174,13 @@ def all_targets():
     targets += latency_targets()
     if len(TFS_ARCHS) >= 2:
         targets += rules.supernet_quality.output
+        targets += expand(rules.llm_pp_evaluate.output, scope=EXP)
     else:
         targets += tfs_scores()
     if config["paper"]["enabled"]:
         if TFS_EVAL_DIR is not None:
             targets += rules.table1_baselines.output
-            targets += rules.llm_pp_evaluate.output
+            targets += expand(rules.llm_pp_evaluate.output, scope="paper")
         else:
             print(
                 "nasflow: skipping the paper tables: set NASFLOW_MIRROR or paper.tfs_eval_dir "

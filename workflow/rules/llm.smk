@@ -1,5 +1,7 @@
-# LLM-PP on the released TFS-Eval sets: predictions per LLM setup, prompt variant and number of
+# LLM-PP on a TFS-Eval set: predictions per LLM setup, prompt variant and number of
 # demonstrations (through the reply cache), then their Table 1 rows beside the baselines.
+# Scope `paper`: the sets released with the paper; scope {experiment}: the set built from this
+# experiment's own from-scratch runs (rule tfs_eval).
 
 
 # The API keys' environment variables must be set before any job runs (never in configs).
@@ -16,14 +18,14 @@ localrules:
 
 rule llm_pp_predict:
     input:
-        tfs_eval=str(TFS_EVAL_DIR),
+        tfs_eval=llm_scope_tfs_eval,
     output:
-        predictions="results/paper/llm_pp/{llm}/{variant}-k{k}/predictions.jsonl",
-        usage="results/paper/llm_pp/{llm}/{variant}-k{k}/usage.json",
+        predictions="results/{scope}/llm_pp/{llm}/{variant}-k{k}/predictions.jsonl",
+        usage="results/{scope}/llm_pp/{llm}/{variant}-k{k}/usage.json",
     log:
-        "logs/paper/llm_pp_predict/{llm}-{variant}-k{k}.log",
+        "logs/{scope}/llm_pp_predict/{llm}-{variant}-k{k}.log",
     benchmark:
-        "benchmarks/paper/llm_pp_predict/{llm}-{variant}-k{k}.tsv"
+        "benchmarks/{scope}/llm_pp_predict/{llm}-{variant}-k{k}.tsv"
     conda:
         "../../envs/nasflow.yaml"
     resources:
@@ -32,7 +34,7 @@ rule llm_pp_predict:
         runtime=24 * 60,
     params:
         options=lambda wildcards: llm_predict_args(wildcards.llm),
-        tasks=" ".join(config["paper"]["tasks"]),
+        tasks=lambda wildcards: " ".join(llm_scope_tasks(wildcards.scope)),
     shell:
         "nasflow llm-pp predict --tfs-eval {input.tfs_eval} --task {params.tasks}"
         " --variant {wildcards.variant} --demonstrations {wildcards.k} {params.options}"
@@ -41,25 +43,34 @@ rule llm_pp_predict:
 
 rule llm_pp_evaluate:
     input:
-        tfs_eval=str(TFS_EVAL_DIR),
-        predictions=llm_pp_predictions(),
+        tfs_eval=llm_scope_tfs_eval,
+        predictions=lambda wildcards: llm_pp_predictions(wildcards.scope),
     output:
-        csv="results/paper/tables/table1_llm_pp.csv",
+        csv="results/{scope}/tables/table1_llm_pp.csv",
         md=report(
-            "results/paper/tables/table1_llm_pp.md",
+            "results/{scope}/tables/table1_llm_pp.md",
             caption="../report/table1_llm_pp.rst",
-            category="Paper (released data)",
+            category="Predictor quality (Table 1)",
+            subcategory="{scope}",
+        ),
+        ablation="results/{scope}/tables/table1_llm_pp_ablation.csv",
+        ablation_md=report(
+            "results/{scope}/tables/table1_llm_pp_ablation.md",
+            caption="../report/table1_llm_pp_ablation.rst",
+            category="Predictor quality (Table 1)",
+            subcategory="{scope}",
         ),
     log:
-        "logs/paper/llm_pp_evaluate.log",
+        "logs/{scope}/llm_pp_evaluate.log",
     conda:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        tasks=" ".join(config["paper"]["tasks"]),
+        tasks=lambda wildcards: " ".join(llm_scope_tasks(wildcards.scope)),
     shell:
         "nasflow llm-pp evaluate --tfs-eval {input.tfs_eval} --task {params.tasks}"
         " --predictions {input.predictions} --baselines --out {output.csv}"
-        " --markdown {output.md} > {log} 2>&1"
+        " --markdown {output.md} --ablation {output.ablation}"
+        " --ablation-markdown {output.ablation_md} > {log} 2>&1"

@@ -1,4 +1,5 @@
-# TFS-Eval: architectures trained from scratch (one job each) and scored (loss, BLEU).
+# TFS-Eval: architectures trained from scratch (one job each) and scored (loss, BLEU), then
+# gathered into a TFS-Eval set in the released layout.
 
 
 rule train_arch:
@@ -58,3 +59,31 @@ rule score_arch:
         "nasflow arch score --config-json {params.config:q} --model {input.model}"
         " --data {params.data} --out {output.scores} --hypotheses {output.hypotheses}"
         " > {log} 2>&1"
+
+
+rule tfs_eval:
+    input:
+        scores=tfs_scores(),
+        manifest=data_files()["manifest"],
+        supernet_quality=rules.supernet_quality.output,
+    output:
+        directory(f"results/{EXP}/tfs_eval"),
+    log:
+        f"logs/{EXP}/tfs_eval.log",
+    conda:
+        "../../envs/nasflow.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        data=lambda wildcards, input: Path(input.manifest).parent,
+        seeds=" ".join(map(str, config["tfs"]["split_seeds"])),
+        train=tfs_train_size(),
+        pool=config["tfs"]["example_pool"],
+        seed=config["seed"],
+        task=EXP,
+    shell:
+        "nasflow tfs-eval build --scores {input.scores} --data {params.data} --task {params.task}"
+        " --seeds {params.seeds} --train {params.train} --example-pool {params.pool}"
+        " --pool-seed {params.seed} --supernet-quality {input.supernet_quality}"
+        " --out {output} > {log} 2>&1"

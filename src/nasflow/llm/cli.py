@@ -38,8 +38,14 @@ def _tfs_eval_dir(args: argparse.Namespace) -> Path:
     return Path(folder)
 
 
-def _examples_loader(folder: Path | None):
+def _examples_loader(tfs_eval: Path, info, folder: Path | None):
+    """Task examples: a built set's own pool, else newstest pairs from `folder`."""
+    from nasflow.tfs_eval import read_task_examples
+
     def examples(task: str) -> tuple[list[str], list[str]] | None:
+        pool = read_task_examples(tfs_eval, info, task)
+        if pool is not None:
+            return pool
         if folder is None or task not in TASK_EXAMPLE_SETS:
             return None
         name, source, target = TASK_EXAMPLE_SETS[task]
@@ -74,10 +80,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from nasflow.llm.cache import ReplyCache
     from nasflow.llm.llm_pp import PromptSettings, llm_pp_predictions, usage_summary
     from nasflow.llm.predict import PredictSettings
-    from nasflow.tfs_eval import read_tfs_eval
+    from nasflow.tfs_eval import read_tfs_eval, read_tfs_eval_info
 
-    table = read_tfs_eval(_tfs_eval_dir(args), tasks=args.task, seeds=args.seeds)
-    tasks = args.task or sorted(table["task"].unique())
+    folder = _tfs_eval_dir(args)
+    info = read_tfs_eval_info(folder)
+    table = read_tfs_eval(folder, tasks=args.task, seeds=args.seeds)
+    tasks = args.task or list(table["task"].unique())
     prompts = PromptSettings(args.variant, args.demonstrations, args.task_examples, args.template)
     predict = PredictSettings(
         samples=args.samples,
@@ -88,8 +96,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     provider = _provider(args)
     cache = ReplyCache(args.cache)
     examples_dir = args.examples_dir or _mirror_path("newstest")
+    examples = _examples_loader(folder, info, examples_dir)
     records = llm_pp_predictions(
-        table, tasks, provider, cache, prompts, predict, _examples_loader(examples_dir), _log
+        table, info, tasks, provider, cache, prompts, predict, examples, _log
     )
     lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
     write_text_atomic(args.out, lines)
@@ -120,14 +129,16 @@ def read_predictions(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from nasflow.llm.llm_pp import SeedPredictions
+    from nasflow.llm.llm_pp import SeedPredictions, ablation_table
     from nasflow.predictors.cli import DECIMALS, to_markdown
     from nasflow.predictors.quality import default_predictors, evaluate_predictors
     from nasflow.tfs_eval import read_tfs_eval
 
     records = read_predictions(args.predictions)
-    table = read_tfs_eval(_tfs_eval_dir(args), tasks=args.task)
-    tasks = args.task or sorted(table["task"].unique())
+    # The seeds the predictions cover (every predictor must cover all of them).
+    seeds = sorted({int(r["seed"]) for r in records})
+    table = read_tfs_eval(_tfs_eval_dir(args), tasks=args.task, seeds=seeds)
+    tasks = args.task or list(table["task"].unique())
     names = list(dict.fromkeys(r["predictor"] for r in records))
 
     def predictors(task: str) -> list:
@@ -141,6 +152,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(markdown)
     if args.markdown:
         write_text_atomic(args.markdown, markdown + "\n")
+    if args.ablation:
+        ablation = ablation_table(results, records)
+        with atomic_path(args.ablation) as tmp:
+            ablation.round(DECIMALS).to_csv(tmp, index=False, na_rep="")
+        if args.ablation_markdown:
+            write_text_atomic(args.ablation_markdown, to_markdown(ablation) + "\n")
     return 0
 
 
@@ -186,4 +203,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--baselines", action="store_true", help="add supernet and count rows")
     evaluate.add_argument("--out", type=Path, required=True, help="results CSV")
     evaluate.add_argument("--markdown", type=Path, help="also write the table as markdown")
+    evaluate.add_argument("--ablation", type=Path, help="prompt-ablation CSV (LLM-PP rows)")
+    evaluate.add_argument("--ablation-markdown", type=Path, help="the ablation as markdown")
     evaluate.set_defaults(func=_cmd_evaluate)

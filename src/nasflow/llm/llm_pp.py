@@ -4,7 +4,8 @@ seed's train split, predictions through the cache, usage and cost per step.
 For each (seed, task), the first `demonstrations` architectures of the seed's `train` split are
 shown with their GFLOPs (output layer included, as llmas) and from-scratch valid BLEU; each
 architecture of the seed's `test` split is then asked for. Task examples are sentence pairs of
-the task drawn with the seed.
+the task drawn with the seed. What the prompt says about a task comes from the folder's
+`TfsEvalInfo` (`task_info`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,7 @@ from nasflow.llm.prompts import (
 from nasflow.llm.providers import Provider
 from nasflow.predictors.base import Predictor
 from nasflow.space import Arch
-
-TASKS: dict[str, TaskInfo] = {
-    "wmt14ende": TaskInfo("WMT'14", "English", "German"),
-    "wmt14enfr": TaskInfo("WMT'14", "English", "French"),
-    "wmt19ende": TaskInfo("WMT'19", "English", "German"),
-}
-"""What the prompt says about each released TFS-Eval task."""
+from nasflow.tfs_eval import TfsEvalInfo
 
 ExamplePairs = tuple[Sequence[str], Sequence[str]]
 
@@ -59,17 +54,54 @@ class PromptSettings:
             raise ConfigError("need demonstrations >= 1 and task_examples >= 0")
 
 
+VARIANT_DESCRIPTIONS: dict[str, str] = {
+    "demos": "demonstrations only",
+    "role_hparams": "+ role + hyperparameters",
+    "task": "+ instruction 1 (task, dataset, metric)",
+    "examples": "+ instruction 2 (task examples)",
+    "backbone": "+ instruction 3 (backbone)",
+    "efficiency": "+ instruction 4 (efficiency metric)",
+    "full": "+ instruction 5 (focus on demonstrations) = full prompt",
+}
+"""Rows of the prompt ablation (the paper's Table 1), each adding to the one before."""
+
+ABLATION_COLUMNS = (
+    "setup",
+    "prompt",
+    "variant",
+    "demonstrations",
+    "task",
+    "mae",
+    "mae_std",
+    "kendall",
+    "kendall_std",
+    "n_seeds",
+)
+
+
+def setup_name(provider: Provider) -> str:
+    """`provider/model`, or the stand-in's label."""
+    if provider.name == "offline":
+        return "offline stand-in (no LLM)"
+    return f"{provider.name}/{provider.model}"
+
+
 def predictor_label(provider: Provider, prompts: PromptSettings) -> str:
     """Row label in the tables, e.g. `LLM-PP openai/gpt-4`; the stand-in says so."""
-    if provider.name == "offline":
-        label = "LLM-PP offline stand-in (no LLM)"
-    else:
-        label = f"LLM-PP {provider.name}/{provider.model}"
+    label = f"LLM-PP {setup_name(provider)}"
     if prompts.variant != "full":
         label += f" [{prompts.variant}]"
     if prompts.demonstrations != 10:
         label += f" k={prompts.demonstrations}"
     return label
+
+
+def task_info(info: TfsEvalInfo, task: str) -> TaskInfo:
+    """What the prompt says about `task` of a TFS-Eval folder."""
+    if task not in info.tasks:
+        raise DataError(f"no description of task {task!r}; known: {', '.join(info.tasks)}")
+    meta = info.tasks[task]
+    return TaskInfo(meta.dataset, meta.source_language, meta.target_language)
 
 
 def _demonstration(row: pd.Series, with_score: bool) -> Demonstration:
@@ -83,10 +115,9 @@ def build_prompts(
     template: PromptTemplate,
     settings: PromptSettings,
     examples: ExamplePairs | None,
+    info: TaskInfo,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The seed's test rows of `task` and one prompt per row."""
-    if task not in TASKS:
-        raise DataError(f"no task description for {task!r}; known: {', '.join(TASKS)}")
     rows = table[(table["task"] == task) & (table["seed"] == seed)]
     train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
     if train.empty or test.empty:
@@ -96,9 +127,7 @@ def build_prompts(
     if examples is not None and settings.task_examples:
         pairs = sample_task_examples(*examples, settings.task_examples, seed)
     prompts = [
-        render_prompt(
-            template, settings.variant, TASKS[task], pairs, demos, _demonstration(r, False)
-        )
+        render_prompt(template, settings.variant, info, pairs, demos, _demonstration(r, False))
         for _, r in test.iterrows()
     ]
     return test, prompts
@@ -106,6 +135,7 @@ def build_prompts(
 
 def llm_pp_predictions(
     table: pd.DataFrame,
+    info: TfsEvalInfo,
     tasks: Sequence[str],
     provider: Provider,
     cache: ReplyCache,
@@ -121,12 +151,17 @@ def llm_pp_predictions(
     for task in tasks:
         examples = examples_for_task(task)
         for seed in sorted(table.loc[table["task"] == task, "seed"].unique()):
-            test, texts = build_prompts(table, task, int(seed), template, prompts, examples)
+            test, texts = build_prompts(
+                table, task, int(seed), template, prompts, examples, task_info(info, task)
+            )
             results = predict_many(provider, cache, texts, predict)
             for (_, row), result in zip(test.iterrows(), results, strict=True):
                 records.append(
                     {
                         "predictor": label,
+                        "setup": setup_name(provider),
+                        "variant": prompts.variant,
+                        "demonstrations": prompts.demonstrations,
                         "seed": int(seed),
                         "task": task,
                         "arch_id": row["arch_id"],
@@ -213,3 +248,42 @@ class SeedPredictions(Predictor):
                 "more parse retries or another model"
             )
         return np.array([self._values[(self.seed, a.id)] for a in archs], dtype=float)
+
+
+def ablation_table(results: pd.DataFrame, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The LLM-PP rows of a quality table as the prompt ablation: one row per (setup, variant,
+    demonstrations) on the `Average` task (or each task when there is one), variants in the
+    order each adds a component (`VARIANT_DESCRIPTIONS`), then by number of demonstrations."""
+    meta: dict[str, tuple[str, str, int]] = {}
+    for record in records:
+        missing = {"setup", "variant", "demonstrations"} - set(record)
+        if missing:
+            raise DataError(
+                f"prediction record of {record.get('predictor')!r} lacks {sorted(missing)}; "
+                "rerun `nasflow llm-pp predict` to write them"
+            )
+        meta[record["predictor"]] = (
+            str(record["setup"]),
+            str(record["variant"]),
+            int(record["demonstrations"]),
+        )
+    rows = results[results["predictor"].isin(list(meta))]
+    if "Average" in set(rows["task"]):
+        rows = rows[rows["task"] == "Average"]
+    order = list(VARIANT_DESCRIPTIONS)
+    table = pd.DataFrame(
+        [
+            {
+                "setup": meta[row.predictor][0],
+                "prompt": VARIANT_DESCRIPTIONS[meta[row.predictor][1]],
+                "variant": meta[row.predictor][1],
+                "demonstrations": meta[row.predictor][2],
+                **{c: getattr(row, c) for c in ABLATION_COLUMNS[4:]},
+            }
+            for row in rows.itertuples(index=False)
+        ],
+        columns=list(ABLATION_COLUMNS),
+    )
+    table["_variant"] = table["variant"].map(order.index)
+    table = table.sort_values(["setup", "_variant", "demonstrations", "task"], kind="stable")
+    return table.drop(columns="_variant").reset_index(drop=True)

@@ -50,9 +50,12 @@ class StoredPredictor(Predictor):
 
     bleu_scale = True
 
-    def __init__(self, name: str, predictions: Mapping[str, float]) -> None:
+    def __init__(
+        self, name: str, predictions: Mapping[str, float], bleu_scale: bool = True
+    ) -> None:
         self.name = name
         self.predictions = dict(predictions)
+        self.bleu_scale = bleu_scale
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         missing = [a.id for a in archs if a.id not in self.predictions]
@@ -64,10 +67,13 @@ class StoredPredictor(Predictor):
         return np.array([self.predictions[a.id] for a in archs], dtype=float)
 
     @classmethod
-    def from_table(cls, table: pd.DataFrame, name: str, task: str) -> StoredPredictor:
+    def from_table(
+        cls, table: pd.DataFrame, name: str, task: str, bleu_scale: bool = True
+    ) -> StoredPredictor:
         """The predictions in column `name` for `task` of a `read_tfs_eval` table.
 
         Every architecture must carry one value for the task across seeds and splits.
+        `bleu_scale=False` for rank-only columns (e.g. a supernet's negated loss).
         """
         if name not in table.columns:
             raise DataError(f"the TFS-Eval table has no predictor column {name!r}")
@@ -79,4 +85,4 @@ class StoredPredictor(Predictor):
                 f"predictor {name!r} on {task}: architecture {conflicting[0]} has different "
                 f"stored predictions across seeds/splits: {sorted(values[conflicting[0]])}"
             )
-        return cls(name, {arch_id: float(v[0]) for arch_id, v in values.items()})
+        return cls(name, {a: float(v[0]) for a, v in values.items()}, bleu_scale=bleu_scale)

@@ -19,8 +19,8 @@ DECIMALS = 4
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nasflow.predictors.quality import default_predictors, evaluate_predictors
 
-    tasks = args.task
-    table = read_tfs_eval(args.tfs_eval, tasks=tasks)
+    table = read_tfs_eval(args.tfs_eval, tasks=args.task)
+    tasks = args.task or list(table["task"].unique())
     results = evaluate_predictors(table, tasks, lambda task: default_predictors(table, task))
     with atomic_path(args.out) as tmp:
         results.round(DECIMALS).to_csv(tmp, index=False, na_rep="")
@@ -54,16 +54,15 @@ def _markdown_document(markdown: str, folder: Path, table: pd.DataFrame) -> str:
     )
 
 
-def _parse_tasks(text: str) -> list[str]:
-    """`all` or a comma-separated list of known tasks, in the given order, without repeats."""
+def _parse_tasks(text: str) -> list[str] | None:
+    """`all` (None: every task of the folder) or comma-separated distinct task names, in order.
+
+    Names are checked against the folder when it is read (a built set has its own tasks)."""
     if text == "all":
-        return list(TASK_VOCAB_SIZES)
+        return None
     tasks = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in TASK_VOCAB_SIZES]
-    if unknown or not tasks or len(set(tasks)) != len(tasks):
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected 'all' or distinct tasks among {', '.join(TASK_VOCAB_SIZES)}"
-        )
+    if not tasks or len(set(tasks)) != len(tasks):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or distinct task names")
     return tasks
 
 
@@ -83,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         type=_parse_tasks,
         metavar="TASK[,TASK...]|all",
-        help=f"one or more of {', '.join(TASK_VOCAB_SIZES)} (comma-separated), or all",
+        help=f"tasks of the folder (comma-separated; released: {', '.join(TASK_VOCAB_SIZES)}), "
+        "or all",
     )
     evaluate.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
     evaluate.add_argument("--markdown", type=Path, metavar="FILE.md")

@@ -17,7 +17,7 @@ from nasflow.errors import DataError
 from nasflow.metrics import kendall, mae, summarize_over_seeds
 from nasflow.predictors.base import Predictor, check_scores
 from nasflow.predictors.baselines import FlopsPredictor, ParamsPredictor, StoredPredictor
-from nasflow.tfs_eval import STORED_PREDICTORS, TASK_VOCAB_SIZES
+from nasflow.tfs_eval import COLUMNS, STORED_PREDICTORS
 
 PAPER_ORDER: tuple[str, ...] = (*STORED_PREDICTORS, "#Params", "#FLOPs")
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -37,15 +37,19 @@ SeedMetrics = dict[int, dict[str, float]]
 
 
 def default_predictors(table: pd.DataFrame, task: str) -> list[Predictor]:
-    """The stored supernet predictors present in `table`, then #Params and #FLOPs."""
-    if task not in TASK_VOCAB_SIZES:
-        raise DataError(f"unknown TFS-Eval task {task!r}; known: {', '.join(TASK_VOCAB_SIZES)}")
+    """The stored predictors of `table` (the released supernets first), then #Params and
+    #FLOPs with the task's vocabulary."""
+    rows = table[table["task"] == task]
+    if rows.empty:
+        known = ", ".join(map(str, table["task"].unique()))
+        raise DataError(f"the TFS-Eval table has no task {task!r}; it has: {known}")
+    stored_names = [c for c in table.columns[len(COLUMNS) :] if rows[c].notna().any()]
+    rank_only = set(table.attrs.get("rank_only", ()))
     stored: list[Predictor] = [
-        StoredPredictor.from_table(table, name, task)
-        for name in STORED_PREDICTORS
-        if name in table.columns
+        StoredPredictor.from_table(table, name, task, bleu_scale=name not in rank_only)
+        for name in _ordered(stored_names)
     ]
-    vocab = TASK_VOCAB_SIZES[task]
+    vocab = int(rows["vocab_size"].iloc[0])
     return [*stored, ParamsPredictor(vocab), FlopsPredictor(vocab)]
 
 

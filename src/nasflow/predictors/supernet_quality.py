@@ -53,7 +53,11 @@ def supernet_quality(predictor: Predictor, records: list[dict[str, Any]]) -> dic
     """Kendall's tau (and MAE for BLEU-scale predictors) of `predictor` on the TFS records."""
     archs = [record["arch"] for record in records]
     predicted = np.asarray(predictor.predict(archs), dtype=float)
-    summary: dict[str, Any] = {"predictor": predictor.name, "architectures": len(records)}
+    summary: dict[str, Any] = {
+        "predictor": predictor.name,
+        "bleu_scale": predictor.bleu_scale,
+        "architectures": len(records),
+    }
     golds = {
         "valid_bleu": [record["valid_bleu"] for record in records],
         "test_bleu": [record["test_bleu"] for record in records],

@@ -38,9 +38,12 @@ def _tfs_eval_dir(args: argparse.Namespace) -> Path:
     return Path(folder)
 
 
-def _examples_loader(tfs_eval: Path, info, folder: Path | None):
-    """Task examples: a built set's own pool, else newstest pairs from `folder`."""
+def task_examples(tfs_eval: Path, info, folder: Path | None):
+    """Task examples per task: a built set's own pool, else newstest pairs from `folder`
+    (default `$NASFLOW_MIRROR/newstest`)."""
     from nasflow.tfs_eval import read_task_examples
+
+    folder = folder or _mirror_path("newstest")
 
     def examples(task: str) -> tuple[list[str], list[str]] | None:
         pool = read_task_examples(tfs_eval, info, task)
@@ -77,34 +80,20 @@ def _provider(args: argparse.Namespace):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from nasflow.llm.cache import ReplyCache
-    from nasflow.llm.llm_pp import PromptSettings, llm_pp_predictions, usage_summary
-    from nasflow.llm.predict import PredictSettings
+    from nasflow.llm.llm_pp import llm_pp_predictions, usage_summary
     from nasflow.tfs_eval import read_tfs_eval, read_tfs_eval_info
 
     folder = _tfs_eval_dir(args)
     info = read_tfs_eval_info(folder)
     table = read_tfs_eval(folder, tasks=args.task, seeds=args.seeds)
     tasks = args.task or list(table["task"].unique())
-    prompts = PromptSettings(args.variant, args.demonstrations, args.task_examples, args.template)
-    predict = PredictSettings(
-        samples=args.samples,
-        aggregate=args.aggregate,
-        parse_retries=args.parse_retries,
-        concurrency=args.concurrency,
-    )
-    provider = _provider(args)
-    cache = ReplyCache(args.cache)
-    examples_dir = args.examples_dir or _mirror_path("newstest")
-    examples = _examples_loader(folder, info, examples_dir)
+    provider, cache, prompts, predict, prices = llm_setup(args)
+    examples = task_examples(folder, info, args.examples_dir)
     records = llm_pp_predictions(
         table, info, tasks, provider, cache, prompts, predict, examples, _log
     )
     lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
     write_text_atomic(args.out, lines)
-    prices = None
-    if args.price_prompt is not None or args.price_completion is not None:
-        prices = {"prompt": args.price_prompt or 0.0, "completion": args.price_completion or 0.0}
     usage = usage_summary(records, provider, prompts, predict, prices)
     write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), usage)
     _log(
@@ -129,6 +118,7 @@ def read_predictions(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from nasflow.distill.cli import read_seed_models
     from nasflow.llm.llm_pp import SeedPredictions, ablation_table
     from nasflow.predictors.cli import DECIMALS, to_markdown
     from nasflow.predictors.quality import default_predictors, evaluate_predictors
@@ -141,9 +131,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     tasks = args.task or list(table["task"].unique())
     names = list(dict.fromkeys(r["predictor"] for r in records))
 
+    distilled = read_seed_models(args.distill_models or [])
+
     def predictors(task: str) -> list:
         llm = [SeedPredictions(name, [r for r in records if r["task"] == task]) for name in names]
-        return (default_predictors(table, task) if args.baselines else []) + llm
+        baselines = default_predictors(table, task) if args.baselines else []
+        return baselines + llm + list(distilled.get(task, {}).values())
 
     results = evaluate_predictors(table, tasks, predictors)
     with atomic_path(args.out) as tmp:
@@ -161,6 +154,51 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_llm_options(parser: argparse.ArgumentParser) -> None:
+    """Provider, sampling, prompt and cache options (shared with `nasflow distill dataset`)."""
+    parser.add_argument("--provider", choices=["offline", "openai"], default="offline")
+    parser.add_argument("--model", help="model name (openai provider)")
+    parser.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. a vLLM server")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var of the key")
+    parser.add_argument("--temperature", type=float, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=int, default=25)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    parser.add_argument("--requests-per-minute", type=float, help="throttle")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument("--samples", type=int, default=1, help="replies per architecture")
+    parser.add_argument("--aggregate", choices=["mean", "median"], default="mean")
+    parser.add_argument("--parse-retries", type=int, default=3)
+    parser.add_argument("--variant", default="full", help="prompt variant (ablation)")
+    parser.add_argument("--demonstrations", type=int, default=10)
+    parser.add_argument("--task-examples", type=int, default=5)
+    parser.add_argument("--template", help="prompt template YAML (default: packaged)")
+    parser.add_argument("--examples-dir", type=Path, help="folder of newstest pairs")
+    parser.add_argument(
+        "--cache", type=Path, default=Path("resources/llm_cache.sqlite"), help="reply cache"
+    )
+    parser.add_argument("--price-prompt", type=float, help="USD per million prompt tokens")
+    parser.add_argument("--price-completion", type=float, help="USD per million output tokens")
+
+
+def llm_setup(args: argparse.Namespace):
+    """Provider, reply cache, prompt and predict settings, and prices from `add_llm_options`."""
+    from nasflow.llm.cache import ReplyCache
+    from nasflow.llm.llm_pp import PromptSettings
+    from nasflow.llm.predict import PredictSettings
+
+    prompts = PromptSettings(args.variant, args.demonstrations, args.task_examples, args.template)
+    predict = PredictSettings(
+        samples=args.samples,
+        aggregate=args.aggregate,
+        parse_retries=args.parse_retries,
+        concurrency=args.concurrency,
+    )
+    prices = None
+    if args.price_prompt is not None or args.price_completion is not None:
+        prices = {"prompt": args.price_prompt or 0.0, "completion": args.price_completion or 0.0}
+    return _provider(args), ReplyCache(args.cache), prompts, predict, prices
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `llm-pp predict` and `llm-pp evaluate`."""
     group = subparsers.add_parser("llm-pp", help="LLM performance predictors (LLM-PP)")
@@ -170,28 +208,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
     predict.add_argument("--task", nargs="+", help="tasks (default: every task found)")
     predict.add_argument("--seeds", type=int, nargs="+", help="seeds (default: all)")
-    predict.add_argument("--provider", choices=["offline", "openai"], default="offline")
-    predict.add_argument("--model", help="model name (openai provider)")
-    predict.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. a vLLM server")
-    predict.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var of the key")
-    predict.add_argument("--temperature", type=float, help="sampling temperature")
-    predict.add_argument("--max-tokens", type=int, default=25)
-    predict.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    predict.add_argument("--requests-per-minute", type=float, help="throttle")
-    predict.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    predict.add_argument("--samples", type=int, default=1, help="replies per architecture")
-    predict.add_argument("--aggregate", choices=["mean", "median"], default="mean")
-    predict.add_argument("--parse-retries", type=int, default=3)
-    predict.add_argument("--variant", default="full", help="prompt variant (ablation)")
-    predict.add_argument("--demonstrations", type=int, default=10)
-    predict.add_argument("--task-examples", type=int, default=5)
-    predict.add_argument("--template", help="prompt template YAML (default: packaged)")
-    predict.add_argument("--examples-dir", type=Path, help="folder of newstest pairs")
-    predict.add_argument(
-        "--cache", type=Path, default=Path("resources/llm_cache.sqlite"), help="reply cache"
-    )
-    predict.add_argument("--price-prompt", type=float, help="USD per million prompt tokens")
-    predict.add_argument("--price-completion", type=float, help="USD per million output tokens")
+    add_llm_options(predict)
     predict.add_argument("--out", type=Path, required=True, help="predictions JSONL")
     predict.add_argument("--usage", type=Path, help="usage JSON (default OUT.usage.json)")
     predict.set_defaults(func=_cmd_predict)
@@ -201,6 +218,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--task", nargs="+", help="tasks (default: every task found)")
     evaluate.add_argument("--predictions", type=Path, nargs="+", required=True)
     evaluate.add_argument("--baselines", action="store_true", help="add supernet and count rows")
+    evaluate.add_argument(
+        "--distill-models",
+        type=Path,
+        nargs="+",
+        help="LLM-Distill-PP models (one per TFS-Eval seed, `nasflow distill train`) to add",
+    )
     evaluate.add_argument("--out", type=Path, required=True, help="results CSV")
     evaluate.add_argument("--markdown", type=Path, help="also write the table as markdown")
     evaluate.add_argument("--ablation", type=Path, help="prompt-ablation CSV (LLM-PP rows)")

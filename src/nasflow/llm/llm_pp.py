@@ -108,6 +108,26 @@ def _demonstration(row: pd.Series, with_score: bool) -> Demonstration:
     return Demonstration(row["arch"], row["flops"] / 1e9, row["gold"] if with_score else None)
 
 
+def prompt_context(
+    table: pd.DataFrame,
+    task: str,
+    seed: int,
+    settings: PromptSettings,
+    examples: ExamplePairs | None,
+) -> tuple[list[Demonstration], list[tuple[str, str]], pd.DataFrame]:
+    """The seed's demonstrations (first `demonstrations` train archs), task example pairs and
+    test rows of `task`."""
+    rows = table[(table["task"] == task) & (table["seed"] == seed)]
+    train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
+    if train.empty or test.empty:
+        raise DataError(f"TFS-Eval seed {seed} task {task}: needs train and test architectures")
+    demos = [_demonstration(r, True) for _, r in train.head(settings.demonstrations).iterrows()]
+    pairs: list[tuple[str, str]] = []
+    if examples is not None and settings.task_examples:
+        pairs = sample_task_examples(*examples, settings.task_examples, seed)
+    return demos, pairs, test
+
+
 def build_prompts(
     table: pd.DataFrame,
     task: str,
@@ -118,14 +138,7 @@ def build_prompts(
     info: TaskInfo,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The seed's test rows of `task` and one prompt per row."""
-    rows = table[(table["task"] == task) & (table["seed"] == seed)]
-    train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
-    if train.empty or test.empty:
-        raise DataError(f"TFS-Eval seed {seed} task {task}: needs train and test architectures")
-    demos = [_demonstration(r, True) for _, r in train.head(settings.demonstrations).iterrows()]
-    pairs: list[tuple[str, str]] = []
-    if examples is not None and settings.task_examples:
-        pairs = sample_task_examples(*examples, settings.task_examples, seed)
+    demos, pairs, test = prompt_context(table, task, seed, settings, examples)
     prompts = [
         render_prompt(template, settings.variant, info, pairs, demos, _demonstration(r, False))
         for _, r in test.iterrows()

@@ -1,0 +1,110 @@
+"""The distillation path with the offline provider: dataset through the cache, MLP, Table 1."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nasflow.cli import main
+from nasflow.distill.dataset import read_arch_file, read_distill_dataset
+from nasflow.errors import DataError
+from nasflow.space import get_space
+from nasflow.tfs_eval_build import SplitSettings, build_tfs_eval
+
+ARCHS = get_space("demo").sample_unique(9, seed=5)
+
+
+@pytest.fixture()
+def tfs_eval(tmp_path: Path) -> Path:
+    """A built TFS-Eval set of 9 demo archs whose BLEU grows with the embedding size."""
+    scores = []
+    for arch in ARCHS:
+        path = tmp_path / "tfs" / arch.id / "score.json"
+        path.parent.mkdir(parents=True)
+        bleu = arch.encoder_embed_dim / 10 + arch.decoder_layer_num
+        score = {"arch": arch.to_dict(), "valid": {"bleu": bleu, "loss_bits": 4.0}}
+        path.write_text(json.dumps({**score, "test": {"bleu": bleu + 1}}))
+        scores.append(path)
+    data = tmp_path / "data"
+    data.mkdir()
+    manifest = {"vocab_size": 500, "languages": {"source": "en", "target": "de"}}
+    (data / "manifest.json").write_text(json.dumps({**manifest, "corpus": "multi30k"}))
+    (data / "train.en").write_text("a b\nc d\n")
+    (data / "train.de").write_text("e f\ng h\n")
+    out = tmp_path / "tfs_eval"
+    build_tfs_eval(scores, data, out, "demo", SplitSettings((1, 2), train_size=3))
+    return out
+
+
+def _dataset(tfs_eval: Path, tmp_path: Path, seed: int, n: int = 60) -> Path:
+    out = tmp_path / f"d{seed}.csv"
+    argv = ["distill", "dataset", "--tfs-eval", str(tfs_eval), "--task", "demo"]
+    argv += ["--seed", str(seed), "--n", str(n), "--demonstrations", "3"]
+    assert main([*argv, "--cache", str(tmp_path / "cache.sqlite"), "--out", str(out)]) == 0
+    return out
+
+
+def test_dataset_is_labelled_through_the_cache(tfs_eval: Path, tmp_path: Path) -> None:
+    out = _dataset(tfs_eval, tmp_path, seed=1)
+    frame = pd.read_csv(out)
+    assert len(frame) == 60 and not frame["failed"].any()
+    usage = json.loads(out.with_suffix(".usage.json").read_text())
+    assert usage["requests"] == 60 and usage["cache_hits"] == 0 and usage["tfs_seed"] == 1
+    # A rerun asks nothing: every reply comes from the cache, with identical labels.
+    first = frame["prediction"].tolist()
+    _dataset(tfs_eval, tmp_path, seed=1)
+    usage = json.loads(out.with_suffix(".usage.json").read_text())
+    assert usage["requests"] == 0 and usage["cache_hits"] == 60
+    assert pd.read_csv(out)["prediction"].tolist() == first
+    with sqlite3.connect(tmp_path / "cache.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 60
+    archs, labels, failed = read_distill_dataset(out)
+    assert len(archs) == 60 and failed == 0 and archs[0].space == "demo"
+    assert all(0 <= value <= 100 for value in labels)
+
+
+def test_mlp_per_seed_and_its_table_1_row(tfs_eval: Path, tmp_path: Path) -> None:
+    models = []
+    for seed in (1, 2):
+        dataset = _dataset(tfs_eval, tmp_path, seed)
+        model = tmp_path / f"m{seed}.pt"
+        argv = ["distill", "train", "--dataset", str(dataset), "--name", "LLM-Distill-PP test"]
+        argv += ["--settings-json", '{"steps": 300, "lr": 0.001}', "--tfs-eval", str(tfs_eval)]
+        assert main([*argv, "--task", "demo", "--seed", str(seed), "--out", str(model)]) == 0
+        meta = json.loads(model.with_suffix(".json").read_text())
+        assert meta["tfs_seed"] == seed and meta["architectures"] == 60
+        assert meta["tfs_eval"]["n"] == 6 and meta["throughput_archs_per_s"] > 0
+        models.append(str(model))
+    predictions = tmp_path / "pp.jsonl"
+    argv = ["llm-pp", "predict", "--tfs-eval", str(tfs_eval), "--demonstrations", "3"]
+    assert main([*argv, "--cache", str(tmp_path / "c2.sqlite"), "--out", str(predictions)]) == 0
+    table = tmp_path / "t1.csv"
+    argv = ["llm-pp", "evaluate", "--tfs-eval", str(tfs_eval), "--predictions", str(predictions)]
+    assert main([*argv, "--distill-models", *models, "--out", str(table)]) == 0
+    rows = {line.split(",")[0]: line.split(",") for line in table.read_text().splitlines()[1:]}
+    assert set(rows) == {"LLM-PP offline stand-in (no LLM) k=3", "LLM-Distill-PP test"}
+    assert rows["LLM-Distill-PP test"][-1] == "2"  # mean ± std over both split seeds
+
+
+def test_arch_files_and_bad_datasets(tmp_path: Path) -> None:
+    archs = tmp_path / "archs.jsonl"
+    lines = [json.dumps(ARCHS[0].to_dict()), json.dumps({"arch": ARCHS[1].to_dict()})]
+    lines.append(json.dumps({"scratch": {"arch_info": ARCHS[2].to_arch_info()}}))
+    archs.write_text("\n".join([*lines, lines[0]]) + "\n")
+    assert [a.id for a in read_arch_file(archs, "demo")] == [a.id for a in ARCHS[:3]]
+    archs.write_text('{"encoder_embed_dim": 3}\n')
+    with pytest.raises(DataError, match=r"archs\.jsonl:1: not an architecture"):
+        read_arch_file(archs, "demo")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "arch,prediction,failed\n" + f'"{ARCHS[0].to_json()}",,True\n'.replace('"{', "'{")
+    )
+    bad.write_text("arch,prediction,failed\nx,,True\n")
+    with pytest.raises(DataError, match="no labelled architectures"):
+        read_distill_dataset(bad)
+    with pytest.raises(DataError, match="not found"):
+        read_distill_dataset(tmp_path / "none.csv")

@@ -17,6 +17,7 @@ include: "workflow/rules/latency.smk"
 include: "workflow/rules/tfs.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/llm.smk"
+include: "workflow/rules/search.smk"
 
 
 rule all:

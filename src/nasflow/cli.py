@@ -20,10 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     from nasflow import space as space_cli
     from nasflow import tfs_eval_build
     from nasflow.data import cli as data_cli
+    from nasflow.distill import cli as distill_cli
     from nasflow.efficiency import cli as efficiency_cli
     from nasflow.evaluate import cli as evaluate_cli
     from nasflow.llm import cli as llm_cli
     from nasflow.predictors import cli as predictors_cli
+    from nasflow.search import cli as search_cli
     from nasflow.train import cli as train_cli
 
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.splitlines()[0])
@@ -38,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         train_cli,
         evaluate_cli,
         efficiency_cli,
+        search_cli,
         llm_cli,
+        distill_cli,
     )
     for module in modules:
         module.register(subparsers)

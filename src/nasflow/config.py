@@ -121,6 +121,7 @@ def _check_semantics(config: Config) -> list[str]:
             f"config key tfs.train_archs ({train}) must be less than tfs.num_archs ({n}): "
             "each seed's test split needs architectures"
         )
+    problems += _check_search(config)
     for section in ("supernet", "train"):
         settings = config.get(section, {})
         warmup, updates = settings.get("warmup_updates", 0), settings.get("max_updates", 1)
@@ -129,6 +130,48 @@ def _check_semantics(config: Config) -> list[str]:
                 f"config key {section}.warmup_updates ({warmup}) must be less than "
                 f"{section}.max_updates ({updates})"
             )
+    return problems
+
+
+def _check_search(config: Config) -> list[str]:
+    """Cross-references of the distill and search sections."""
+    problems = []
+    search, distill = config.get("search", {}), config.get("distill", {})
+    methods = search.get("methods", {})
+    unknown = [m for m in search.get("run", []) if m not in methods]
+    if unknown:
+        problems.append(
+            f"config key search.run names unknown method(s) {', '.join(unknown)}; "
+            f"search.methods has {', '.join(methods)}"
+        )
+    llms = [entry.get("name") for entry in config.get("llm", {}).get("predictors", [])]
+    if distill.get("llm") not in llms:
+        problems.append(
+            f"config key distill.llm ({distill.get('llm')!r}) must name an llm.predictors entry "
+            f"({', '.join(map(str, llms))})"
+        )
+    split_seed = distill.get("search_split_seed")
+    split_seeds = config.get("tfs", {}).get("split_seeds", [])
+    if split_seed is not None and split_seed not in split_seeds:
+        problems.append(
+            f"config key distill.search_split_seed ({split_seed}) is not in tfs.split_seeds"
+        )
+    targets = config.get("latency", {}).get("targets", {})
+    if search.get("latency_target") is None and targets:
+        search["latency_target"] = next(iter(targets))  # null: the first target
+    if search.get("latency_target") not in targets:
+        problems.append(
+            f"config key search.latency_target ({search.get('latency_target')!r}) must name a "
+            f"latency.targets entry ({', '.join(targets)})"
+        )
+    for name, method in methods.items():
+        iterations = method.get("iterations", 0)
+        for i, segment in enumerate(method.get("segments", [])):
+            if not segment["start"] <= segment["end"] <= iterations:
+                problems.append(
+                    f"config key search.methods.{name}.segments[{i}]: need start <= end <= "
+                    f"iterations ({iterations}), got {segment['start']}..{segment['end']}"
+                )
     return problems
 
 

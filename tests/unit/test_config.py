@@ -218,3 +218,29 @@ def test_experiment_paper_and_an_oversized_train_split_are_refused() -> None:
         validate_config(_with("experiment", "paper"))
     with pytest.raises(ConfigError, match=r"tfs.train_archs \(8\) must be less than"):
         validate_config(_with("tfs", {"num_archs": 8, "train_archs": 8}))
+
+
+BAD_METHOD = {
+    "iterations": 5,
+    "default": "supernet",
+    "segments": [{"predictor": "distill", "start": 2, "end": 9}],
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("search.run", ["hat", "nope"], "search.run names unknown method(s) nope"),
+        ("distill.llm", "gpt", "distill.llm ('gpt') must name an llm.predictors entry"),
+        ("distill.search_split_seed", 7, "distill.search_split_seed (7) is not in"),
+        ("search.latency_target", "gpu", "search.latency_target ('gpu') must name"),
+        ("search.methods", {"hat": BAD_METHOD}, "search.methods.hat.segments[0]: need start"),
+    ],
+)
+def test_search_and_distill_cross_references_are_checked(path, value, message) -> None:
+    config = _with(path, value)
+    if path == "search.methods":
+        config["search"]["run"] = ["hat"]
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert message in str(error.value)

@@ -30,6 +30,10 @@ wildcard_constraints:
     target=r"[A-Za-z0-9_.-]+",
     llm=r"[A-Za-z0-9_.-]+",
     scope=f"paper|{re.escape(EXP)}",
+    method=r"[A-Za-z0-9_.-]+",
+    constraint=r"[A-Za-z0-9_.-]+",
+    seed=r"[0-9]+",
+    split=r"[0-9]+",
     variant=r"[a-z_]+",
     k=r"[0-9]+",
 
@@ -150,6 +154,95 @@ def llm_pp_predictions(scope):
     ]
 
 
+SEARCH = config["search"]
+SEARCH_TARGET = SEARCH["latency_target"]  # filled in by validation (null: the first target)
+DISTILL = config["distill"]
+
+
+def distill_split_seed():
+    """TFS-Eval split seed whose distilled MLP scores the search."""
+    seed = DISTILL["search_split_seed"]
+    return config["tfs"]["split_seeds"][0] if seed is None else seed
+
+
+def distill_label(llm):
+    """Table label of the MLP distilled from one LLM-PP setup."""
+    entry = LLM_PREDICTORS[llm]
+    if entry["provider"] == "offline":
+        return "LLM-Distill-PP offline stand-in (no LLM)"
+    return f"LLM-Distill-PP {entry['provider']}/{entry['model']}"
+
+
+def distill_archs_option():
+    """`--archs FILE`, or `--n N --sample-seed SEED` (the experiment seed)."""
+    if DISTILL["archs_file"]:
+        return f"--archs {shlex.quote(DISTILL['archs_file'])}"
+    return f"--n {DISTILL['num_archs']} --sample-seed {config['seed']}"
+
+
+def distill_demonstrations():
+    """Demonstrations per labelling prompt, capped by the built set's train split."""
+    return min(DISTILL["demonstrations"], tfs_train_size())
+
+
+def distill_models():
+    """The distilled MLP of every split seed (their Table 1 row is mean ± std over seeds)."""
+    return [
+        f"results/{EXP}/distill/{DISTILL['llm']}/seed{split}/model.pt"
+        for split in config["tfs"]["split_seeds"]
+    ]
+
+
+def method_predictors(method):
+    """Predictor names a search method's schedule uses."""
+    entry = SEARCH["methods"][method]
+    return {entry["default"], *(s["predictor"] for s in entry.get("segments", []))}
+
+
+def search_inputs(wildcards):
+    """Supernet and data, the distilled MLP when the schedule uses it, the latency predictor."""
+    inputs = {
+        "supernet": rules.train_supernet.output.model,
+        "manifest": data_files()["manifest"],
+        "valid": data_files()["valid"],
+        "latency": f"results/{EXP}/latency/{SEARCH_TARGET}/predictor/model.pt",
+    }
+    if "distill" in method_predictors(wildcards.method):
+        inputs["distill"] = (
+            f"results/{EXP}/distill/{DISTILL['llm']}/seed{distill_split_seed()}/model.pt"
+        )
+    return inputs
+
+
+def search_options(wildcards, input):
+    """`--distill` and `--latency-predictor` options of `nasflow search run`."""
+    options = f"--latency-predictor {input.latency}"
+    if "distill" in input.keys():
+        options += f" --distill {input.distill}"
+    return options
+
+
+def search_runs():
+    """(method, constraint, seed) of every search rule all runs."""
+    return [
+        (method, constraint, seed)
+        for method in SEARCH["run"]
+        for constraint in SEARCH["constraints"]
+        for seed in SEARCH["seeds"]
+    ]
+
+
+def search_run_dirs():
+    """The folders of those searches."""
+    return [f"results/{EXP}/search/{m}/{c}/seed{s}" for m, c, s in search_runs()]
+
+
+def search_final_files():
+    """What the search tables read from each run."""
+    names = ("best.json", "timing.json", "history.csv", "final/score.json", "final/latency.json")
+    return [f"{folder}/{name}" for folder in search_run_dirs() for name in names]
+
+
 def tfs_scores():
     """Score files of every TFS-Eval architecture."""
     return [f"results/{EXP}/tfs/{arch_id}/score.json" for arch_id in TFS_ARCHS]
@@ -175,6 +268,7 @@ def all_targets():
     if len(TFS_ARCHS) >= 2:
         targets += rules.supernet_quality.output
         targets += expand(rules.llm_pp_evaluate.output, scope=EXP)
+        targets += rules.search_tables.output
     else:
         targets += tfs_scores()
     if config["paper"]["enabled"]:

@@ -45,6 +45,7 @@ rule llm_pp_evaluate:
     input:
         tfs_eval=llm_scope_tfs_eval,
         predictions=lambda wildcards: llm_pp_predictions(wildcards.scope),
+        distill=lambda wildcards: [] if wildcards.scope == "paper" else distill_models(),
     output:
         csv="results/{scope}/tables/table1_llm_pp.csv",
         md=report(
@@ -69,8 +70,11 @@ rule llm_pp_evaluate:
         runtime=10,
     params:
         tasks=lambda wildcards: " ".join(llm_scope_tasks(wildcards.scope)),
+        distill=lambda wildcards, input: (
+            f"--distill-models {' '.join(input.distill)}" if input.distill else ""
+        ),
     shell:
         "nasflow llm-pp evaluate --tfs-eval {input.tfs_eval} --task {params.tasks}"
-        " --predictions {input.predictions} --baselines --out {output.csv}"
+        " --predictions {input.predictions} {params.distill} --baselines --out {output.csv}"
         " --markdown {output.md} --ablation {output.ablation}"
         " --ablation-markdown {output.ablation_md} > {log} 2>&1"

@@ -1,0 +1,362 @@
+"""`nasflow search run` end to end on the toy task (tiny supernet, distill MLP, latency model) and
+`nasflow search tables` on run folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nasflow.cli import main
+from nasflow.data.prepare import load_vocab_size
+from nasflow.distill import DistillSettings, train_distill_mlp
+from nasflow.distill.mlp import DistilledPredictor
+from nasflow.efficiency.counts import count_params
+from nasflow.efficiency.latency_predictor import MODEL_FORMAT, LatencyMLP, LatencyPredictor
+from nasflow.errors import DataError
+from nasflow.model import SuperTransformer
+from nasflow.model.checkpoint import save_model
+from nasflow.predictors.supernet import SupernetPredictor
+from nasflow.search import PredictorSchedule
+from nasflow.search.tables import write_tables
+from nasflow.space import Arch, get_space
+
+SPACE = get_space("demo")
+PARAMS_LIMIT = 1.05  # about the median non-embedding size of the demo space (M)
+METHODS = {
+    "hat": {"iterations": 4, "default": "supernet"},
+    "hsnas": {
+        "iterations": 4,
+        "default": "supernet",
+        "segments": [{"predictor": "distill", "start": 1, "end": 2}],
+    },
+    "distilled-hat": {"iterations": 3, "default": "distill"},
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict[str, Path]:
+    """An untrained demo supernet, a tiny distill MLP and a latency model increasing in size."""
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    save_model(root / "supernet.pt", SuperTransformer(SPACE, load_vocab_size(tiny_data)).eval())
+    archs = SPACE.sample_unique(24, seed=3)
+    labels = [10 + 20 * float(np.mean(SPACE.distill_features(a))) for a in archs]
+    settings = {"hidden_dim": 8, "hidden_layers": 1, "steps": 5, "batch_size": 8}
+    for name, seed in (("distill.pt", 1), ("distill2.pt", 2)):
+        mlp = train_distill_mlp(archs, labels, DistillSettings(**settings, seed=seed))
+        mlp.save(root / name)
+    model = LatencyMLP(8, 1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.abs_()  # positive weights: latency grows with every feature
+    torch.save(
+        {
+            "format": MODEL_FORMAT,
+            "state_dict": model.state_dict(),
+            "settings": {"hidden_dim": 8, "hidden_layers": 1},
+            "space": "demo",
+            "feature_scale": list(SPACE.latency_feature_scale),
+            "target_scale": 10.0,
+            "target": "total_ms",
+        },
+        root / "latency.pt",
+    )
+    return {
+        "supernet": root / "supernet.pt",
+        "distill": root / "distill.pt",
+        "distill2": root / "distill2.pt",
+        "latency": root / "latency.pt",
+    }
+
+
+def make_config(latency_limit: float = 1e6, **search: Any) -> str:
+    config = {
+        "experiment": "search",
+        "space": "demo",
+        "threads": 1,
+        "model": {"max_positions": 64},
+        "train": {"device": "cpu", "max_tokens": 400},
+        "evaluate": {"valid_sentences": 8},
+        "search": {
+            "population": 8,
+            "parents": 2,
+            "mutations": 3,
+            "crossovers": 3,
+            "constraints": {
+                "params-1m": {"params_m": PARAMS_LIMIT},
+                "latency": {"latency_ms": latency_limit},
+            },
+            "methods": METHODS,
+            **search,
+        },
+    }
+    return json.dumps(config)
+
+
+def search_args(config: str, method: str, constraint: str, out: Path, data: Path, *extra: str):
+    return [
+        "search", "run", "--config-json", config, "--method", method, "--constraint", constraint,
+        "--seed", "3", "--data", str(data), "--out-dir", str(out / "run"),
+        "--state-dir", str(out / "state"), *extra,
+    ]  # fmt: skip
+
+
+def test_hsnas_run_outputs_and_resume(
+    tiny_data: Path, models: dict[str, Path], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    argv = search_args(
+        make_config(), "hsnas", "params-1m", tmp_path, tiny_data,
+        "--supernet", str(models["supernet"]), "--distill", str(models["distill"]),
+        "--latency-predictor", str(models["latency"]),
+    )  # fmt: skip
+    assert main(argv) == 0
+    progress = [line for line in capsys.readouterr().err.splitlines() if "iteration" in line]
+    assert len(progress) == 4 and "[distill]" in progress[0] and "[supernet]" in progress[3]
+    run = tmp_path / "run"
+    names = ("history.csv", "best.json", "timing.json", "parents.json", "best_arch.json")
+    assert all((run / name).is_file() for name in names)
+    history = pd.read_csv(run / "history.csv")
+    assert history["predictor"].tolist() == ["distill", "distill", "supernet", "supernet"]
+    best = json.loads((run / "best.json").read_text())
+    arch = Arch.from_json((run / "best_arch.json").read_text())
+    assert arch.id == best["arch_id"] and best["predictor"] == "supernet"
+    assert best["method"] == "hsnas" and best["constraint"] == "params-1m" and best["seed"] == 3
+    assert best["constraint_limits"] == {"params_m": PARAMS_LIMIT}
+    assert best["schedule"] == PredictorSchedule.from_mapping(METHODS["hsnas"]).to_dict()
+    assert best["params_m"] == pytest.approx(count_params(arch) / 1e6)
+    assert best["params_m"] <= PARAMS_LIMIT and best["params_m"] < best["params_total_m"]
+    assert best["gflops"] > 0 and best["latency_target"] == "cpu"
+    expected_ms = LatencyPredictor.from_file(models["latency"]).predict_ms([arch])[0]
+    assert best["predicted_latency_ms"] == pytest.approx(expected_ms)
+    timing = json.loads((run / "timing.json").read_text())
+    assert set(timing["scored"]) == {"distill", "supernet"}
+
+    # A complete state: the rerun loads the models but asks no predictor anything.
+    def refuse(self, archs):
+        raise AssertionError("predictor called on a complete state")
+
+    monkeypatch.setattr(SupernetPredictor, "predict", refuse)
+    monkeypatch.setattr(DistilledPredictor, "predict", refuse)
+    assert main(argv) == 0
+    assert "resumed after iteration 4" in capsys.readouterr().err
+    assert json.loads((run / "best.json").read_text()) == best
+    # Another distill checkpoint: the state is refused.
+    other = [models["distill2"] if a == str(models["distill"]) else a for a in argv]
+    assert main([str(a) for a in other]) == 2
+    err = capsys.readouterr().err
+    assert "different inputs" in err and "sha256" in err and "--fresh" in err
+
+    # The run's own files feed the tables once the final model's files exist.
+    final = run / "final"
+    final.mkdir()
+    score = {"arch_id": arch.id, "test": {"bleu": 20.0}, "valid": {"bleu": 21.0}}
+    (final / "score.json").write_text(json.dumps(score))
+    latency = {"arch_id": arch.id, "total_ms": 5.0, "encoder_std_ms": 0.3, "decoder_std_ms": 0.4}
+    (final / "latency.json").write_text(json.dumps(latency))
+    write_tables([run], tmp_path / "tables")
+    row = pd.read_csv(tmp_path / "tables" / "results.csv").iloc[0]
+    assert row["method"] == "hsnas" and row["latency_std_ms"] == pytest.approx(0.5)
+    assert row["scored_distill"] == timing["scored"]["distill"]
+
+
+def test_latency_constraint_with_distill_only(
+    tiny_data: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    predictor = LatencyPredictor.from_file(models["latency"])
+    limit = float(np.median(predictor.predict_ms(SPACE.sample_unique(100, seed=1))))
+    argv = search_args(
+        make_config(limit), "distilled-hat", "latency", tmp_path, tiny_data,
+        "--distill", str(models["distill"]), "--latency-predictor", str(models["latency"]),
+        "--supernet", str(tmp_path / "unused.pt"),  # not used by this schedule
+    )  # fmt: skip
+    assert main(argv) == 0
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["predictor"] == "distill" and best["predicted_latency_ms"] <= limit
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["predictor"].tolist() == ["distill"] * 3
+
+
+@pytest.mark.parametrize(
+    ("method", "constraint", "extra", "search", "message"),
+    [
+        ("nope", "params-1m", (), {}, "search.methods.nope does not exist (known: hat, hsnas"),
+        ("hat", "nope", (), {}, "search.constraints.nope does not exist (known: params-1m"),
+        ("hsnas", "params-1m", (), {}, "1..2 with the distill predictor: pass --distill"),
+        ("hat", "latency", (), {}, "limits latency_ms: pass --latency-predictor"),
+        ("hat", "params-1m", (), {"population": 9}, "search.population (9) must equal"),
+        ("hat", "params-1m", (), {"constraints": {"params-1m": {"gb": 1}}},
+         "search.constraints.params-1m"),
+        ("distilled-hat", "params-1m", (), {}, "pass --distill"),
+        ("hat", "params-1m", ("--distill", "x.pt"), {"methods": {"hat": {"default": "llm"}}},
+         "search.methods.hat"),
+    ],
+)  # fmt: skip
+def test_config_errors_come_before_any_file(
+    tmp_path: Path, capsys, method: str, constraint: str, extra, search, message: str
+) -> None:
+    missing = tmp_path / "missing"
+    argv = search_args(
+        make_config(**search), method, constraint, tmp_path, missing,
+        "--supernet", str(missing / "supernet.pt"), *extra,
+    )  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "not found" not in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "state").exists()
+
+
+def test_missing_model_file_is_named(tiny_data: Path, tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "supernet.pt"
+    argv = search_args(make_config(), "hat", "params-1m", tmp_path, tiny_data)
+    assert main([*argv, "--supernet", str(missing)]) == 2
+    assert f"--supernet {missing}: file not found" in capsys.readouterr().err
+
+
+# ---- tables -------------------------------------------------------------------------------------
+
+HSNAS = {"predictor": "distill", "start": 1, "end": 15}
+
+
+def write_run(
+    root: Path,
+    method: str,
+    constraint: str,
+    seed: int,
+    *,
+    seconds: float,
+    bleu: float,
+    segments: tuple[dict[str, Any], ...] = (),
+    final: bool = True,
+) -> Path:
+    folder = root / method / constraint / f"seed{seed}"
+    (folder / "final").mkdir(parents=True)
+    schedule = {"iterations": 30, "default": "supernet", "segments": list(segments)}
+    arch = SPACE.smallest()
+    best = {
+        "arch_id": arch.id, "arch": arch.to_dict(), "score": -3.0, "predictor": "supernet",
+        "method": method, "constraint": constraint, "seed": seed, "schedule": schedule,
+        "gflops": 1.5, "params_m": 0.8, "params_total_m": 1.2, "predicted_latency_ms": 90.0,
+    }  # fmt: skip
+    (folder / "best.json").write_text(json.dumps(best))
+    scorers = {"supernet": seconds * 0.9}
+    if segments:
+        scorers["distill"] = 0.01
+    timing = {
+        "search_seconds": seconds,
+        "predictor_seconds": scorers,
+        "scored": dict.fromkeys(scorers, 10),
+    }
+    (folder / "timing.json").write_text(json.dumps(timing))
+    distill = {i for s in segments for i in range(s["start"], s["end"] + 1)}
+    rows = [
+        {"iteration": i, "predictor": "distill" if i in distill else "supernet",
+         "best_score": 25 + i / 10 if i in distill else -4 + i / 30}
+        for i in range(1, 31)
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(folder / "history.csv", index=False)
+    if final:
+        score = {"arch_id": arch.id, "test": {"bleu": bleu, "tokenized_bleu": bleu + 1}}
+        (folder / "final" / "score.json").write_text(json.dumps({**score, "valid": {"bleu": 30}}))
+        latency = {"arch_id": arch.id, "total_ms": 95.0, "encoder_std_ms": 3, "decoder_std_ms": 4}
+        (folder / "final" / "latency.json").write_text(json.dumps(latency))
+    return folder
+
+
+@pytest.fixture
+def run_dirs(tmp_path: Path) -> list[Path]:
+    root = tmp_path / "runs"
+    late = {"predictor": "distill", "start": 16, "end": 30}
+    return [
+        write_run(root, "hat", "lat-100", 1, seconds=100, bleu=27.0),
+        write_run(root, "hat", "lat-100", 2, seconds=120, bleu=28.0),
+        write_run(root, "hsnas", "lat-100", 1, seconds=50, bleu=27.5, segments=(HSNAS,)),
+        write_run(root, "hsnas", "lat-100", 2, seconds=66, bleu=27.5, segments=(HSNAS,)),
+        write_run(root, "hsnas-16-30", "lat-100", 1, seconds=55, bleu=26.0, segments=(late,)),
+        write_run(root, "hat-15", "lat-200", 1, seconds=40, bleu=26.5),
+        write_run(root, "hat", "lat-200", 1, seconds=80, bleu=29.0),
+    ]
+
+
+def test_tables(run_dirs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out-dir", str(out)]
+    assert main(argv) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 7 and results["predictor_seconds_distill"].isna().sum() == 4
+    expected = {"test_bleu", "test_tokenized_bleu", "valid_bleu", "latency_ms", "latency_std_ms"}
+    expected |= {"predicted_latency_ms", "gflops", "search_hours", "scored_supernet"}
+    assert expected <= set(results.columns)
+    assert results["latency_std_ms"].iloc[0] == pytest.approx(5.0)
+
+    table3 = pd.read_csv(out / "table3.csv")
+    assert table3["method"].tolist() == ["hat", "hsnas", "hsnas-16-30", "hat-15"]
+    hat = table3.iloc[0]
+    assert hat["lat-100 BLEU"] == pytest.approx(27.5)
+    assert hat["lat-100 BLEU std"] == pytest.approx(np.std([27, 28], ddof=1))
+    assert pd.isna(hat["lat-200 BLEU std"]) and hat["lat-200 BLEU"] == 29.0
+    assert hat["lat-100 search hours"] == pytest.approx(110 / 3600)
+    for label in ("latency (ms)", "GFLOPs", "size (M params)", "seeds"):
+        assert f"lat-200 {label}" in table3.columns
+    assert pd.isna(table3.iloc[3]["lat-100 BLEU"]) and table3.iloc[3]["lat-100 seeds"] == 0
+    markdown = (out / "table3.md").read_text()
+    assert "27.50 ± 0.71" in markdown and "| hat-15" in markdown
+
+    table5 = pd.read_csv(out / "table5.csv")
+    assert table5["method"].tolist() == ["hat", "hsnas", "hsnas-16-30"]
+    assert pd.isna(table5["start"].iloc[0]) and table5["start"].tolist()[1:] == [1, 16]
+    assert table5["end"].tolist()[1:] == [15, 30] and "lat-100 size (M params)" not in table5
+
+    table16 = pd.read_csv(out / "table16.csv")
+    assert table16["method"].tolist() == ["hat", "hat-15", "hsnas"]  # no distilled-hat run
+
+    summary = json.loads((out / "summary.json").read_text())
+    ratio = summary["search_time_ratio"]
+    assert ratio["lat-100"]["1"] == {"hat": 1.0, "hsnas": 0.5, "hsnas-16-30": 0.55}
+    assert ratio["lat-100"]["2"]["hsnas"] == pytest.approx(0.55)
+    assert summary["search_time_ratio_mean"]["lat-100"]["hsnas"] == pytest.approx(0.525)
+    assert ratio["lat-200"]["1"]["hat-15"] == 0.5
+    png = (out / "convergence.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_tables_options(run_dirs: list[Path], tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tables"
+    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out-dir", str(out),
+            "--hsnas-methods", "hsnas-16-30", "absent", "--bleu", "tokenized"]  # fmt: skip
+    assert main(argv) == 0
+    assert "absent" in capsys.readouterr().err
+    table5 = pd.read_csv(out / "table5.csv")
+    assert table5["method"].tolist() == ["hat", "hsnas-16-30"]
+    assert table5["lat-100 BLEU"].iloc[0] == pytest.approx(28.5)  # tokenised BLEU
+
+
+def test_tables_missing_or_mismatched_final_files(run_dirs: list[Path], tmp_path: Path, capsys):
+    latency = run_dirs[2] / "final" / "latency.json"
+    latency.unlink()
+    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out-dir", str(tmp_path / "t")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{latency}: file not found" in err and "nasflow latency measure" in err
+    shutil.copy(run_dirs[0] / "final" / "latency.json", latency)
+    score = run_dirs[0] / "final" / "score.json"
+    score.write_text(json.dumps({"arch_id": "other", "test": {"bleu": 1.0}}))
+    with pytest.raises(DataError, match="is for architecture other"):
+        write_tables(run_dirs, tmp_path / "t")
+    with pytest.raises(DataError, match="both are method hat"):
+        write_tables([run_dirs[1], run_dirs[1]], tmp_path / "t")

@@ -128,6 +128,13 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     data["evaluate"] = {"beam": 2, "max_len_a": 1.0, "max_len_b": 3, "valid_sentences": 10}
     data["latency"] = {"dataset_size": 12, "runs": 2, "warmup": 1, "length": 6,
                        "predictor": {"steps": 200, "hidden_dim": 32}}  # fmt: skip
+    data["distill"] = {"num_archs": 20, "mlp": {"steps": 50}}
+    hsnas = {"iterations": 2, "default": "supernet",
+             "segments": [{"predictor": "distill", "start": 1, "end": 1}]}  # fmt: skip
+    data["search"] = {"population": 4, "parents": 2, "mutations": 1, "crossovers": 1,
+                      "constraints": {"small": {"params_m": 10}},
+                      "methods": {"hat": {"iterations": 2, "default": "supernet"},
+                                  "hsnas": hsnas}}  # fmt: skip
     config.write_text(yaml.safe_dump(data))
     result = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -160,6 +167,16 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     assert (latency / "dataset.csv").read_text().count("\n") == 13  # header + 12 archs
     evaluation = json.loads((latency / "predictor" / "eval.json").read_text())
     assert evaluation["test"]["n"] >= 1 and (latency / "predictor" / "model.pt").is_file()
+    # The search chain: distilled MLPs per split seed, HAT and HS-NAS, final models, tables.
+    assert sorted(p.parent.name for p in out.glob("distill/offline/seed*/model.pt")) == [
+        "seed123", "seed456", "seed789",
+    ]  # fmt: skip
+    history = (out / "search" / "hsnas" / "small" / "seed1" / "history.csv").read_text()
+    assert [line.split(",")[1] for line in history.splitlines()[1:]] == ["distill", "supernet"]
+    results = (out / "tables" / "search" / "results.csv").read_text().splitlines()
+    assert len(results) == 3 and results[0].startswith("method,constraint,seed,arch_id")
+    assert "LLM-Distill-PP offline stand-in (no LLM),t," in table1
+    assert (out / "tables" / "search" / "convergence.png").stat().st_size > 5_000
     rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 

@@ -37,7 +37,7 @@ METHODS = {
         "default": "supernet",
         "segments": [{"predictor": "distill", "start": 1, "end": 2}],
     },
-    "distilled-hat": {"iterations": 3, "default": "distill"},
+    "distill-only": {"iterations": 3, "default": "distill"},
 }
 
 
@@ -181,7 +181,7 @@ def test_latency_constraint_with_distill_only(
     predictor = LatencyPredictor.from_file(models["latency"])
     limit = float(np.median(predictor.predict_ms(SPACE.sample_unique(100, seed=1))))
     argv = search_args(
-        make_config(limit), "distilled-hat", "latency", tmp_path, tiny_data,
+        make_config(limit), "distill-only", "latency", tmp_path, tiny_data,
         "--distill", str(models["distill"]), "--latency-predictor", str(models["latency"]),
         "--supernet", str(tmp_path / "unused.pt"),  # not used by this schedule
     )  # fmt: skip
@@ -202,7 +202,7 @@ def test_latency_constraint_with_distill_only(
         ("hat", "params-1m", (), {"population": 9}, "search.population (9) must equal"),
         ("hat", "params-1m", (), {"constraints": {"params-1m": {"gb": 1}}},
          "search.constraints.params-1m"),
-        ("distilled-hat", "params-1m", (), {}, "pass --distill"),
+        ("distill-only", "params-1m", (), {}, "pass --distill"),
         ("hat", "params-1m", ("--distill", "x.pt"), {"methods": {"hat": {"default": "llm"}}},
          "search.methods.hat"),
     ],
@@ -360,3 +360,28 @@ def test_tables_missing_or_mismatched_final_files(run_dirs: list[Path], tmp_path
         write_tables(run_dirs, tmp_path / "t")
     with pytest.raises(DataError, match="both are method hat"):
         write_tables([run_dirs[1], run_dirs[1]], tmp_path / "t")
+
+
+def test_distilled_hat_scores_with_an_mlp_trained_on_supernet_scores(
+    tiny_data: Path, models: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    dataset = tmp_path / "supernet.csv"
+    scores = ["distill", "score-supernet", "--config-json", make_config(), "--n", "12"]
+    scores += ["--supernet", str(models["supernet"]), "--data", str(tiny_data)]
+    assert main([*scores, "--out", str(dataset)]) == 0
+    frame = pd.read_csv(dataset)
+    assert len(frame) == 12 and frame["prediction"].notna().all()
+    assert not dataset.with_suffix(".partial.jsonl").exists()
+    mlp = tmp_path / "supernet_mlp.pt"
+    train = ["distill", "train", "--dataset", str(dataset), "--out", str(mlp)]
+    assert main([*train, "--settings-json", '{"steps": 5, "hidden_dim": 8}']) == 0
+    methods = {**METHODS, "distilled-hat": {"iterations": 2, "default": "supernet-mlp"}}
+    config = make_config(methods=methods)
+    argv = search_args(config, "distilled-hat", "params-1m", tmp_path, tiny_data)
+    assert main([*argv, "--supernet-mlp", str(mlp)]) == 0
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["predictor"].tolist() == ["supernet-mlp", "supernet-mlp"]
+    # Without the MLP the method is refused before anything loads.
+    capsys.readouterr()
+    assert main(search_args(config, "distilled-hat", "params-1m", tmp_path / "x", tiny_data)) == 2
+    assert "pass --supernet-mlp MLP.pt" in capsys.readouterr().err

@@ -211,14 +211,29 @@ def search_inputs(wildcards):
         inputs["distill"] = (
             f"results/{EXP}/distill/{DISTILL['llm']}/seed{distill_split_seed()}/model.pt"
         )
+    if "supernet-mlp" in method_predictors(wildcards.method):
+        inputs["supernet_mlp"] = f"results/{EXP}/distill/supernet/model.pt"
     return inputs
 
 
+def search_config(wildcards):
+    """`--config-json` of one search: only its own method and constraint, so adding a method
+    or a constraint to the config does not rerun the searches already done."""
+    search = {k: v for k, v in SEARCH.items() if k not in ("run", "seeds")}
+    search["run"] = [wildcards.method]
+    search["methods"] = {wildcards.method: SEARCH["methods"][wildcards.method]}
+    search["constraints"] = {wildcards.constraint: SEARCH["constraints"][wildcards.constraint]}
+    keys = ("experiment", "seed", "space", "threads", "model", "train", "evaluate", "latency")
+    return json.dumps({**{k: config[k] for k in keys}, "search": search}, sort_keys=True)
+
+
 def search_options(wildcards, input):
-    """`--distill` and `--latency-predictor` options of `nasflow search run`."""
+    """`--distill`, `--supernet-mlp` and `--latency-predictor` options of `nasflow search run`."""
     options = f"--latency-predictor {input.latency}"
     if "distill" in input.keys():
         options += f" --distill {input.distill}"
+    if "supernet_mlp" in input.keys():
+        options += f" --supernet-mlp {input.supernet_mlp}"
     return options
 
 

@@ -64,6 +64,57 @@ rule distill_train:
         " --seed {wildcards.split} --threads {threads} --out {output.model} > {log} 2>&1"
 
 
+rule supernet_mlp_dataset:
+    input:
+        supernet=rules.train_supernet.output.model,
+        manifest=data_files()["manifest"],
+        valid=data_files()["valid"],
+    output:
+        f"results/{EXP}/distill/supernet/dataset.csv",
+    log:
+        f"logs/{EXP}/supernet_mlp_dataset.log",
+    benchmark:
+        f"benchmarks/{EXP}/supernet_mlp_dataset.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=uses_gpu("train"),
+        mem_mb=8000,
+        runtime=24 * 60,
+    params:
+        config=run_config("train", "evaluate"),
+        data=lambda wildcards, input: Path(input.manifest).parent,
+        n=DISTILL["supernet_archs"],
+        seed=config["seed"],
+    shell:
+        "nasflow distill score-supernet --config-json {params.config:q}"
+        " --supernet {input.supernet} --data {params.data} --n {params.n}"
+        " --sample-seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule supernet_mlp_train:
+    input:
+        rules.supernet_mlp_dataset.output,
+    output:
+        model=f"results/{EXP}/distill/supernet/model.pt",
+        meta=f"results/{EXP}/distill/supernet/model.json",
+    log:
+        f"logs/{EXP}/supernet_mlp_train.log",
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=json.dumps(config["distill"]["mlp"], sort_keys=True),
+    shell:
+        "nasflow distill train --dataset {input} --settings-json {params.settings:q}"
+        " --name 'Distilled HAT (MLP on supernet scores)' --threads {threads}"
+        " --out {output.model} > {log} 2>&1"
+
+
 rule search:
     input:
         unpack(search_inputs),
@@ -84,7 +135,7 @@ rule search:
         mem_mb=8000,
         runtime=24 * 60,
     params:
-        config=run_config("train", "evaluate", "search", "latency"),
+        config=search_config,
         data=lambda wildcards, input: Path(input.manifest).parent,
         options=search_options,
         out=lambda wildcards, output: Path(output.best).parent,

@@ -56,6 +56,60 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score_supernet(args: argparse.Namespace) -> int:
+    """Supernet scores of sampled archs, as a distillation dataset (the paper's distilled-hat).
+
+    Each scored arch is appended to a state file beside the output first, so a killed run
+    resumes without rescoring."""
+    import pandas as pd
+    import torch
+
+    from nasflow.distill.dataset import DATASET_COLUMNS
+    from nasflow.search.runner import supernet_predictor
+    from nasflow.space import get_space
+    from nasflow.train.cli import read_config
+
+    config = read_config(args)
+    torch.set_num_threads(int(config["threads"]))
+    archs = get_space(config["space"]).sample_unique(args.n, seed=args.sample_seed)
+    state = args.out.with_suffix(".partial.jsonl")
+    done: dict[str, float] = {}
+    if state.is_file():
+        for line in state.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[row["arch_id"]] = float(row["score"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                break  # a torn last line from a kill: rescore from here
+    todo = [arch for arch in archs if arch.id not in done]
+    if todo:
+        predictor = supernet_predictor(config, args.supernet, args.data, args.device)
+        with state.open("a", encoding="utf-8") as handle:
+            for number, arch in enumerate(todo, start=1):
+                score = float(predictor.predict([arch])[0])
+                handle.write(json.dumps({"arch_id": arch.id, "score": score}) + "\n")
+                handle.flush()
+                done[arch.id] = score
+                if number % 25 == 0 or number == len(todo):
+                    _log(f"supernet scores: {len(archs) - len(todo) + number}/{len(archs)}")
+    rows = [
+        {
+            "arch_id": arch.id,
+            "arch": arch.to_json(),
+            "prediction": done[arch.id],
+            "failed": False,
+            "requests": 0,
+            "cache_hits": 0,
+        }
+        for arch in archs
+    ]
+    with atomic_path(args.out) as tmp:
+        pd.DataFrame(rows, columns=list(DATASET_COLUMNS)).to_csv(tmp, index=False)
+    state.unlink()
+    _log(f"{len(rows)} supernet scores ({len(archs) - len(todo)} resumed) -> {args.out}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -161,6 +215,7 @@ def read_seed_models(paths: Sequence[Path]) -> dict[str, dict[str, SeedModels]]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `distill dataset` and `distill train`."""
     from nasflow.llm.cli import add_llm_options
+    from nasflow.train.cli import add_config_options
 
     group = subparsers.add_parser("distill", help="LLM-Distill-PP: distil LLM-PP into an MLP")
     sub = group.add_subparsers(dest="distill_command", required=True, metavar="SUBCOMMAND")
@@ -176,6 +231,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dataset.add_argument("--out", type=Path, required=True, help="dataset CSV")
     dataset.add_argument("--usage", type=Path, help="usage JSON (default OUT.usage.json)")
     dataset.set_defaults(func=_cmd_dataset)
+
+    scores = sub.add_parser(
+        "score-supernet", help="supernet scores of sampled archs (dataset of distilled-hat)"
+    )
+    add_config_options(scores)
+    scores.add_argument("--supernet", type=Path, required=True, help="trained supernet (.pt)")
+    scores.add_argument("--data", type=Path, required=True, help="prepared data folder")
+    scores.add_argument("--n", type=int, required=True, help="architectures sampled")
+    scores.add_argument("--sample-seed", type=int, default=1, help="seed of that sample")
+    scores.add_argument("--device", help="override train.device")
+    scores.add_argument("--out", type=Path, required=True, help="dataset CSV")
+    scores.set_defaults(func=_cmd_score_supernet)
 
     train = sub.add_parser("train", help="the MLP on a distillation dataset")
     train.add_argument("--dataset", type=Path, required=True, help="dataset CSV")

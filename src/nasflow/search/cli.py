@@ -25,7 +25,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from nasflow.space import get_space
 
     config = read_config(args)
-    have = {"supernet": args.supernet, "distill": args.distill, "latency": args.latency_predictor}
+    have = {
+        "supernet": args.supernet,
+        "distill": args.distill,
+        "supernet-mlp": args.supernet_mlp,
+        "latency": args.latency_predictor,
+    }
     plan = runner.plan_search(
         config,
         args.method,
@@ -38,6 +43,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         {
             "supernet": args.supernet if "supernet" in used else None,
             "distill": args.distill if "distill" in used else None,
+            "supernet-mlp": args.supernet_mlp if "supernet-mlp" in used else None,
             "latency-predictor": args.latency_predictor,
         }
     )
@@ -112,6 +118,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--data", type=Path, required=True, help="prepared data folder")
     run.add_argument(
         "--distill", type=Path, help="LLM-Distill-PP MLP (.pt), if the schedule uses it"
+    )
+    run.add_argument(
+        "--supernet-mlp",
+        type=Path,
+        help="MLP distilled from supernet scores (.pt; `distilled-hat`), if the schedule uses it",
     )
     run.add_argument(
         "--latency-predictor", type=Path, help="latency predictor model.pt (latency_ms constraints)"

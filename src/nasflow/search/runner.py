@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from nasflow.predictors.base import Predictor
     from nasflow.predictors.supernet import SupernetPredictor
 
-PREDICTORS = ("supernet", "distill")
+PREDICTORS = ("supernet", "distill", "supernet-mlp")
+"""Schedule predictor names: the supernet, LLM-Distill-PP, and an MLP distilled from supernet
+scores (the paper's `distilled-hat`, Table 16)."""
 # Keys of the `search` section that are not `EvolutionSettings` fields.
 SECTION_KEYS = ("seeds", "latency_target", "constraints", "methods", "run")
 
@@ -98,7 +100,11 @@ def plan_search(
         schedule = PredictorSchedule.from_mapping(raw_schedule, known=PREDICTORS)
     except ConfigError as error:
         raise ConfigError(f"config key {where}: {error}") from None
-    options = {"supernet": "--supernet MODEL.pt", "distill": "--distill MLP.pt"}
+    options = {
+        "supernet": "--supernet MODEL.pt",
+        "distill": "--distill MLP.pt",
+        "supernet-mlp": "--supernet-mlp MLP.pt",
+    }
     for name in schedule.names():
         if not have.get(name):
             iterations = [i for i, p in enumerate(schedule.sequence(), 1) if p == name]

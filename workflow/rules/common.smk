@@ -155,7 +155,8 @@ def llm_pp_predictions(scope):
 
 
 SEARCH = config["search"]
-SEARCH_TARGET = SEARCH["latency_target"]  # filled in by validation (null: the first target)
+# Filled in by validation (null: the first latency target).
+SEARCH_TARGET = SEARCH["latency_target"]
 DISTILL = config["distill"]
 
 
@@ -222,9 +223,22 @@ def search_config(wildcards):
     search = {k: v for k, v in SEARCH.items() if k not in ("run", "seeds")}
     search["run"] = [wildcards.method]
     search["methods"] = {wildcards.method: SEARCH["methods"][wildcards.method]}
-    search["constraints"] = {wildcards.constraint: SEARCH["constraints"][wildcards.constraint]}
-    keys = ("experiment", "seed", "space", "threads", "model", "train", "evaluate", "latency")
-    return json.dumps({**{k: config[k] for k in keys}, "search": search}, sort_keys=True)
+    search["constraints"] = {
+        wildcards.constraint: SEARCH["constraints"][wildcards.constraint]
+    }
+    keys = (
+        "experiment",
+        "seed",
+        "space",
+        "threads",
+        "model",
+        "train",
+        "evaluate",
+        "latency",
+    )
+    return json.dumps(
+        {**{k: config[k] for k in keys}, "search": search}, sort_keys=True
+    )
 
 
 def search_options(wildcards, input):
@@ -254,7 +268,13 @@ def search_run_dirs():
 
 def search_final_files():
     """What the search tables read from each run."""
-    names = ("best.json", "timing.json", "history.csv", "final/score.json", "final/latency.json")
+    names = (
+        "best.json",
+        "timing.json",
+        "history.csv",
+        "final/score.json",
+        "final/latency.json",
+    )
     return [f"{folder}/{name}" for folder in search_run_dirs() for name in names]
 
 

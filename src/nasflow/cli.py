@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nasflow.efficiency import cli as efficiency_cli
     from nasflow.evaluate import cli as evaluate_cli
     from nasflow.llm import cli as llm_cli
+    from nasflow.lts import cli as lts_cli
     from nasflow.predictors import cli as predictors_cli
     from nasflow.search import cli as search_cli
     from nasflow.train import cli as train_cli
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         search_cli,
         llm_cli,
         distill_cli,
+        lts_cli,
     )
     for module in modules:
         module.register(subparsers)

@@ -1,0 +1,799 @@
+"""LTS's training-free evolutionary Pareto search, with a persistent measurement cache, seeded and
+resumable.
+
+The search is generic: it evolves any architecture type through a `ParetoSpace` and scores it
+through an `Evaluator` (e.g. decoder parameters in closed form plus latency and peak memory
+measured on the device). Per the LTS paper (reference §5):
+
+- The initial population is `population` distinct valid architectures sampled from the space.
+- Iteration `i` (1..`iterations`) evaluates the population's architectures not evaluated before
+  (through the `MeasurementCache`, so nothing is ever measured twice, even across searches), then
+  recomputes the Pareto frontier over **every architecture evaluated so far**. Unless it is the
+  last iteration, it then selects `parents` from the frontier and breeds `mutations` mutants (a
+  parent drawn uniformly, each gene redrawn with `mutation_prob`) and `crossovers` children (two
+  distinct parents, uniform per gene); every child must satisfy the space's constraints
+  (`is_valid`, checked *before* any measurement) and be unseen (neither evaluated before nor
+  already bred in this iteration). The next population is parents + children.
+- Parent selection: when the frontier holds more than `parents` points they are ranked by how
+  often each was a parent before (fewer first, the paper's "favouring ones used less often"),
+  then by crowding distance within the frontier (isolated points and the extremes first), then
+  by a seeded random tie-break. When it holds fewer, the next non-dominated ranks fill the rest
+  (the rank that overflows is subsampled the same way).
+
+Differences from the public code, all deliberate (reference §7): constraints are checked before
+measuring; rejection sampling is bounded (`max_resample_tries`, with an error naming whether
+candidates were invalid or already seen); one `random.Random(seed)` drives every draw and the
+state is saved after every iteration, so a killed search resumed ends exactly as an uninterrupted
+one with a deterministic evaluator (timings aside; the measurements of a killed iteration are not
+lost, they come back from the cache).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from nasflow.errors import ConfigError, NasflowError
+from nasflow.io import atomic_path, write_json_atomic
+from nasflow.lts.pareto import (
+    Objective,
+    crowding_distance,
+    non_dominated_sort,
+    pareto_front,
+    parse_objectives,
+)
+from nasflow.search.state import (
+    SearchStateError,
+    StateFolder,
+    fingerprint,
+    rng_from_json,
+    rng_to_json,
+)
+
+__all__ = [
+    "HISTORY_COLUMNS",
+    "LTS_OBJECTIVES",
+    "Architecture",
+    "Candidate",
+    "Evaluator",
+    "MeasurementCache",
+    "Objective",
+    "ParetoResult",
+    "ParetoSearchError",
+    "ParetoSettings",
+    "ParetoSpace",
+    "SearchStateError",
+    "run_pareto_search",
+    "write_outputs",
+]
+
+#: LTS's objectives: maximise the decoder-parameter proxy, minimise latency and peak memory.
+LTS_OBJECTIVES = (
+    Objective("decoder_params", "max"),
+    Objective("latency_ms", "min"),
+    Objective("memory_mb", "min"),
+)
+
+HISTORY_COLUMNS = (
+    "iteration",
+    "frontier_size",
+    "seen",
+    "new",
+    "measured",
+    "cache_hits",
+    "seconds",
+)
+
+#: Column names of the output tables that a metric may not take.
+RESERVED_COLUMNS = frozenset({"arch_id", "arch", "first_seen", "on_frontier"})
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class ParetoSearchError(NasflowError):
+    """The Pareto search cannot go on (infeasible constraints, exhausted space, bad metrics)."""
+
+
+# ---- protocols ----------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Architecture(Protocol):
+    """An architecture value: a stable string `id` (equal archs, equal ids) and a JSON dict."""
+
+    @property
+    def id(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ParetoSpace(Protocol):
+    """What the search needs from a search space (all randomness from the `rng` passed in).
+
+    - `name`: identifies the space in the resume fingerprint.
+    - `sample(rng)`: a random architecture (may be invalid; the search checks `is_valid`).
+    - `mutate(arch, prob, rng)`: a copy with each gene redrawn with probability `prob`.
+    - `crossover(a, b, rng)`: a child taking each gene from `a` or `b` (uniform).
+    - `is_valid(arch)`: every constraint holds (parameter bounds, d_inner rules, ...); cheap,
+      called before any measurement.
+    - `arch_from_dict(d)`: inverse of `arch.to_dict()` (for the resume state).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def sample(self, rng: random.Random) -> Architecture: ...
+
+    def mutate(self, arch: Any, prob: float, rng: random.Random) -> Architecture: ...
+
+    def crossover(self, a: Any, b: Any, rng: random.Random) -> Architecture: ...
+
+    def is_valid(self, arch: Any) -> bool: ...
+
+    def arch_from_dict(self, data: Mapping[str, Any]) -> Architecture: ...
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Scores architectures: one metrics mapping per architecture, in order.
+
+    Each mapping must hold every objective's name with a finite number; other keys (e.g.
+    `prompt_ms`, `token_ms`, `p95_ms_per_char`, `total_params`) are stored alongside and written
+    to the output CSVs. An optional `name` attribute enters the resume fingerprint.
+    """
+
+    def evaluate(self, archs: Sequence[Any]) -> Sequence[Mapping[str, Any]]: ...
+
+
+# ---- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParetoSettings:
+    """Pareto-search hyperparameters (defaults: the LTS paper, 100 = 20 + 40 + 40, p = 0.3, 30).
+
+    `max_resample_tries` bounds rejection sampling: a phase (the initial population, or one
+    iteration's mutants or crossovers) fails after this many *consecutive* rejected candidates
+    (invalid or already seen). `eval_batch` is the most architectures handed to one
+    `Evaluator.evaluate` call; results are written to the cache after each call, so a kill loses
+    at most one batch of measurements. Neither enters the resume fingerprint.
+    """
+
+    population: int = 100
+    parents: int = 20
+    mutations: int = 40
+    crossovers: int = 40
+    mutation_prob: float = 0.3
+    iterations: int = 30
+    seed: int = 1
+    max_resample_tries: int = 10_000
+    eval_batch: int = 10
+
+    def __post_init__(self) -> None:
+        for name, low in (
+            ("population", 1),
+            ("parents", 1),
+            ("mutations", 0),
+            ("crossovers", 0),
+            ("iterations", 1),
+            ("max_resample_tries", 1),
+            ("eval_batch", 1),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ConfigError(f"search.{name} must be an integer >= {low}, got {value!r}")
+        if not _is_int(self.seed):
+            raise ConfigError(f"search.seed must be an integer, got {self.seed!r}")
+        prob = self.mutation_prob
+        if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0 <= prob <= 1:
+            raise ConfigError(f"search.mutation_prob must be a number in [0, 1], got {prob!r}")
+        object.__setattr__(self, "mutation_prob", float(prob))
+        total = self.parents + self.mutations + self.crossovers
+        if self.population != total:
+            raise ConfigError(
+                f"search.population ({self.population}) must equal parents + mutations + "
+                f"crossovers ({self.parents} + {self.mutations} + {self.crossovers} = {total})"
+            )
+        if self.crossovers and self.parents < 2:
+            raise ConfigError(
+                f"search.parents must be >= 2 for crossover (two distinct parents), "
+                f"got {self.parents}"
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ParetoSettings:
+        """Settings from a flat mapping; unknown keys are an error naming them."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"unknown search setting(s): {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(names)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_normal(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+# ---- measurement cache --------------------------------------------------------------------------
+
+
+class MeasurementCache:
+    """Persistent metrics per (arch id, device key, protocol key), in one SQLite file.
+
+    `device` names the target (e.g. `"cpu-2t-ort1.18"`); `protocol` identifies how the metrics
+    were obtained (a string, or a JSON-able mapping hashed with the state fingerprint: sequence
+    length, thread count, repeats, objectives...). Rows of another device or protocol are never
+    returned, so changing the measurement protocol never mixes numbers. Every `put` commits at
+    once (a killed process loses nothing already returned), the first value stored for a key
+    wins, and SQLite's file locking makes concurrent processes safe. `":memory:"` gives a
+    throw-away cache.
+    """
+
+    _CHUNK = 500  # ids per SELECT (SQLite's bound-variable limit)
+
+    def __init__(
+        self, path: str | Path, device: str, protocol: str | Mapping[str, Any] = ""
+    ) -> None:
+        if not isinstance(device, str) or not device:
+            raise ConfigError(f"the measurement cache needs a device key string, got {device!r}")
+        self.path = str(path)
+        self.device = device
+        self.protocol = protocol if isinstance(protocol, str) else fingerprint(dict(protocol))
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60.0)
+            with self._db:
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS measurements ("
+                    " arch_id TEXT NOT NULL, device TEXT NOT NULL, protocol TEXT NOT NULL,"
+                    " metrics TEXT NOT NULL, created REAL NOT NULL,"
+                    " PRIMARY KEY (arch_id, device, protocol))"
+                )
+        except sqlite3.DatabaseError as error:
+            raise NasflowError(f"{self.path}: not a usable measurement cache ({error})") from None
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Cached metrics of those of `ids` measured on this device under this protocol."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), self._CHUNK):
+            chunk = wanted[start : start + self._CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT arch_id, metrics FROM measurements WHERE device = ? AND protocol = ? "
+                f"AND arch_id IN ({marks})",
+                (self.device, self.protocol, *chunk),
+            ).fetchall()
+            out.update((arch_id, json.loads(text)) for arch_id, text in rows)
+        return out
+
+    def get(self, arch_id: str) -> dict[str, Any] | None:
+        return self.get_many([arch_id]).get(arch_id)
+
+    def put(self, arch_id: str, metrics: Mapping[str, Any]) -> None:
+        """Store one architecture's metrics (kept if the key already holds some)."""
+        self.put_many([(arch_id, metrics)])
+
+    def put_many(self, items: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Store several in one transaction (committed before returning)."""
+        now = time.time()
+        rows = [
+            (arch_id, self.device, self.protocol, json.dumps(dict(metrics), sort_keys=True), now)
+            for arch_id, metrics in items
+        ]
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO measurements (arch_id, device, protocol, metrics, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def __len__(self) -> int:
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM measurements WHERE device = ? AND protocol = ?",
+            (self.device, self.protocol),
+        ).fetchone()
+        return int(count)
+
+    def __bool__(self) -> bool:  # an empty cache is still a cache (`cache or default` pitfall)
+        return True
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> MeasurementCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---- result -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An evaluated architecture, its metrics and the iteration that first evaluated it."""
+
+    arch: Any
+    metrics: dict[str, Any]
+    first_seen: int
+
+    @property
+    def id(self) -> str:
+        return str(self.arch.id)
+
+    def row(self) -> dict[str, Any]:
+        """A flat row: `arch_id`, every metric, `first_seen`, `arch` (compact JSON)."""
+        return {
+            "arch_id": self.id,
+            **self.metrics,
+            "first_seen": self.first_seen,
+            "arch": json.dumps(self.arch.to_dict(), sort_keys=True, separators=(",", ":")),
+        }
+
+
+@dataclass
+class ParetoResult:
+    """The outcome of `run_pareto_search`.
+
+    Attributes:
+        objectives: the objectives, in the order given.
+        candidates: every evaluated architecture, in the order first evaluated.
+        frontier: the final Pareto frontier over all of them, sorted by the first objective
+            (ascending) then id.
+        history: one row per iteration: `HISTORY_COLUMNS` plus `frontier` (the frontier's arch
+            ids after that iteration, in evaluation order). `new` counts the architectures
+            evaluated for the first time in the iteration, `measured` those of them sent to the
+            evaluator and `cache_hits` those found in the cache (`new = measured + cache_hits`;
+            after a resume the split may differ from an uninterrupted run, `new` never does).
+        timing: `wall_seconds` (initial sampling plus every completed iteration, including
+            measuring; no state writes or callbacks), `initial_seconds`, `evaluator_seconds`
+            (inside `Evaluator.evaluate`), `measured`, `cache_hits`, `evaluated`. After a resume
+            these sum the completed iterations of every session.
+        resumed_from: iterations already done in a saved state when this call began.
+    """
+
+    objectives: tuple[Objective, ...]
+    candidates: list[Candidate]
+    frontier: list[Candidate]
+    history: list[dict[str, Any]]
+    timing: dict[str, Any]
+    resumed_from: int = 0
+
+    def frontier_ids(self, iteration: int | None = None) -> list[str]:
+        """The frontier's arch ids after `iteration` (default: the last)."""
+        if iteration is None:
+            return [c.id for c in self.frontier]
+        for row in self.history:
+            if row["iteration"] == iteration:
+                return list(row["frontier"])
+        raise KeyError(f"no iteration {iteration} in the search history")
+
+
+# ---- the search ---------------------------------------------------------------------------------
+
+
+def run_pareto_search(
+    space: ParetoSpace,
+    evaluator: Evaluator,
+    objectives: Sequence[Objective] | Mapping[str, str],
+    settings: ParetoSettings,
+    cache: MeasurementCache,
+    state_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    *,
+    fresh: bool = False,
+    fingerprint_extra: Mapping[str, Any] | None = None,
+) -> ParetoResult:
+    """Run (or resume) the evolutionary Pareto search.
+
+    Args:
+        space: the search space (see `ParetoSpace`).
+        evaluator: measures architectures the cache does not hold (see `Evaluator`).
+        objectives: `Objective`s or `{name: "max"|"min"}`.
+        settings: hyperparameters and seed.
+        cache: where measurements are looked up and stored (its device and protocol keys also
+            enter the resume fingerprint).
+        state_dir: when given, the state is saved there after the initial sampling and after
+            every iteration, and a saved state of the same inputs is resumed; a state of other
+            inputs is an error (`SearchStateError`) telling to delete it or pass `fresh`.
+        progress: called with each iteration's history row after its state is saved.
+        fresh: discard a saved state instead of resuming it.
+        fingerprint_extra: JSON-able values the state must also match (e.g. the space's config
+            and constraints, which `space.name` alone may not tell apart).
+    """
+    search = _ParetoSearch(
+        space, evaluator, parse_objectives(objectives), settings, cache, fingerprint_extra
+    )
+    return search.run(None if state_dir is None else Path(state_dir), progress, fresh)
+
+
+class _ParetoSearch:
+    def __init__(
+        self,
+        space: ParetoSpace,
+        evaluator: Evaluator,
+        objectives: tuple[Objective, ...],
+        settings: ParetoSettings,
+        cache: MeasurementCache,
+        fingerprint_extra: Mapping[str, Any] | None,
+    ) -> None:
+        self.space = space
+        self.evaluator = evaluator
+        self.objectives = objectives
+        self.settings = settings
+        self.cache = cache
+        self.fingerprint_extra = dict(fingerprint_extra or {})
+        self.rng = random.Random(settings.seed)
+        self.population: list[Any] = []
+        self.evaluated: dict[str, Candidate] = {}
+        self.usage: dict[str, int] = {}
+        self.done = 0
+        self.history: list[dict[str, Any]] = []
+        self.timing: dict[str, Any] = {
+            "wall_seconds": 0.0,
+            "initial_seconds": 0.0,
+            "evaluator_seconds": 0.0,
+            "measured": 0,
+            "cache_hits": 0,
+            "evaluated": 0,
+        }
+
+    # ---- driver ---------------------------------------------------------------------------------
+    def run(self, state_dir: Path | None, progress: Progress | None, fresh: bool) -> ParetoResult:
+        folder = StateFolder(state_dir, self.inputs()) if state_dir is not None else None
+        if folder is not None and fresh:
+            folder.clear()
+        state = folder.load() if folder is not None else None
+        resumed_from = 0
+        if state is not None:
+            self.restore(state)
+            resumed_from = self.done
+        else:
+            start = time.perf_counter()
+            self.population = self.fill(
+                self.settings.population,
+                lambda: self.space.sample(self.rng),
+                "initial population",
+                set(),
+            )
+            self.timing["initial_seconds"] = time.perf_counter() - start
+            self.timing["wall_seconds"] = self.timing["initial_seconds"]
+            self.save(folder)
+        while self.done < self.settings.iterations:
+            row = self.iterate(self.done + 1)
+            self.done += 1
+            self.save(folder)
+            if progress is not None:
+                progress(dict(row))
+        return self.result(resumed_from)
+
+    def iterate(self, iteration: int) -> dict[str, Any]:
+        """Evaluate the new, update the frontier, and (unless last) select and breed."""
+        start = time.perf_counter()
+        new = list({a.id: a for a in self.population if a.id not in self.evaluated}.values())
+        metrics, measured, hits = self.measure(new)
+        for arch in new:
+            self.evaluated[arch.id] = Candidate(arch, metrics[arch.id], iteration)
+        ids = list(self.evaluated)
+        points = [c.metrics for c in self.evaluated.values()]
+        front = pareto_front(points, self.objectives)
+        if iteration < self.settings.iterations:
+            parents = self.select_parents(ids, points, front)
+            taken: set[str] = set()
+            s = self.settings
+            mutants = self.fill(
+                s.mutations,
+                lambda: self.space.mutate(self.rng.choice(parents), s.mutation_prob, self.rng),
+                f"iteration {iteration} mutation",
+                taken,
+            )
+            children = self.fill(
+                s.crossovers,
+                lambda: self.space.crossover(*self.rng.sample(parents, 2), self.rng),
+                f"iteration {iteration} crossover",
+                taken,
+            )
+            self.population = parents + mutants + children
+        seconds = time.perf_counter() - start
+        self.timing["wall_seconds"] += seconds
+        self.timing["evaluated"] += len(new)
+        row = {
+            "iteration": iteration,
+            "frontier_size": len(front),
+            "seen": len(self.evaluated),
+            "new": len(new),
+            "measured": measured,
+            "cache_hits": hits,
+            "seconds": seconds,
+            "frontier": [ids[k] for k in front],
+        }
+        self.history.append(row)
+        return row
+
+    # ---- measuring ------------------------------------------------------------------------------
+    def measure(self, archs: Sequence[Any]) -> tuple[dict[str, dict[str, Any]], int, int]:
+        """Metrics of `archs` (cache first, the rest in evaluator batches written through)."""
+        ids = [a.id for a in archs]
+        out = {
+            key: self.check(key, value, "the measurement cache")
+            for key, value in self.cache.get_many(ids).items()
+        }
+        hits = len(out)
+        todo = [a for a in archs if a.id not in out]
+        batch = self.settings.eval_batch
+        for begin in range(0, len(todo), batch):
+            chunk = todo[begin : begin + batch]
+            start = time.perf_counter()
+            raw = self.evaluator.evaluate(list(chunk))
+            self.timing["evaluator_seconds"] += time.perf_counter() - start
+            raw = list(raw)
+            if len(raw) != len(chunk):
+                raise ParetoSearchError(
+                    f"the evaluator returned {len(raw)} metric sets for {len(chunk)} architectures"
+                )
+            values = [self.check(a.id, m, "the evaluator") for a, m in zip(chunk, raw, strict=True)]
+            self.cache.put_many(zip([a.id for a in chunk], values, strict=True))
+            out.update(zip([a.id for a in chunk], values, strict=True))
+        self.timing["measured"] += len(todo)
+        self.timing["cache_hits"] += hits
+        return out, len(todo), hits
+
+    def check(self, arch_id: str, metrics: Any, source: str) -> dict[str, Any]:
+        if not isinstance(metrics, Mapping):
+            raise ParetoSearchError(
+                f"{source} gave {type(metrics).__name__} for architecture {arch_id}, "
+                "expected a mapping of metric names to numbers"
+            )
+        out = {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in metrics.items()}
+        clash = sorted(RESERVED_COLUMNS & set(out))
+        if clash:
+            raise ParetoSearchError(
+                f"{source} gave metric(s) named {', '.join(clash)} for architecture {arch_id}; "
+                f"these names are reserved for the output tables"
+            )
+        for objective in self.objectives:
+            value = out.get(objective.name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                hint = (
+                    " (a cache of another protocol? give the cache a new protocol key)"
+                    if source == "the measurement cache"
+                    else ""
+                )
+                raise ParetoSearchError(
+                    f"{source} gave no finite number for objective {objective.name!r} of "
+                    f"architecture {arch_id}: {value!r}{hint}"
+                )
+        return out
+
+    # ---- selection and breeding -----------------------------------------------------------------
+    def select_parents(
+        self, ids: list[str], points: list[dict[str, Any]], front: list[int]
+    ) -> list[Any]:
+        need = self.settings.parents
+        ranks = [front] if len(front) >= need else non_dominated_sort(points, self.objectives, need)
+        chosen: list[int] = []
+        for rank in ranks:
+            room = need - len(chosen)
+            if room <= 0:
+                break
+            if len(rank) <= room:
+                chosen.extend(rank)
+                continue
+            crowding = crowding_distance([points[k] for k in rank], self.objectives)
+            ties = [self.rng.random() for _ in rank]
+            order = sorted(
+                range(len(rank)),
+                key=lambda j: (self.usage.get(ids[rank[j]], 0), -crowding[j], ties[j]),
+            )
+            chosen.extend(rank[j] for j in order[:room])
+        chosen.sort()  # evaluation order: deterministic, independent of the ranking above
+        for k in chosen:
+            self.usage[ids[k]] = self.usage.get(ids[k], 0) + 1
+        return [self.evaluated[ids[k]].arch for k in chosen]
+
+    def fill(self, count: int, draw: Callable[[], Any], phase: str, taken: set[str]) -> list[Any]:
+        """`count` valid architectures from `draw`, unseen and distinct (bounded redraws).
+
+        `taken` holds the ids already bred in this phase group and is updated.
+        """
+        accepted: list[Any] = []
+        invalid = duplicate = 0
+        while len(accepted) < count:
+            arch = draw()
+            if not self.space.is_valid(arch):
+                invalid += 1
+            elif arch.id in self.evaluated or arch.id in taken:
+                duplicate += 1
+            else:
+                accepted.append(arch)
+                taken.add(arch.id)
+                invalid = duplicate = 0
+                continue
+            if invalid + duplicate >= self.settings.max_resample_tries:
+                raise ParetoSearchError(self.exhausted(phase, invalid, duplicate))
+        return accepted
+
+    def exhausted(self, phase: str, invalid: int, duplicate: int) -> str:
+        run = invalid + duplicate
+        if invalid >= duplicate:
+            advice = (
+                "the space's constraints look infeasible or very tight: relax them (e.g. the "
+                "parameter bounds) or raise search.max_resample_tries"
+            )
+        else:
+            advice = (
+                "the space looks exhausted around the parents: enlarge the space, lower "
+                "search.iterations or search.population, raise search.mutation_prob, or raise "
+                "search.max_resample_tries"
+            )
+        return (
+            f"{phase}: {run} candidates in a row were rejected in search space "
+            f"{self.space.name!r} (search.max_resample_tries = {self.settings.max_resample_tries}"
+            f"): {invalid} violated the constraints and {duplicate} were already seen "
+            f"({len(self.evaluated)} architectures evaluated so far); {advice}."
+        )
+
+    # ---- state ----------------------------------------------------------------------------------
+    def inputs(self) -> dict[str, Any]:
+        """What a saved state must match (the resample bound and batch size may change)."""
+        settings = self.settings.to_dict()
+        settings.pop("max_resample_tries")
+        settings.pop("eval_batch")
+        return {
+            "space": self.space.name,
+            "settings": settings,
+            "objectives": [o.to_dict() for o in self.objectives],
+            "evaluator": getattr(self.evaluator, "name", type(self.evaluator).__name__),
+            "device": self.cache.device,
+            "protocol": self.cache.protocol,
+            "extra": self.fingerprint_extra,
+        }
+
+    def save(self, folder: StateFolder | None) -> None:
+        if folder is None:
+            return
+        folder.save(
+            {
+                "iteration": self.done,
+                "population": [a.to_dict() for a in self.population],
+                "evaluated": [
+                    {"arch": c.arch.to_dict(), "metrics": c.metrics, "first_seen": c.first_seen}
+                    for c in self.evaluated.values()
+                ],
+                "usage": self.usage,
+                "rng": rng_to_json(self.rng),
+                "history": self.history,
+                "timing": self.timing,
+            }
+        )
+
+    def restore(self, state: dict[str, Any]) -> None:
+        try:
+            self.done = int(state["iteration"])
+            self.population = [self.arch(d) for d in state["population"]]
+            for record in state["evaluated"]:
+                arch = self.arch(record["arch"])
+                self.evaluated[arch.id] = Candidate(
+                    arch, dict(record["metrics"]), int(record["first_seen"])
+                )
+            self.usage = {str(k): int(v) for k, v in state["usage"].items()}
+            self.rng = rng_from_json(state["rng"])
+            self.history = [dict(row) for row in state["history"]]
+            self.timing.update(state["timing"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise SearchStateError(
+                f"the saved Pareto-search state is incomplete ({type(error).__name__}: {error});"
+                " delete the state folder (or pass --fresh) to start over"
+            ) from None
+
+    def arch(self, data: Mapping[str, Any]) -> Any:
+        arch = self.space.arch_from_dict(data)
+        if _json_normal(arch.to_dict()) != _json_normal(data):
+            raise SearchStateError(
+                f"the saved architecture {data!r} does not round-trip through space "
+                f"{self.space.name!r}; delete the state folder (or pass --fresh) to start over"
+            )
+        return arch
+
+    # ---- result ---------------------------------------------------------------------------------
+    def result(self, resumed_from: int) -> ParetoResult:
+        candidates = list(self.evaluated.values())
+        final = set(self.history[-1]["frontier"])
+        first = self.objectives[0].name
+        frontier = sorted(
+            (c for c in candidates if c.id in final), key=lambda c: (c.metrics[first], c.id)
+        )
+        return ParetoResult(
+            objectives=self.objectives,
+            candidates=candidates,
+            frontier=frontier,
+            history=[dict(row) for row in self.history],
+            timing=json.loads(json.dumps(self.timing)),
+            resumed_from=resumed_from,
+        )
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+def result_frames(result: ParetoResult) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(frontier, all)` tables: `arch_id`, objectives, other metrics (sorted), `first_seen`,
+    `arch`; `all` adds `on_frontier` (bool) and keeps evaluation order."""
+    names = [o.name for o in result.objectives]
+    extras = sorted({k for c in result.candidates for k in c.metrics} - set(names))
+    columns = ["arch_id", *names, *extras, "first_seen", "arch"]
+    final = {c.id for c in result.frontier}
+    every = pd.DataFrame([c.row() for c in result.candidates], columns=columns)
+    every.insert(len(columns) - 1, "on_frontier", every["arch_id"].isin(final))
+    frontier = pd.DataFrame([c.row() for c in result.frontier], columns=columns)
+    return frontier, every
+
+
+def write_outputs(result: ParetoResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write the search's tables atomically under `out_dir`; returns the paths by file name.
+
+    - `frontier.csv`: the final frontier (sorted by the first objective): `arch_id`, every
+      objective, every other metric (sorted by name), `first_seen` (iteration), `arch` (JSON).
+    - `all.csv`: every evaluated architecture, same columns plus `on_frontier`, in evaluation
+      order.
+    - `history.csv`: `HISTORY_COLUMNS`, one row per iteration.
+    - `frontiers.json`: `{"objectives": [...], "iterations": {"1": [arch ids], ...}}`, the
+      frontier after each iteration (for the evolution plots).
+    - `timing.json`: `ParetoResult.timing` plus `wall_hours`, `iterations`, `frontier_size`.
+    """
+    out = Path(out_dir)
+    names = ("frontier.csv", "all.csv", "history.csv", "frontiers.json", "timing.json")
+    paths = {name: out / name for name in names}
+    frontier, every = result_frames(result)
+    history = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
+    for name, frame in (
+        ("frontier.csv", frontier),
+        ("all.csv", every),
+        ("history.csv", history),
+    ):
+        with atomic_path(paths[name]) as tmp:
+            frame.to_csv(tmp, index=False)
+    write_json_atomic(
+        paths["frontiers.json"],
+        {
+            "objectives": [o.to_dict() for o in result.objectives],
+            "iterations": {str(row["iteration"]): row["frontier"] for row in result.history},
+        },
+    )
+    timing = {
+        **result.timing,
+        "wall_hours": result.timing["wall_seconds"] / 3600.0,
+        "iterations": len(result.history),
+        "frontier_size": len(result.frontier),
+    }
+    write_json_atomic(paths["timing.json"], timing)
+    return paths

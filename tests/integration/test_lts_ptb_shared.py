@@ -1,0 +1,46 @@
+"""LTS proxy check on the real Penn Treebank of the shared data mirror (skipped when absent)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from nasflow.lts.proxy_check import proxy_check
+from nasflow.lts.ptb import EOS, UNK, load_corpus
+
+pytestmark = pytest.mark.shared
+
+
+@pytest.fixture
+def ptb_dir(mirror: Path) -> Path:
+    folder = mirror / "ptb"
+    if not (folder / "ptb.train.txt.gz").is_file():
+        pytest.skip(f"{folder} has no ptb.train.txt.gz")
+    return folder
+
+
+def test_ptb_corpus_and_a_tiny_proxy_check(ptb_dir: Path, tmp_path: Path) -> None:
+    corpus = load_corpus(ptb_dir)
+    # Mikolov's PTB: 10k types with <unk> and <eos>; the usual token counts (one <eos> per line)
+    assert corpus.vocab_size == 10_000 and UNK in corpus.index and EOS in corpus.index
+    assert (corpus.train.numel(), corpus.valid.numel(), corpus.test.numel()) == (
+        929_589,
+        73_760,
+        82_430,
+    )
+    assert corpus.valid_source == "ptb.valid.txt.gz"
+    result = proxy_check(
+        corpus,
+        "lts-demo",
+        k=2,
+        steps=2,
+        batch=4,
+        seq_len=16,
+        valid_tokens=1_000,
+        state_path=tmp_path / "state.jsonl",
+    )
+    assert result["trained"] == 2
+    assert all(math.isfinite(r["valid_ppl"]) for r in result["rows"])
+    assert result["corpus"]["vocab_size"] == 10_000

@@ -18,6 +18,7 @@ include: "workflow/rules/tfs.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/llm.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/lts.smk"
 
 
 rule all:

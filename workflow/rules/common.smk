@@ -278,6 +278,41 @@ def search_final_files():
     return [f"{folder}/{name}" for folder in search_run_dirs() for name in names]
 
 
+LTS = config["lts"]
+
+
+def lts_measure_threads():
+    """Cores an LTS measurement job reserves: all of them locally (nothing runs beside a
+    measurement), the measurement's own threads on a cluster."""
+    threads = LTS["measure"].get("threads", 1)
+    if workflow.local_exec and workflow._cores is not None:
+        return max(threads, workflow._cores)
+    return threads
+
+
+def lts_proxy_corpus():
+    """The Penn Treebank folder of the proxy check (`lts.proxy_check.corpus` or the mirror's)."""
+    corpus = LTS["proxy_check"].get("corpus")
+    if corpus:
+        return corpus
+    return str(Path(MIRROR) / "ptb") if MIRROR else None
+
+
+def lts_targets():
+    """The LTS chain: search, case study, and the proxy check when PTB is available."""
+    targets = [*rules.lts_search.output, *rules.lts_case_study.output]
+    if LTS["proxy_check"].get("enabled", True):
+        if lts_proxy_corpus() is not None:
+            targets += rules.lts_proxy_check.output
+        else:
+            print(
+                "nasflow: skipping the LTS proxy check: set NASFLOW_MIRROR (with ptb/) or "
+                "lts.proxy_check.corpus",
+                file=sys.stderr,
+            )
+    return targets
+
+
 def tfs_scores():
     """Score files of every TFS-Eval architecture."""
     return [f"results/{EXP}/tfs/{arch_id}/score.json" for arch_id in TFS_ARCHS]
@@ -306,6 +341,8 @@ def all_targets():
         targets += rules.search_tables.output
     else:
         targets += tfs_scores()
+    if LTS["enabled"]:
+        targets += lts_targets()
     if config["paper"]["enabled"]:
         if TFS_EVAL_DIR is not None:
             targets += rules.table1_baselines.output

@@ -184,6 +184,41 @@ def _cmd_proxy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lts_section(args: argparse.Namespace) -> dict[str, Any]:
+    from nasflow.train.cli import read_config
+
+    return dict(read_config(args)["lts"])
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from nasflow.lts.runner import lts_search
+
+    section = _lts_section(args)
+    timing = lts_search(
+        section, args.out_dir, args.state_dir, args.cache, fresh=args.fresh, progress=_log
+    )
+    _log(
+        f"{args.out_dir}: frontier of {timing.get('frontier_size')} architectures, "
+        f"{timing.get('measured')} measured, {timing.get('cache_hits')} from the cache, "
+        f"{timing.get('wall_seconds', 0.0):.1f} s"
+    )
+    return 0
+
+
+def _cmd_case_study(args: argparse.Namespace) -> int:
+    from nasflow.io import atomic_path, write_text_atomic
+    from nasflow.lts.runner import case_study
+
+    table = case_study(_lts_section(args), args.frontier, args.cache, progress=_log)
+    with atomic_path(args.out) as tmp:
+        table.round(4).to_csv(tmp, index=False)
+    markdown = table.round(3).to_markdown(index=False)
+    print(markdown)
+    if args.markdown:
+        write_text_atomic(args.markdown, markdown + "\n")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `nasflow lts {params,space,proxy-check}`."""
     group = subparsers.add_parser("lts", help="LTS: decoder-only LM search (GPT-2 spaces)")
@@ -234,3 +269,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--state", type=Path, help="resume state (jsonl; default: <out>.state.jsonl)"
     )
     check.set_defaults(func=_cmd_proxy_check)
+
+    from nasflow.train.cli import add_config_options
+
+    search = sub.add_parser("search", help="Pareto search: decoder params vs latency and memory")
+    add_config_options(search)
+    search.add_argument("--out-dir", type=Path, required=True, help="frontier, history, plots")
+    search.add_argument("--state-dir", type=Path, help="resumable search state")
+    search.add_argument(
+        "--cache", type=Path, default=Path("resources/lts_measure_cache.sqlite"),
+        help="measurement cache (SQLite)",
+    )  # fmt: skip
+    search.add_argument("--fresh", action="store_true", help="discard a saved search state")
+    search.set_defaults(func=_cmd_search)
+
+    case = sub.add_parser("case-study", help="frontier candidates vs the baseline (latency/char)")
+    add_config_options(case)
+    case.add_argument("--frontier", type=Path, required=True, help="frontier.csv of the search")
+    case.add_argument(
+        "--cache", type=Path, default=Path("resources/lts_measure_cache.sqlite"),
+        help="measurement cache (SQLite)",
+    )  # fmt: skip
+    case.add_argument("--out", type=Path, required=True, help="case-study CSV")
+    case.add_argument("--markdown", type=Path, help="also write it as markdown")
+    case.set_defaults(func=_cmd_case_study)

@@ -1,0 +1,91 @@
+# LTS: training-free search for decoder-only LMs on the target device (results/{experiment}/lts/):
+# the Pareto search (decoder parameters vs measured latency and peak memory), the case study
+# against the baseline, and the proxy check on Penn Treebank.
+
+
+rule lts_search:
+    output:
+        frontier=f"results/{EXP}/lts/search/frontier.csv",
+        all=f"results/{EXP}/lts/search/all.csv",
+        history=f"results/{EXP}/lts/search/history.csv",
+        timing=f"results/{EXP}/lts/search/timing.json",
+        plot=report(
+            f"results/{EXP}/lts/search/frontier_evolution.png",
+            caption="../report/lts_frontier.rst",
+            category="LTS",
+        ),
+    log:
+        f"logs/{EXP}/lts_search.log",
+    benchmark:
+        f"benchmarks/{EXP}/lts_search.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: lts_measure_threads()
+    resources:
+        mem_mb=8000,
+        runtime=6 * 60,
+    params:
+        config=run_config("lts"),
+        out=lambda wildcards, output: Path(output.frontier).parent,
+        state=f"state/{EXP}/lts/search",
+        cache=config["lts"]["cache"],
+    shell:
+        "nasflow lts search --config-json {params.config:q} --out-dir {params.out}"
+        " --state-dir {params.state} --cache {params.cache} > {log} 2>&1"
+
+
+rule lts_case_study:
+    input:
+        frontier=rules.lts_search.output.frontier,
+    output:
+        csv=f"results/{EXP}/lts/case_study.csv",
+        md=report(
+            f"results/{EXP}/lts/case_study.md",
+            caption="../report/lts_case_study.rst",
+            category="LTS",
+        ),
+    log:
+        f"logs/{EXP}/lts_case_study.log",
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: lts_measure_threads()
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        config=run_config("lts"),
+        cache=config["lts"]["cache"],
+    shell:
+        "nasflow lts case-study --config-json {params.config:q} --frontier {input.frontier}"
+        " --cache {params.cache} --out {output.csv} --markdown {output.md} > {log} 2>&1"
+
+
+rule lts_proxy_check:
+    input:
+        corpus=lts_proxy_corpus() or [],
+    output:
+        json=f"results/{EXP}/lts/proxy_check.json",
+        csv=f"results/{EXP}/lts/proxy_check.csv",
+    log:
+        f"logs/{EXP}/lts_proxy_check.log",
+    benchmark:
+        f"benchmarks/{EXP}/lts_proxy_check.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=6 * 60,
+    params:
+        check=config["lts"]["proxy_check"],
+        state=f"state/{EXP}/lts/proxy_check.jsonl",
+    shell:
+        "nasflow lts proxy-check --corpus {input.corpus} --space {params.check[space]}"
+        " --k {params.check[k]} --steps {params.check[steps]} --batch {params.check[batch]}"
+        " --seq-len {params.check[seq_len]} --lr {params.check[lr]} --threads {threads}"
+        " --state {params.state} --out {output.json} --csv {output.csv} > {log} 2>&1"
+
+
+rule lts:
+    input:
+        lts_targets(),

@@ -51,17 +51,15 @@ def _evaluator(section: Mapping[str, Any], workdir: Path | None):
     from nasflow.lts.measure import LTSMeasureSettings
 
     try:
-        settings = LTSMeasureSettings(**dict(section.get("measure") or {}))
-    except TypeError as error:
-        raise ConfigError(f"config key lts.measure: {error}") from None
+        settings = LTSMeasureSettings.from_mapping(section.get("measure") or {})
+    except ConfigError as error:
+        raise ConfigError(f"config key lts.{error}") from None
     return LTSEvaluator(settings, workdir=workdir)
 
 
 def _cache(path: str | Path, evaluator: Any):
-    from nasflow.lts.search import MeasurementCache
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return MeasurementCache(path, evaluator.device_key(), evaluator.protocol())
+    return evaluator.measurement_cache(path)
 
 
 def lts_search(

@@ -1,0 +1,122 @@
+"""The LTS search's evaluator: decoder parameters in closed form plus latency and peak memory
+measured on this device (`nasflow.lts.measure`).
+
+`LTSEvaluator(settings).evaluate(archs)` measures each architecture in a fresh worker process and
+returns, per architecture, `decoder_params`, `total_params`, `latency_ms`, `memory_mb` (the
+search objectives are `decoder_params`, `latency_ms`, `memory_mb`) and the text-prediction
+figures `prompt_ms`, `token_ms`, `p95_ms`, `latency_per_char_ms`, `p95_ms_per_char` (definitions
+in `nasflow.lts.measure`). `device_key()` and `protocol()` key a `MeasurementCache` so that no
+architecture is measured twice on the same device under the same protocol:
+
+    evaluator = LTSEvaluator(settings)
+    cache = evaluator.measurement_cache("runs/lts/measurements.sqlite")
+    run_pareto_search(space, evaluator, cache, ...)
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nasflow.errors import ConfigError
+from nasflow.lts.measure import (
+    LTSMeasurement,
+    LTSMeasureSettings,
+    MeasureError,
+    backend_version,
+    device_description,
+    measure_arch,
+)
+from nasflow.lts.space import GPTArch
+
+__all__ = ["LTSEvaluator"]
+
+
+class LTSEvaluator:
+    """Measures GPT-2-style decoders for the Pareto search (the search's `Evaluator` protocol).
+
+    Args:
+        settings: the measurement protocol (default `LTSMeasureSettings()`).
+        workdir: where ONNX exports go. With `keep_exports=False` (default) each export lives
+            in a scratch folder under `workdir` (the system temporary folder when `None`) that
+            is deleted right after its measurement (a full text-prediction search would
+            otherwise keep gigabytes per candidate); with `keep_exports=True` they are kept in
+            `<workdir>/<arch id>/` and reused.
+        on_measured: called with every `LTSMeasurement` as soon as it is made (logging,
+            keeping the full records with samples and environment).
+
+    Attributes: `name` (enters the search's resume fingerprint), `measured` (architectures
+    measured by this evaluator so far), `last` (the `LTSMeasurement`s of the last `evaluate`).
+    """
+
+    def __init__(
+        self,
+        settings: LTSMeasureSettings | None = None,
+        workdir: str | Path | None = None,
+        *,
+        keep_exports: bool = False,
+        on_measured: Callable[[LTSMeasurement], None] | None = None,
+    ) -> None:
+        self.settings = settings or LTSMeasureSettings()
+        if not isinstance(self.settings, LTSMeasureSettings):
+            raise ConfigError(
+                f"LTSEvaluator needs LTSMeasureSettings, got {type(self.settings).__name__}"
+            )
+        if keep_exports and workdir is None:
+            raise ConfigError("keep_exports needs a workdir to keep the ONNX exports in")
+        self.workdir = None if workdir is None else Path(workdir)
+        self.keep_exports = keep_exports
+        self.on_measured = on_measured
+        self.name = f"lts-measure-{self.settings.backend}"
+        self.measured = 0
+        self.last: list[LTSMeasurement] = []
+
+    # ---- cache keys -----------------------------------------------------------------------------
+    def device_key(self) -> str:
+        """Where the figures are valid: device type and name, backend and its version, threads,
+        e.g. `cpu:AMD EPYC 7763|onnxruntime=1.32.0|threads=1`."""
+        s = self.settings
+        return (
+            f"{s.device}:{device_description(s)}|{s.backend}={backend_version(s.backend)}"
+            f"|threads={s.threads}"
+        )
+
+    def protocol(self) -> str:
+        """The settings' fingerprint (every setting that changes a figure)."""
+        return self.settings.fingerprint()
+
+    def measurement_cache(self, path: str | Path) -> Any:
+        """A `MeasurementCache` at `path` keyed by `device_key()` and `protocol()`."""
+        from nasflow.lts.search import MeasurementCache
+
+        return MeasurementCache(path, self.device_key(), self.protocol())
+
+    # ---- measuring ------------------------------------------------------------------------------
+    def measure(self, arch: GPTArch) -> LTSMeasurement:
+        """Measure one architecture (no cache)."""
+        if not isinstance(arch, GPTArch):
+            raise MeasureError(f"LTSEvaluator measures GPTArch values, got {type(arch).__name__}")
+        if self.settings.backend == "torch":
+            measurement = measure_arch(arch, self.settings)
+        elif self.keep_exports:
+            measurement = measure_arch(arch, self.settings, self.workdir)
+        else:
+            if self.workdir is not None:
+                self.workdir.mkdir(parents=True, exist_ok=True)
+            scratch = tempfile.mkdtemp(prefix="lts-export-", dir=self.workdir)
+            try:
+                measurement = measure_arch(arch, self.settings, scratch)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        self.measured += 1
+        if self.on_measured is not None:
+            self.on_measured(measurement)
+        return measurement
+
+    def evaluate(self, archs: Sequence[GPTArch]) -> list[dict[str, float]]:
+        """One metrics mapping per architecture, in order (see the module docstring)."""
+        self.last = [self.measure(arch) for arch in archs]
+        return [m.metrics() for m in self.last]

@@ -1,0 +1,681 @@
+"""On-device objectives of one LTS decoder: text-prediction latency and peak inference memory.
+
+Protocol (`measure_arch`, settings in `LTSMeasureSettings`)
+-----------------------------------------------------------
+The architecture is built with seeded random weights (latency and memory of a fixed architecture
+do not depend on the weights), vocabulary `vocab_size` and `n_positions` positions, fp32, eval
+mode, dropout off. With `backend="onnxruntime"` it is exported by `nasflow.lts.onnx_export`
+(prompt graph and decoder-step graph with a key/value cache) and run by ONNX Runtime with full
+graph optimisation (`ORT_ENABLE_ALL`), `threads` intra-op threads, one inter-op thread,
+sequential execution (the session options of `nasflow.efficiency.latency.ort_session`); with
+`backend="torch"` the same two computations run in PyTorch eager (`torch.inference_mode`, `threads`
+intra-op threads) on `device` (`cpu` or `cuda`).
+
+One *inference* generates `n = new_tokens` tokens greedily after a prompt of `P = prompt_tokens`
+seeded random tokens, batch 1:
+
+- the prompt pass runs the prompt graph on the P tokens (head on the last position only) and
+  picks the first new token (argmax); its wall time is the run's **prompt latency** `PL_i` (time
+  to the first token);
+- then `n - 1` decoder steps each feed the previous token and the cache and pick the next token;
+  the mean wall time of these steps is the run's **token latency** `TL_i`;
+- the run's end-to-end latency is `E_i = PL_i + (n - 1) * TL_i` (prompt pass plus every step:
+  the time to produce n tokens, i.e. `n * chars_per_token` characters), and its latency per
+  character is `latency_char_i = E_i / (n * chars_per_token)`, the case study's
+  `latency_char(n) = (PL + (n - 1) TL) / n` per token divided by the characters per token.
+
+Each run is timed with `time.perf_counter` (CUDA synchronised before every clock read). After
+`warmup` untimed inferences, `runs` timed inferences give:
+
+- `prompt_ms` = median of `PL_i`; `token_ms` = median of `TL_i`;
+- `latency_ms` (the search objective) = median of `E_i`;
+- `p95_ms` = 95th percentile of `E_i` (numpy's linear interpolation between order statistics;
+  with 20 runs it lies between the 19th and 20th smallest);
+- `latency_per_char_ms = (prompt_ms + (n - 1) * token_ms) / (n * chars_per_token)` (the formula
+  on the reported medians);
+- `p95_ms_per_char` = 95th percentile of `latency_char_i` (= `p95_ms / (n * chars_per_token)`).
+
+Peak memory (`memory_mb`, MiB = 2**20 bytes), a real high-water mark, never a file size or a sum
+of allocations. Every measurement (timing included) runs in a **fresh worker process**
+(`python -m nasflow.lts.measure --worker`), so no other model's pages or allocator caches
+interfere:
+
+- CPU, both backends (`memory_method="vmhwm_reset"`): after the session (or the PyTorch model)
+  is loaded and the prompt built, the worker returns the C heap's free pages to the OS (glibc
+  `malloc_trim(0)`, so memory freed while loading cannot silently absorb inference allocations;
+  `environment["heap_trimmed"]` says whether it could), resets its peak resident set size
+  (writing `5` to `/proc/self/clear_refs`) and reads `VmRSS` (the *loaded baseline*,
+  `loaded_mb`); after the warm-up and timed inferences it reads `VmHWM`.
+  `memory_mb = VmHWM - VmRSS_loaded`: the most resident memory the process needed **above the
+  loaded model** while running inference (activations, the key/value cache, runtime arenas
+  and scratch buffers, the outputs), over the warm-up and timed runs (ONNX Runtime plans its
+  memory pattern on the first run and allocates more on later ones, so `warmup + runs >= 2`
+  gives the steady state). Weights are in the baseline, not in `memory_mb`; `peak_rss_mb`
+  (absolute `VmHWM`) is kept too. Where the reset is refused, `VmHWM` may include a transient
+  of loading (`memory_method="vmhwm"`); without `/proc` (not Linux), `ru_maxrss` before and
+  after is used (`memory_method="ru_maxrss"`, a lower bound).
+- CUDA with `backend="torch"` (`memory_method="cuda_max_allocated"`): after loading,
+  `torch.cuda.reset_peak_memory_stats()`; `memory_mb = max_memory_allocated() -
+  memory_allocated()` at that point (the caching allocator's high-water mark of live tensors
+  above the loaded weights).
+
+ONNX Runtime on CUDA is refused (its device memory is not a host high-water mark).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasflow.errors import ConfigError, NasflowError
+from nasflow.lts.params import decoder_params, total_params
+from nasflow.lts.space import GPTArch
+
+__all__ = [
+    "BACKENDS",
+    "DEVICES",
+    "PROTOCOL_VERSION",
+    "LTSMeasureSettings",
+    "LTSMeasurement",
+    "MeasureError",
+    "backend_version",
+    "build_model",
+    "device_description",
+    "measure_arch",
+    "summarize",
+]
+
+#: Bump when the definitions above change, so cached figures of the old protocol are not reused.
+PROTOCOL_VERSION = 1
+BACKENDS = ("onnxruntime", "torch")
+DEVICES = ("cpu", "cuda")
+RESULT_MARK = "NASFLOW_LTS_RESULT "
+MIB = 2**20
+
+
+class MeasureError(NasflowError):
+    """A measurement could not be made (export failed, the worker crashed or timed out)."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ---- settings ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LTSMeasureSettings:
+    """How latency and memory are measured (see the module docstring for the definitions).
+
+    Defaults: ONNX Runtime on the CPU with one intra-op thread (the reference's protocol); a
+    64-token prompt (the case study predicts text from a short context) and 8 new tokens;
+    4 characters per token (GPT-2's BPE on English text averages about 4); 3 warm-up and 20
+    timed inferences; GPT-2's vocabulary (50257, the head is a large part of a step's cost)
+    and 1024 positions; weights and prompt from `seed`. `timeout_s` bounds one worker process
+    and is not part of the protocol fingerprint.
+    """
+
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    threads: int = 1
+    prompt_tokens: int = 64
+    new_tokens: int = 8
+    chars_per_token: float = 4.0
+    warmup: int = 3
+    runs: int = 20
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    seed: int = 0
+    timeout_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"measure.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+        if self.device not in DEVICES:
+            raise ConfigError(
+                f"measure.device must be one of {', '.join(DEVICES)}, got {self.device!r}"
+            )
+        if self.backend == "onnxruntime" and self.device != "cpu":
+            raise ConfigError(
+                "measure.device: backend onnxruntime measures on the cpu only (its GPU memory has "
+                "no host high-water mark); use backend torch for cuda"
+            )
+        for name, low in (
+            ("threads", 1),
+            ("prompt_tokens", 1),
+            ("new_tokens", 2),
+            ("warmup", 0),
+            ("runs", 1),
+            ("vocab_size", 1),
+            ("n_positions", 1),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ConfigError(f"measure.{name} must be an integer >= {low}, got {value!r}")
+        if not _is_int(self.seed):
+            raise ConfigError(f"measure.seed must be an integer, got {self.seed!r}")
+        for name in ("chars_per_token", "timeout_s"):
+            value = getattr(self, name)
+            if not _is_number(value) or value <= 0:
+                raise ConfigError(f"measure.{name} must be a number > 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        fed = self.prompt_tokens + self.new_tokens - 1  # the last new token is never fed back
+        if fed > self.n_positions:
+            raise ConfigError(
+                f"measure.prompt_tokens + measure.new_tokens - 1 ({fed}) exceeds "
+                f"measure.n_positions ({self.n_positions})"
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> LTSMeasureSettings:
+        """Settings from a flat mapping; unknown keys are an error naming them."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"measure settings must be a mapping, got {type(values).__name__}")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"unknown measure setting(s): {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(names)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def protocol(self) -> dict[str, Any]:
+        """What the figures depend on: every setting but `timeout_s`, plus `PROTOCOL_VERSION`."""
+        out = self.to_dict()
+        out.pop("timeout_s")
+        return {"protocol_version": PROTOCOL_VERSION, **out}
+
+    def fingerprint(self) -> str:
+        """16 hex digits identifying `protocol()` (a `MeasurementCache` protocol key)."""
+        from nasflow.search.state import fingerprint
+
+        return fingerprint(self.protocol())
+
+    @property
+    def chars_per_inference(self) -> float:
+        """Characters produced by one inference: `new_tokens * chars_per_token`."""
+        return self.new_tokens * self.chars_per_token
+
+
+# ---- result -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LTSMeasurement:
+    """Latency and memory of one architecture (definitions in the module docstring).
+
+    `samples` holds the per-run values (`prompt_ms`, `token_ms`, `latency_ms`, in run order)
+    for the spread; `environment` the device, threads and library versions.
+    """
+
+    arch_id: str
+    arch: dict[str, Any]
+    backend: str
+    device: str
+    threads: int
+    prompt_tokens: int
+    new_tokens: int
+    chars_per_token: float
+    warmup: int
+    runs: int
+    decoder_params: int
+    total_params: int
+    prompt_ms: float
+    token_ms: float
+    latency_ms: float
+    p95_ms: float
+    latency_per_char_ms: float
+    p95_ms_per_char: float
+    memory_mb: float
+    loaded_mb: float
+    peak_rss_mb: float
+    memory_method: str
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    #: The evaluator's metrics (the search objectives and the text-prediction figures).
+    METRICS = (
+        "decoder_params",
+        "total_params",
+        "latency_ms",
+        "memory_mb",
+        "prompt_ms",
+        "token_ms",
+        "p95_ms",
+        "latency_per_char_ms",
+        "p95_ms_per_char",
+    )
+
+    def metrics(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self.METRICS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(
+    prompt: list[float], token: list[float], new_tokens: int, chars_per_token: float
+) -> dict[str, float]:
+    """The reported statistics from per-run `PL_i` and `TL_i` (ms), as the module docstring
+    defines them."""
+    if not prompt or len(prompt) != len(token):
+        raise MeasureError(f"need as many prompt as token samples, got {len(prompt)}, {len(token)}")
+    pl, tl = np.asarray(prompt, dtype=float), np.asarray(token, dtype=float)
+    n = new_tokens
+    end_to_end = pl + (n - 1) * tl
+    prompt_ms, token_ms = float(np.median(pl)), float(np.median(tl))
+    chars = n * chars_per_token
+    return {
+        "prompt_ms": prompt_ms,
+        "token_ms": token_ms,
+        "latency_ms": float(np.median(end_to_end)),
+        "p95_ms": float(np.percentile(end_to_end, 95)),
+        "latency_per_char_ms": (prompt_ms + (n - 1) * token_ms) / chars,
+        "p95_ms_per_char": float(np.percentile(end_to_end / chars, 95)),
+    }
+
+
+# ---- building and describing --------------------------------------------------------------------
+def build_model(arch: GPTArch, settings: LTSMeasureSettings) -> Any:
+    """`GPTDecoder(arch)` with weights from `settings.seed` (global RNG state left untouched),
+    dropout off, eval mode, fp32 on the CPU."""
+    import torch
+
+    from nasflow.lts.model import GPTDecoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        model = GPTDecoder(arch, settings.vocab_size, settings.n_positions, dropout=0.0)
+    return model.eval()
+
+
+def backend_version(backend: str) -> str:
+    """The version of the library that runs `backend`."""
+    if backend == "onnxruntime":
+        import onnxruntime
+
+        return str(onnxruntime.__version__)
+    import torch
+
+    return str(torch.__version__)
+
+
+def device_description(settings: LTSMeasureSettings) -> str:
+    """The device's name: the CPU model (or machine type), or the GPU model."""
+    import torch
+
+    from nasflow.device import device_name
+
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("measure.device is cuda, but CUDA is not available on this machine")
+    return device_name(torch.device(settings.device))
+
+
+def _environment(settings: LTSMeasureSettings, worker: Mapping[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from nasflow.device import environment
+
+    env = environment(torch.device(settings.device))
+    env.update(
+        threads=settings.threads,
+        backend=settings.backend,
+        backend_version=backend_version(settings.backend),
+        **dict(worker.get("environment", {})),
+    )
+    return env
+
+
+# ---- measuring ----------------------------------------------------------------------------------
+def _export_for(arch: GPTArch, settings: LTSMeasureSettings, folder: Path) -> Any:
+    """Reuse an export of the same arch, vocabulary, positions and seed in `folder`, else export."""
+    from nasflow.lts.onnx_export import ExportedLTS, ExportError, export_lts
+
+    try:
+        existing = ExportedLTS.load(folder)
+        meta = existing.meta
+        if (
+            meta.get("arch_id") == arch.id
+            and meta.get("vocab_size") == settings.vocab_size
+            and meta.get("n_positions") == settings.n_positions
+            and meta.get("seed") == settings.seed
+        ):
+            return existing
+    except (ExportError, OSError, ValueError):
+        pass
+    model = build_model(arch, settings)
+    return export_lts(model, folder, meta={"seed": settings.seed})
+
+
+def measure_arch(
+    arch: GPTArch, settings: LTSMeasureSettings | None = None, workdir: str | Path | None = None
+) -> LTSMeasurement:
+    """Latency and peak memory of `arch` under `settings` (see the module docstring).
+
+    `workdir`: with `backend="onnxruntime"` the export goes to `<workdir>/<arch id>/` and is
+    kept (a later call reuses it when the vocabulary, positions and seed match); `None` uses a
+    temporary folder deleted afterwards. The torch backend exports nothing.
+    """
+    settings = settings or LTSMeasureSettings()
+    if not isinstance(arch, GPTArch):
+        raise MeasureError(f"measure_arch needs a GPTArch, got {type(arch).__name__}")
+    job: dict[str, Any] = {
+        "backend": settings.backend,
+        "device": settings.device,
+        "threads": settings.threads,
+        "prompt_tokens": settings.prompt_tokens,
+        "new_tokens": settings.new_tokens,
+        "warmup": settings.warmup,
+        "runs": settings.runs,
+        "vocab_size": settings.vocab_size,
+        "n_positions": settings.n_positions,
+        "seed": settings.seed,
+        "arch": arch.to_dict(),
+    }
+    if settings.backend == "torch":
+        result = _run_worker(job, settings)
+    else:
+        scratch = None
+        if workdir is None:
+            scratch = tempfile.mkdtemp(prefix=f"lts-{arch.id}-")
+            folder = Path(scratch)
+        else:
+            folder = Path(workdir) / arch.id
+        try:
+            exported = _export_for(arch, settings, folder)
+            job["prompt_path"] = str(exported.prompt.resolve())
+            job["step_path"] = str(exported.step.resolve())
+            result = _run_worker(job, settings)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+    stats = summarize(
+        result["prompt_ms"], result["token_ms"], settings.new_tokens, settings.chars_per_token
+    )
+    pl, tl = np.asarray(result["prompt_ms"]), np.asarray(result["token_ms"])
+    samples = {
+        "prompt_ms": [float(v) for v in pl],
+        "token_ms": [float(v) for v in tl],
+        "latency_ms": [float(v) for v in pl + (settings.new_tokens - 1) * tl],
+    }
+    return LTSMeasurement(
+        arch_id=arch.id,
+        arch=arch.to_dict(),
+        backend=settings.backend,
+        device=settings.device,
+        threads=settings.threads,
+        prompt_tokens=settings.prompt_tokens,
+        new_tokens=settings.new_tokens,
+        chars_per_token=settings.chars_per_token,
+        warmup=settings.warmup,
+        runs=settings.runs,
+        decoder_params=decoder_params(arch),
+        total_params=total_params(arch, settings.vocab_size, settings.n_positions),
+        memory_mb=float(result["memory_mb"]),
+        loaded_mb=float(result["loaded_mb"]),
+        peak_rss_mb=float(result["peak_rss_mb"]),
+        memory_method=str(result["memory_method"]),
+        samples=samples,
+        environment=_environment(settings, result),
+        **stats,
+    )
+
+
+def _run_worker(job: dict[str, Any], settings: LTSMeasureSettings) -> dict[str, Any]:
+    """Run `job` in a fresh `python -m nasflow.lts.measure --worker` process."""
+    import nasflow
+
+    env = os.environ.copy()
+    root = str(Path(nasflow.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(settings.threads)
+    what = f"architecture {GPTArch.from_dict(job['arch']).describe()}"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "nasflow.lts.measure", "--worker"],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            timeout=settings.timeout_s,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise MeasureError(
+            f"measuring {what} took longer than measure.timeout_s = {settings.timeout_s:g} s"
+        ) from None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+        raise MeasureError(
+            f"the measurement worker for {what} failed (exit code {proc.returncode}):\n"
+            + "\n".join(tail)
+        )
+    result = json.loads(lines[-1][len(RESULT_MARK) :])
+    if "error" in result:
+        raise MeasureError(f"measuring {what} failed: {result['error']}")
+    return result
+
+
+# ---- the worker process -------------------------------------------------------------------------
+def _status_kib() -> dict[str, int] | None:
+    """`VmRSS` and `VmHWM` of this process in KiB (None without `/proc`)."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out if len(out) == 2 else None
+
+
+def _reset_peak() -> bool:
+    """Reset this process's `VmHWM` to its current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trim_heap() -> bool:
+    """Give the C heap's free pages back to the OS (glibc `malloc_trim(0)`), so that memory
+    freed while loading cannot absorb inference allocations unseen by the RSS."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def _maxrss_kib() -> int:
+    import resource
+
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return value // 1024 if sys.platform == "darwin" else value  # bytes on macOS
+
+
+def _ort_session(path: str, threads: int) -> Any:
+    """The session options of `nasflow.efficiency.latency.ort_session` (CPU), without importing
+    that module (and torch) into the lean worker."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def _ort_inference(job: dict[str, Any]) -> tuple[Callable[[], tuple[float, float]], dict]:
+    import onnxruntime as ort
+
+    threads, n = job["threads"], job["new_tokens"]
+    prompt_session = _ort_session(job["prompt_path"], threads)
+    step_session = _ort_session(job["step_path"], threads)
+    past_names = [i.name for i in step_session.get_inputs() if i.name.startswith("past_")]
+    rng = np.random.default_rng(job["seed"])
+    prompt = rng.integers(0, job["vocab_size"], (1, job["prompt_tokens"]), dtype=np.int64)
+    clock = time.perf_counter
+
+    def infer() -> tuple[float, float]:
+        start = clock()
+        logits, *cache = prompt_session.run(None, {"tokens": prompt})
+        token = logits.argmax(-1).astype(np.int64).reshape(1, 1)
+        prompt_s = clock() - start
+        steps = 0.0
+        for _ in range(n - 1):
+            begin = clock()
+            feeds = dict(zip(past_names, cache, strict=True))
+            feeds["tokens"] = token
+            logits, *cache = step_session.run(None, feeds)
+            token = logits.argmax(-1).astype(np.int64).reshape(1, 1)
+            steps += clock() - begin
+        return prompt_s * 1000.0, steps * 1000.0 / (n - 1)
+
+    env = {"onnxruntime": ort.__version__, "providers": step_session.get_providers()}
+    return infer, env
+
+
+def _torch_inference(job: dict[str, Any]) -> tuple[Callable[[], tuple[float, float]], dict]:
+    import torch
+
+    from nasflow.lts.onnx_export import PromptGraph, StepGraph
+
+    torch.set_num_threads(job["threads"])
+    with contextlib.suppress(RuntimeError):  # already set in this process
+        torch.set_num_interop_threads(1)
+    device = torch.device(job["device"])
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MeasureError("device cuda asked for, but CUDA is not available")
+    settings = LTSMeasureSettings(
+        backend="torch",
+        device=job["device"],
+        vocab_size=job["vocab_size"],
+        n_positions=job["n_positions"],
+        seed=job["seed"],
+        prompt_tokens=job["prompt_tokens"],
+        new_tokens=job["new_tokens"],
+    )
+    model = build_model(GPTArch.from_dict(job["arch"]), settings).to(device)
+    prompt_graph, step_graph = PromptGraph(model), StepGraph(model)
+    rng = np.random.default_rng(job["seed"])
+    prompt_np = rng.integers(0, job["vocab_size"], (1, job["prompt_tokens"]), dtype=np.int64)
+    prompt = torch.from_numpy(prompt_np).to(device)
+    n = job["new_tokens"]
+    cuda = device.type == "cuda"
+
+    def clock() -> float:
+        if cuda:
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    @torch.inference_mode()
+    def infer() -> tuple[float, float]:
+        start = clock()
+        logits, *cache = prompt_graph(prompt)
+        token = logits.argmax(-1, keepdim=True)
+        prompt_s = clock() - start
+        steps = 0.0
+        for _ in range(n - 1):
+            begin = clock()
+            logits, *cache = step_graph(token, *cache)
+            token = logits.argmax(-1, keepdim=True)
+            steps += clock() - begin
+        return prompt_s * 1000.0, steps * 1000.0 / (n - 1)
+
+    env = {"torch_threads": torch.get_num_threads()}
+    if cuda:
+        env["cuda_device_name"] = torch.cuda.get_device_name(device)
+    return infer, env
+
+
+def _worker(job: dict[str, Any]) -> dict[str, Any]:
+    import gc
+
+    backend = job["backend"]
+    infer, env = (_torch_inference if backend == "torch" else _ort_inference)(job)
+    cuda = backend == "torch" and job["device"] == "cuda"
+    gc.collect()
+    trimmed = _trim_heap()
+    if cuda:
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        cuda_base = torch.cuda.memory_allocated()
+    status = _status_kib()
+    reset = status is not None and _reset_peak()
+    status = _status_kib()
+    base_kib = status["VmRSS"] if status is not None else _maxrss_kib()
+    for _ in range(job["warmup"]):
+        infer()
+    prompt_ms, token_ms = [], []
+    for _ in range(job["runs"]):
+        pl, tl = infer()
+        prompt_ms.append(pl)
+        token_ms.append(tl)
+    status = _status_kib()
+    peak_kib = status["VmHWM"] if status is not None else _maxrss_kib()
+    if cuda:
+        memory = (torch.cuda.max_memory_allocated() - cuda_base) / MIB
+        method = "cuda_max_allocated"
+    else:
+        memory = max(0, peak_kib - base_kib) / 1024.0
+        method = "vmhwm_reset" if reset else ("vmhwm" if status is not None else "ru_maxrss")
+    return {
+        "prompt_ms": prompt_ms,
+        "token_ms": token_ms,
+        "memory_mb": memory,
+        "loaded_mb": base_kib / 1024.0,
+        "peak_rss_mb": peak_kib / 1024.0,
+        "memory_method": method,
+        "environment": {**env, "heap_trimmed": trimmed},
+    }
+
+
+def _worker_cli(argv: list[str]) -> int:
+    if argv != ["--worker"]:
+        print("usage: python -m nasflow.lts.measure --worker  (job JSON on stdin)", file=sys.stderr)
+        return 2
+    job = json.loads(sys.stdin.read())
+    try:
+        result = _worker(job)
+    except (NasflowError, RuntimeError, ValueError, OSError, ImportError) as error:
+        result = {"error": f"{type(error).__name__}: {error}"}
+    print(RESULT_MARK + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_cli(sys.argv[1:]))

@@ -1,0 +1,284 @@
+"""ONNX export of one LTS decoder for text prediction: a prompt graph and a decoder-step graph.
+
+- `prompt.onnx`: `tokens [B, P]` int64 -> `logits [B, V]` of the **last** prompt position (the
+  distribution of the first predicted token; the head is applied to that position only, as a
+  deployed predictor does) and, for every layer i, `present_k_i`, `present_v_i`
+  `[B, H_i, P, d_model // H_i]`.
+- `step.onnx`: one incremental step. Inputs `tokens [B, 1]` int64 and the cache `past_k_i`,
+  `past_v_i` `[B, H_i, S, d_model // H_i]`; outputs `logits [B, V]` and `present_k_i`,
+  `present_v_i` `[B, H_i, S + 1, d_model // H_i]`. The step's position is the cache length S,
+  read from the shape of the cache.
+
+Batch, prompt length and cache length are dynamic. Layers may differ in `n_head` and `d_inner`
+(each layer's cache has its own head count). `export.json` records the architecture, vocabulary,
+positions, parameter counts, opset and library versions. Export uses the TorchScript exporter
+(`dynamo=False`) at opset 18, fp32 on CPU, as `nasflow.efficiency.onnx_export` does.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nasflow.efficiency.onnx_export import ExportError
+from nasflow.io import atomic_path, write_json_atomic
+from nasflow.lts.model import GPTDecoder, KVCache
+from nasflow.lts.params import decoder_params, total_params
+from nasflow.lts.space import GPTArch
+
+__all__ = [
+    "META_FILE",
+    "OPSET",
+    "PROMPT_FILE",
+    "STEP_FILE",
+    "ExportError",
+    "ExportedLTS",
+    "PromptGraph",
+    "StepGraph",
+    "export_lts",
+    "lts_names",
+    "verify_lts_export",
+]
+
+OPSET = 18
+PROMPT_FILE = "prompt.onnx"
+STEP_FILE = "step.onnx"
+META_FILE = "export.json"
+
+
+def lts_names(n_layer: int) -> dict[str, list[str]]:
+    """Graph input/output names of the key/value cache (`k` then `v` for each layer)."""
+    return {
+        "past": [f"past_{kind}_{i}" for i in range(n_layer) for kind in ("k", "v")],
+        "present": [f"present_{kind}_{i}" for i in range(n_layer) for kind in ("k", "v")],
+    }
+
+
+def _flat(present: KVCache) -> list[Tensor]:
+    return [t for kv in present for t in kv]
+
+
+class PromptGraph(nn.Module):
+    """The prompt pass: every prompt position through the blocks, the head on the last one."""
+
+    def __init__(self, model: GPTDecoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: Tensor) -> tuple[Tensor, ...]:
+        m = self.model
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = m.drop(m.wte(tokens) + m.wpe(positions))
+        present: KVCache = []
+        for block in m.blocks:
+            x, kv = block(x)
+            present.append(kv)
+        logits = m.lm_head(m.ln_f(x[:, -1]))
+        return (logits, *_flat(present))
+
+
+class StepGraph(nn.Module):
+    """One decoder step over a flat `(past_k_0, past_v_0, past_k_1, ...)` cache."""
+
+    def __init__(self, model: GPTDecoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: Tensor, *cache: Tensor) -> tuple[Tensor, ...]:
+        past = [(cache[2 * i], cache[2 * i + 1]) for i in range(len(cache) // 2)]
+        logits, present = self.model(tokens, past)
+        return (logits[:, -1], *_flat(present))
+
+
+@dataclass(frozen=True)
+class ExportedLTS:
+    """Paths and metadata of an `export_lts` folder."""
+
+    folder: Path
+    meta: dict[str, Any]
+
+    @property
+    def prompt(self) -> Path:
+        return self.folder / PROMPT_FILE
+
+    @property
+    def step(self) -> Path:
+        return self.folder / STEP_FILE
+
+    @property
+    def arch(self) -> GPTArch:
+        return GPTArch.from_dict(self.meta["arch"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.meta["vocab_size"])
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ExportedLTS:
+        """An existing export folder (`export.json` is written last, so its presence means the
+        graphs are complete)."""
+        folder = Path(folder)
+        missing = [n for n in (PROMPT_FILE, STEP_FILE, META_FILE) if not (folder / n).exists()]
+        if missing:
+            raise ExportError(f"LTS ONNX export folder {folder} lacks {', '.join(missing)}")
+        return cls(folder, json.loads((folder / META_FILE).read_text()))
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+
+    out = {"torch": str(torch.__version__), "onnx": str(onnx.__version__)}
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = str(onnxruntime.__version__)
+    except ImportError:  # pragma: no cover - onnxruntime is a dependency of the measurement only
+        pass
+    return out
+
+
+def export_lts(
+    model: GPTDecoder, folder: str | Path, *, meta: dict[str, Any] | None = None
+) -> ExportedLTS:
+    """Export `model` as prompt and step graphs (fp32, CPU, eval mode; the model is moved there
+    for the export and put back on its device, dtype and train/eval mode afterwards).
+
+    Files are written atomically, `export.json` last; it records the architecture, its id,
+    `vocab_size`, `n_positions`, decoder and total parameters, the opset, library versions and
+    `meta`.
+    """
+    if not isinstance(model, GPTDecoder):
+        raise ExportError(f"export_lts needs a GPTDecoder, got {type(model).__name__}")
+    was_training = model.training
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    model = model.to("cpu", torch.float32).eval()
+    arch = model.arch
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = lts_names(arch.n_layer)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prompt_len = min(5, model.n_positions)
+            tokens = torch.zeros((1, prompt_len), dtype=torch.long)
+            dynamic: dict[str, dict[int, str]] = {
+                "tokens": {0: "batch", 1: "prompt_length"},
+                "logits": {0: "batch"},
+            }
+            dynamic.update((n, {0: "batch", 2: "prompt_length"}) for n in names["present"])
+            with atomic_path(folder / PROMPT_FILE) as path:
+                torch.onnx.export(
+                    PromptGraph(model),
+                    (tokens,),
+                    str(path),
+                    input_names=["tokens"],
+                    output_names=["logits", *names["present"]],
+                    dynamic_axes=dynamic,
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
+            past_len = max(0, min(4, model.n_positions - 1))
+            cache = [
+                torch.zeros((1, h, past_len, arch.d_model // h))
+                for h in arch.n_head
+                for _ in ("k", "v")
+            ]
+            step_tokens = torch.zeros((1, 1), dtype=torch.long)
+            dynamic = {"tokens": {0: "batch"}, "logits": {0: "batch"}}
+            dynamic.update((n, {0: "batch", 2: "past_length"}) for n in names["past"])
+            dynamic.update((n, {0: "batch", 2: "present_length"}) for n in names["present"])
+            with atomic_path(folder / STEP_FILE) as path:
+                torch.onnx.export(
+                    StepGraph(model),
+                    (step_tokens, *cache),
+                    str(path),
+                    input_names=["tokens", *names["past"]],
+                    output_names=["logits", *names["present"]],
+                    dynamic_axes=dynamic,
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
+    finally:
+        model.to(device, dtype).train(was_training)
+    info = {
+        "arch": arch.to_dict(),
+        "arch_id": arch.id,
+        "vocab_size": model.vocab_size,
+        "n_positions": model.n_positions,
+        "n_layer": arch.n_layer,
+        "decoder_params": decoder_params(arch),
+        "total_params": total_params(arch, model.vocab_size, model.n_positions),
+        "opset": OPSET,
+        "versions": _versions(),
+        **(meta or {}),
+    }
+    write_json_atomic(folder / META_FILE, info)
+    return ExportedLTS(folder, info)
+
+
+@torch.no_grad()
+def verify_lts_export(
+    model: GPTDecoder, exported: ExportedLTS, prompt_len: int = 8, steps: int = 4
+) -> float:
+    """Largest absolute difference between ONNX Runtime and PyTorch eager (`model.forward`, not
+    the export wrappers) over a random prompt of `prompt_len` tokens and then `steps` decoder
+    steps fed with the cache ONNX Runtime returned: last-position logits and every layer's
+    present keys and values."""
+    from nasflow.efficiency.latency import ort_session
+
+    if prompt_len < 1 or steps < 0 or prompt_len + steps > model.n_positions:
+        raise ValueError(
+            f"need prompt_len >= 1, steps >= 0 and prompt_len + steps <= n_positions "
+            f"({model.n_positions}), got {prompt_len}, {steps}"
+        )
+    was_training = model.training
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    model = model.to("cpu", torch.float32).eval()
+    try:
+        names = lts_names(model.arch.n_layer)
+        generator = torch.Generator().manual_seed(0)
+        tokens = torch.randint(0, model.vocab_size, (1, prompt_len + steps), generator=generator)
+        prompt_session = ort_session(exported.prompt, threads=1)
+        step_session = ort_session(exported.step, threads=1)
+
+        def worst_of(ref_logits: Tensor, ref_present: KVCache, outputs: list[np.ndarray]) -> float:
+            refs = [ref_logits, *_flat(ref_present)]
+            if len(refs) != len(outputs):
+                raise ExportError(f"ONNX graph gave {len(outputs)} outputs, expected {len(refs)}")
+            worst = 0.0
+            for ref, out in zip(refs, outputs, strict=True):
+                if tuple(ref.shape) != tuple(out.shape):
+                    raise ExportError(
+                        f"ONNX output shape {tuple(out.shape)} != PyTorch {tuple(ref.shape)}"
+                    )
+                worst = max(worst, float(np.abs(ref.numpy() - out).max(initial=0.0)))
+            return worst
+
+        prompt = tokens[:, :prompt_len]
+        outputs = prompt_session.run(None, {"tokens": prompt.numpy()})
+        logits, present = model(prompt)
+        worst = worst_of(logits[:, -1], present, outputs)
+        cache = outputs[1:]
+        for step in range(steps):
+            token = tokens[:, prompt_len + step : prompt_len + step + 1]
+            feeds = {"tokens": token.numpy(), **dict(zip(names["past"], cache, strict=True))}
+            outputs = step_session.run(None, feeds)
+            past = [
+                (torch.from_numpy(cache[2 * i]), torch.from_numpy(cache[2 * i + 1]))
+                for i in range(model.arch.n_layer)
+            ]
+            logits, present = model(token, past)
+            worst = max(worst, worst_of(logits[:, -1], present, outputs))
+            cache = outputs[1:]
+        return worst
+    finally:
+        model.to(device, dtype).train(was_training)

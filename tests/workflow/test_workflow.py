@@ -135,6 +135,13 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
                       "constraints": {"small": {"params_m": 10}},
                       "methods": {"hat": {"iterations": 2, "default": "supernet"},
                                   "hsnas": hsnas}}  # fmt: skip
+    data["lts"] = {"measure": {"prompt_tokens": 8, "new_tokens": 3, "warmup": 1, "runs": 2,
+                               "vocab_size": 100, "n_positions": 64},
+                   "search": {"population": 4, "parents": 2, "mutations": 1, "crossovers": 1,
+                              "iterations": 2},
+                   "cache": "resources/lts.sqlite",
+                   "baseline": {"n_layer": 2, "d_model": 64, "d_inner": 128, "n_head": 2},
+                   "selection": {"margin": 100.0, "limit": 1, "heads": [4]}}  # fmt: skip
     config.write_text(yaml.safe_dump(data))
     result = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -177,6 +184,10 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     assert len(results) == 3 and results[0].startswith("method,constraint,seed,arch_id")
     assert "LLM-Distill-PP offline stand-in (no LLM),t," in table1
     assert (out / "tables" / "search" / "convergence.png").stat().st_size > 5_000
+    # The LTS chain (no PTB here, so no proxy check): frontier and case study.
+    assert (out / "lts" / "search" / "frontier.csv").read_text().count("\n") >= 2
+    case = (out / "lts" / "case_study.csv").read_text().splitlines()
+    assert case[1].startswith("baseline,") and len(case) >= 3
     rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 

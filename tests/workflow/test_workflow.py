@@ -50,11 +50,18 @@ def test_lint_is_clean(tmp_path):
 
 @pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
 def test_dry_run_of_every_shipped_config(tmp_path, config, mirror):
+    lts = config.startswith("lts_")  # the LTS configs are run with the `lts` target
+    target = ("lts",) if lts else ()
     result = snakemake(
-        "-n", "--configfile", str(REPO / "config" / config), cwd=tmp_path, mirror=mirror
+        "-n", *target, "--configfile", str(REPO / "config" / config), cwd=tmp_path, mirror=mirror
     )
     assert result.returncode == 0, result.stderr
-    assert "prepare_data" in result.stdout and "table1_baselines" in result.stdout
+    if lts:
+        assert "lts_search" in result.stdout and "lts_proxy_check" in result.stdout
+        assert "prepare_data" not in result.stdout
+    else:
+        assert "prepare_data" in result.stdout and "table1_baselines" in result.stdout
+        assert "search_tables" in result.stdout and "lts_search" in result.stdout
     assert not (tmp_path / "results").exists()
 
 
@@ -218,7 +225,8 @@ def test_tiny_real_run_builds_the_paper_table(tmp_path, mirror):
 def test_api_key_is_required_up_front_and_never_printed(tmp_path, mirror, monkeypatch):
     extra = tmp_path / "llm.yaml"
     setup = {"name": "gpt4", "provider": "openai", "model": "gpt-4", "api_key_env": "NASFLOW_KEY_T"}
-    extra.write_text(yaml.safe_dump({"llm": {"predictors": [setup]}}))
+    offline = {"name": "offline", "provider": "offline"}  # distill.llm's default
+    extra.write_text(yaml.safe_dump({"llm": {"predictors": [offline, setup]}}))
     base = ("-n", "--configfile", str(REPO / "config" / "config.yaml"), str(extra))
     monkeypatch.delenv("NASFLOW_KEY_T", raising=False)
     missing = snakemake(*base, cwd=tmp_path, mirror=mirror)

@@ -101,7 +101,7 @@ def lts_search(
         )
     write_outputs(result, out_dir)
     plot_outputs(out_dir)
-    return dict(result.timing)
+    return {**result.timing, "frontier_size": len(result.frontier)}
 
 
 def baseline_arch(section: Mapping[str, Any]) -> GPTArch:

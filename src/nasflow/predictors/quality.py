@@ -145,6 +145,12 @@ def _summary_row(name: str, task: str, per_seed: SeedMetrics, bleu_scale: bool) 
 
 
 def _ordered(names: Sequence[str] | Mapping[str, object]) -> list[str]:
-    """Known predictors in `PAPER_ORDER`, then the rest in first-seen order."""
-    known = [n for n in PAPER_ORDER if n in names]
-    return known + [n for n in names if n not in PAPER_ORDER]
+    """The paper's layout: the released supernet predictors (`STORED_PREDICTORS`), other
+    supernet predictors (e.g. this workflow's `Supernet (loss)`), #Params and #FLOPs, then the
+    rest (LLM-PP, LLM-Distill-PP) in first-seen order."""
+    names = list(names)
+    stored = [n for n in STORED_PREDICTORS if n in names]
+    supernets = [n for n in names if n.startswith("Supernet") and n not in stored]
+    counts = [n for n in ("#Params", "#FLOPs") if n in names]
+    first = [*stored, *supernets, *counts]
+    return first + [n for n in names if n not in first]

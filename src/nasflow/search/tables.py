@@ -361,11 +361,12 @@ def plot_convergence(
             for n in names
         ]
         fig.suptitle(
-            "Best predicted score per iteration (mean over seeds); predictor scales differ, "
-            "so each has its own axis"
+            "Best predicted score per iteration (mean over seeds);\n"
+            "predictor scales differ, so each has its own axis",
+            fontsize=9,
         )
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8)
-        fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+        fig.tight_layout(rect=(0, 0.1, 1, 0.92))
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
     finally:

@@ -8,6 +8,6 @@ Modules: `space` (the `GPTArch` value type and `LTSSpace` search spaces as confi
 character and peak memory on the device, in a fresh worker process), `evaluator` (the search's
 objectives), `pareto`, `search` (evolutionary Pareto search with a measurement cache), `select`
 (the case study's candidates), `plots`, `runner` (the chain from the `lts` config section) and
-`cli` (`nasflow lts params|space|proxy-check|search|case-study`). Submodules are imported on demand so that
-importing the package does not pull in torch.
+`cli` (`nasflow lts params|space|proxy-check|search|case-study`). Submodules are imported on
+demand so that importing the package does not pull in torch.
 """

@@ -36,7 +36,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -52,6 +52,7 @@ from nasflow.lts.pareto import (
     pareto_front,
     parse_objectives,
 )
+from nasflow.search.evolution import EvolutionSettings
 from nasflow.search.state import (
     SearchStateError,
     StateFolder,
@@ -160,7 +161,7 @@ class Evaluator(Protocol):
 
 
 @dataclass(frozen=True)
-class ParetoSettings:
+class ParetoSettings(EvolutionSettings):
     """Pareto-search hyperparameters (defaults: the LTS paper, 100 = 20 + 40 + 40, p = 0.3, 30).
 
     `max_resample_tries` bounds rejection sampling: a phase (the initial population, or one
@@ -174,57 +175,12 @@ class ParetoSettings:
     parents: int = 20
     mutations: int = 40
     crossovers: int = 40
-    mutation_prob: float = 0.3
-    iterations: int = 30
-    seed: int = 1
-    max_resample_tries: int = 10_000
     eval_batch: int = 10
 
     def __post_init__(self) -> None:
-        for name, low in (
-            ("population", 1),
-            ("parents", 1),
-            ("mutations", 0),
-            ("crossovers", 0),
-            ("iterations", 1),
-            ("max_resample_tries", 1),
-            ("eval_batch", 1),
-        ):
-            value = getattr(self, name)
-            if not _is_int(value) or value < low:
-                raise ConfigError(f"search.{name} must be an integer >= {low}, got {value!r}")
-        if not _is_int(self.seed):
-            raise ConfigError(f"search.seed must be an integer, got {self.seed!r}")
-        prob = self.mutation_prob
-        if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0 <= prob <= 1:
-            raise ConfigError(f"search.mutation_prob must be a number in [0, 1], got {prob!r}")
-        object.__setattr__(self, "mutation_prob", float(prob))
-        total = self.parents + self.mutations + self.crossovers
-        if self.population != total:
-            raise ConfigError(
-                f"search.population ({self.population}) must equal parents + mutations + "
-                f"crossovers ({self.parents} + {self.mutations} + {self.crossovers} = {total})"
-            )
-        if self.crossovers and self.parents < 2:
-            raise ConfigError(
-                f"search.parents must be >= 2 for crossover (two distinct parents), "
-                f"got {self.parents}"
-            )
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> ParetoSettings:
-        """Settings from a flat mapping; unknown keys are an error naming them."""
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"unknown search setting(s): {', '.join(map(str, unknown))}; "
-                f"known: {', '.join(names)}"
-            )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        super().__post_init__()
+        if not _is_int(self.eval_batch) or self.eval_batch < 1:
+            raise ConfigError(f"search.eval_batch must be an integer >= 1, got {self.eval_batch!r}")
 
 
 def _is_int(value: Any) -> bool:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -113,7 +113,7 @@ class EvolutionSettings:
             )
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> EvolutionSettings:
+    def from_mapping(cls, values: Mapping[str, Any]) -> Self:
         """Settings from a flat mapping; unknown keys are an error naming them."""
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(values) - set(names))

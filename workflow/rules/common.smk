@@ -1,5 +1,6 @@
 # Shared helpers: config validation (at parse time), paths and targets.
 
+import hashlib
 import json
 import os
 import re
@@ -36,6 +37,13 @@ wildcard_constraints:
     split=r"[0-9]+",
     variant=r"[a-z_]+",
     k=r"[0-9]+",
+
+
+def state_key(text):
+    """Short hash of a job's settings: its resumable state lives in a folder of its own, so a
+    run with changed settings starts afresh while a killed run with the same ones resumes.
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def run_config(*sections):
@@ -239,6 +247,12 @@ def search_config(wildcards):
     return json.dumps(
         {**{k: config[k] for k in keys}, "search": search}, sort_keys=True
     )
+
+
+def search_state(wildcards):
+    """The search's resumable state, in a folder per settings (see `state_key`)."""
+    run = f"{wildcards.method}/{wildcards.constraint}/seed{wildcards.seed}"
+    return f"state/{EXP}/search/{run}/{state_key(search_config(wildcards))}"
 
 
 def search_options(wildcards, input):

@@ -27,7 +27,7 @@ rule lts_search:
     params:
         config=run_config("lts"),
         out=lambda wildcards, output: Path(output.frontier).parent,
-        state=f"state/{EXP}/lts/search",
+        state=f"state/{EXP}/lts/search/{state_key(run_config('lts'))}",
         cache=config["lts"]["cache"],
     shell:
         "nasflow lts search --config-json {params.config:q} --out-dir {params.out}"

@@ -139,9 +139,7 @@ rule search:
         data=lambda wildcards, input: Path(input.manifest).parent,
         options=search_options,
         out=lambda wildcards, output: Path(output.best).parent,
-        state=lambda wildcards: (
-            f"state/{EXP}/search/{wildcards.method}/{wildcards.constraint}/seed{wildcards.seed}"
-        ),
+        state=search_state,
     shell:
         "nasflow search run --config-json {params.config:q} --method {wildcards.method}"
         " --constraint {wildcards.constraint} --seed {wildcards.seed}"

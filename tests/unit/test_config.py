@@ -244,3 +244,11 @@ def test_search_and_distill_cross_references_are_checked(path, value, message) -
     with pytest.raises(ConfigError) as error:
         validate_config(config)
     assert message in str(error.value)
+
+
+def test_partial_lts_mappings_keep_the_other_defaults() -> None:
+    config = _with("lts", {"proxy_check": {"k": 4}, "selection": {"margin": 0.1}})
+    lts = validate_config(config)["lts"]
+    assert lts["proxy_check"]["k"] == 4 and lts["proxy_check"]["space"] == "lts-demo"
+    assert lts["selection"] == {"margin": 0.1, "limit": 3, "heads": [2, 4]}
+    assert lts["baseline"] == {"n_layer": 2, "d_model": 128, "d_inner": 256, "n_head": 4}

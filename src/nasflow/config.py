@@ -122,6 +122,7 @@ def _check_semantics(config: Config) -> list[str]:
             "each seed's test split needs architectures"
         )
     problems += _check_search(config)
+    problems += _check_final_train(config)
     for section in ("supernet", "train"):
         settings = config.get(section, {})
         warmup, updates = settings.get("warmup_updates", 0), settings.get("max_updates", 1)
@@ -130,6 +131,38 @@ def _check_semantics(config: Config) -> list[str]:
                 f"config key {section}.warmup_updates ({warmup}) must be less than "
                 f"{section}.max_updates ({updates})"
             )
+    return problems
+
+
+def final_train_settings(config: Config) -> dict[str, Any]:
+    """The train section with `search.final_train`'s overrides: how the winners are trained."""
+    return {**config.get("train", {}), **config.get("search", {}).get("final_train", {})}
+
+
+def _check_final_train(config: Config) -> list[str]:
+    """`search.final_train` may only override train keys, with values the train schema allows."""
+    overrides = config.get("search", {}).get("final_train", {})
+    if not overrides:
+        return []
+    train_schema = load_schema()["properties"]["train"]
+    allowed = train_schema.get("properties", {})
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        keys = ", ".join(f"search.final_train.{key}" for key in unknown)
+        return [f"unknown config key {keys} (allowed: the train keys {', '.join(sorted(allowed))})"]
+    validator = jsonschema.Draft202012Validator(train_schema)
+    problems = [
+        f"config key search.final_train.{_key_path(error.absolute_path)}: {error.message}"
+        for error in validator.iter_errors(overrides)
+        if error.validator != "required"
+    ]
+    merged = final_train_settings(config)
+    warmup, updates = merged.get("warmup_updates", 0), merged.get("max_updates", 1)
+    if not problems and warmup > 0 and warmup >= updates:
+        problems.append(
+            f"config key search.final_train: warmup_updates ({warmup}) must be less than "
+            f"max_updates ({updates})"
+        )
     return problems
 
 

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from nasflow.config import resolve_tfs_eval_dir, validate_config
+from nasflow.config import final_train_settings, resolve_tfs_eval_dir, validate_config
 from nasflow.space import get_space
 
 # Fails before any job runs, naming the bad key (same schema as `nasflow config validate`).
@@ -54,6 +54,15 @@ def run_config(*sections):
     """
     keys = ("experiment", "seed", "space", "threads", "model", *sections)
     return json.dumps({key: config[key] for key in keys}, sort_keys=True)
+
+
+def final_train_config():
+    """run_config("train") for the searches' winners: the train section with
+    search.final_train's overrides."""
+    keys = ("experiment", "seed", "space", "threads", "model")
+    settings = {key: config[key] for key in keys}
+    settings["train"] = final_train_settings(config)
+    return json.dumps(settings, sort_keys=True)
 
 
 def uses_gpu(section):

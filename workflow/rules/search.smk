@@ -168,7 +168,7 @@ rule train_final:
         mem_mb=16000,
         runtime=2 * 24 * 60,
     params:
-        config=run_config("train"),
+        config=final_train_config(),
         data=lambda wildcards, input: Path(input.manifest).parent,
         state=lambda wildcards: (
             f"state/{EXP}/final/{wildcards.method}/{wildcards.constraint}/seed{wildcards.seed}"

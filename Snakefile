@@ -19,6 +19,7 @@ include: "workflow/rules/paper.smk"
 include: "workflow/rules/llm.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/lts.smk"
+include: "workflow/rules/targets.smk"
 
 
 rule all:

@@ -65,9 +65,34 @@ def final_train_config():
     return json.dumps(settings, sort_keys=True)
 
 
+def local_cuda_available():
+    """Whether this machine has a CUDA device (asked once)."""
+    global _LOCAL_CUDA
+    if _LOCAL_CUDA is None:
+        import torch
+
+        _LOCAL_CUDA = torch.cuda.is_available()
+    return _LOCAL_CUDA
+
+
+_LOCAL_CUDA = None
+
+
 def uses_gpu(section):
-    """1 when the section's jobs may run on a GPU (device auto or cuda), else 0."""
-    return 0 if config[section]["device"] == "cpu" else 1
+    """The `gpu` resource of a section's jobs, decided when the DAG is built: 0 for device cpu;
+    for auto, 0 when jobs run on this machine (the local executor) and it has no CUDA, so that
+    CPU jobs run side by side; else 1, which asks SLURM for a GPU (and which a dry run shows)."""
+
+    def gpu(wildcards):
+        device = config[section]["device"]
+        if device == "cpu":
+            return 0
+        plugin = workflow.executor_plugin
+        if device == "auto" and plugin is not None and plugin.name == "local":
+            return int(local_cuda_available())
+        return 1
+
+    return gpu
 
 
 def measure_threads(target):

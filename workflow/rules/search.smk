@@ -115,7 +115,7 @@ rule supernet_mlp_train:
         " --out {output.model} > {log} 2>&1"
 
 
-rule search:
+rule run_search:
     input:
         unpack(search_inputs),
     output:
@@ -149,7 +149,7 @@ rule search:
 
 rule train_final:
     input:
-        arch=rules.search.output.arch,
+        arch=rules.run_search.output.arch,
         train=data_files()["train"],
         valid=data_files()["valid"],
         manifest=data_files()["manifest"],

@@ -1,0 +1,82 @@
+# Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Targets").
+# Each names the same files `rule all` builds for that stage.
+
+
+def paper_tables():
+    """Table 1 on the released TFS-Eval sets, when they are available."""
+    if config["paper"]["enabled"] and TFS_EVAL_DIR is not None:
+        return [
+            *rules.table1_baselines.output,
+            *expand(rules.llm_pp_evaluate.output, scope="paper"),
+        ]
+    return []
+
+
+def needs_tfs_set(stage):
+    """An input function that stops a stage needing a TFS-Eval set of at least two
+    architectures, when it is requested, with the reason (evaluated only for requested jobs)."""
+
+    def check(wildcards):
+        if len(TFS_ARCHS) < 2:
+            raise ValueError(
+                f"target {stage} needs a TFS-Eval set: config key tfs.num_archs must be >= 2 "
+                f"(it is {len(TFS_ARCHS)})"
+            )
+        return []
+
+    return check
+
+
+rule data:
+    input:
+        data_files().values(),
+
+
+rule supernet:
+    input:
+        rules.train_supernet.output,
+
+
+rule latency:
+    input:
+        latency_targets(),
+
+
+rule tfs:
+    input:
+        tfs_scores(),
+        rules.tfs_eval.output if len(TFS_ARCHS) >= 2 else [],
+
+
+rule llm_pp:
+    input:
+        needs_tfs_set("llm_pp"),
+        rules.supernet_quality.output,
+        expand(rules.llm_pp_evaluate.output, scope=EXP),
+        paper_tables(),
+
+
+rule distill:
+    input:
+        needs_tfs_set("distill"),
+        distill_models(),
+
+
+rule search:
+    input:
+        needs_tfs_set("search"),
+        [f"{folder}/best.json" for folder in search_run_dirs()],
+
+
+rule final:
+    input:
+        needs_tfs_set("final"),
+        search_final_files(),
+
+
+rule tables:
+    input:
+        needs_tfs_set("tables"),
+        rules.search_tables.output,
+        expand(rules.llm_pp_evaluate.output, scope=EXP),
+        paper_tables(),

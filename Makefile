@@ -6,12 +6,16 @@ STAMP := $(VENV)/.installed
 # Commands run with the virtualenv first on PATH, so rules find the `nasflow` command.
 RUN := PATH="$(BIN):$$PATH"
 CORES ?= all
+# The offline data mirror: $NASFLOW_MIRROR, else ../shared/data when it exists beside the checkout.
+NASFLOW_MIRROR ?= $(abspath $(wildcard ../shared/data))
+export NASFLOW_MIRROR
 
-.PHONY: setup demo test bench lint clean help
+.PHONY: setup demo report test bench lint clean help
 
 help:
 	@echo "make setup   create $(VENV): pinned CPU torch first, then nasflow with its dev extra"
-	@echo "make demo    setup, then run the workflow on config/config.yaml (snakemake --cores $(CORES))"
+	@echo "make demo    setup, run the workflow on config/config.yaml (snakemake --cores $(CORES)), write report.html"
+	@echo "make report  report.html of a finished run, rendered in headless Chromium (report.png)"
 	@echo "make test    setup, then the whole test suite (pytest)"
 	@echo "make bench   setup, then the benchmark scripts in bench/"
 	@echo "make lint    ruff, snakemake --lint, snakefmt --check"
@@ -27,6 +31,13 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(RUN) snakemake --cores $(CORES)
+	$(RUN) snakemake --report report.html
+	@echo "report: $(CURDIR)/report.html"
+
+report: setup
+	$(RUN) snakemake --report report.html
+	$(RUN) nasflow report check --report report.html --screenshot report.png \
+		--expect "Search (Tables 3/4, 5, 16)" --expect "Predictor quality (Table 1)"
 
 test: setup
 	$(RUN) python -m pytest -q
@@ -42,4 +53,4 @@ lint: setup
 	$(RUN) snakefmt --check Snakefile workflow
 
 clean:
-	rm -rf results logs benchmarks state .snakemake
+	rm -rf results logs benchmarks state .snakemake report.html report.png

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nasflow.llm import cli as llm_cli
     from nasflow.lts import cli as lts_cli
     from nasflow.predictors import cli as predictors_cli
+    from nasflow.report import render_check
     from nasflow.search import cli as search_cli
     from nasflow.train import cli as train_cli
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         llm_cli,
         distill_cli,
         lts_cli,
+        render_check,
     )
     for module in modules:
         module.register(subparsers)

@@ -109,6 +109,19 @@ def _check_semantics(config: Config) -> list[str]:
         problems.append("config key data.local_dir is required when data.source is 'local'")
     if data.get("corpus") == "custom" and not data.get("local_dir"):
         problems.append("config key data.local_dir is required when data.corpus is 'custom'")
+    if data.get("fetch"):
+        from nasflow.data.wmt_recipe import RECIPES
+
+        if data.get("corpus") not in RECIPES:
+            problems.append(
+                f"config key data.fetch: corpus {data.get('corpus')!r} has no download recipe "
+                f"(recipes: {', '.join(sorted(RECIPES))}); set data.fetch: false"
+            )
+        if not data.get("local_dir"):
+            problems.append(
+                "config key data.local_dir is required when data.fetch is true (the corpus is "
+                "written there)"
+            )
     if config.get("experiment") == "paper":
         problems.append(
             "config key experiment must not be 'paper' (results/paper/ holds the released-data "

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nasflow.report.render_check import check_report, find_chromium
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.workflow
@@ -72,13 +74,80 @@ def test_dry_run_without_mirror_skips_paper_tables(tmp_path):
     assert "skipping the paper tables" in result.stderr
 
 
-def test_dry_run_with_slurm_profile(tmp_path, mirror):
+def dry_run_jobs(stdout: str) -> dict[str, list[str]]:
+    """Rule name -> the `resources:` lines of its jobs in a dry run's output."""
+    jobs: dict[str, list[str]] = {}
+    rule = None
+    for line in stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+            jobs.setdefault(rule, [])
+        elif rule and line.strip().startswith("resources:"):
+            jobs[rule].append(line.strip())
+    return jobs
+
+
+GPU_RULES = {"train_supernet", "train_arch", "score_arch", "run_search", "train_final"}
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+def test_dry_run_of_every_shipped_config_with_the_slurm_profile(tmp_path, config, mirror):
+    lts = config.startswith("lts_")
     result = snakemake(
-        "-n", "--workflow-profile", str(REPO / "profiles" / "slurm"),
-        "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path, mirror=mirror,
+        "-n", *(("lts",) if lts else ()), "--workflow-profile", str(REPO / "profiles" / "slurm"),
+        "--configfile", str(REPO / "config" / config), cwd=tmp_path, mirror=mirror,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "prepare_data" in result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = dry_run_jobs(result.stdout)
+    assert jobs, result.stdout[-2000:]
+    for rule, resources in jobs.items():
+        for line in resources:
+            assert "slurm_account=MY_ACCOUNT" in line, (rule, line)
+            if rule in GPU_RULES:  # device auto: one GPU from the GPU partition
+                assert "gpu=1" in line and "slurm_partition=MY_GPU_PARTITION" in line, line
+    if not lts:
+        assert set(jobs) >= GPU_RULES
+        assert "gpu=1" not in jobs["prepare_data"][0]
+        assert "slurm_partition=MY_CPU_PARTITION" in jobs["prepare_data"][0]
+    assert not (tmp_path / "results").exists()
+
+
+STAGES = {
+    "data": ({"prepare_data"}, {"train_supernet"}),
+    "supernet": ({"prepare_data", "train_supernet"}, {"train_arch", "latency_dataset"}),
+    "latency": ({"latency_dataset", "latency_predictor"}, {"train_supernet", "train_arch"}),
+    "tfs": ({"train_arch", "score_arch", "supernet_quality", "tfs_eval"}, {"llm_pp_predict"}),
+    "llm_pp": ({"llm_pp_predict", "llm_pp_evaluate", "table1_baselines"}, {"run_search"}),
+    "distill": ({"distill_dataset", "distill_train"}, {"run_search", "latency_dataset"}),
+    "search": ({"run_search", "latency_predictor", "distill_train"}, {"train_final"}),
+    "final": ({"train_final", "score_final", "measure_final"}, {"search_tables", "lts_search"}),
+    "tables": ({"search_tables", "llm_pp_evaluate", "table1_baselines"}, {"lts_search"}),
+    "lts": ({"lts_search", "lts_case_study", "lts_proxy_check"}, {"prepare_data"}),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_targets_build_their_stage_and_no_more(tmp_path, stage, mirror):
+    result = snakemake(
+        "-n", stage, "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path,
+        mirror=mirror,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rules = set(dry_run_jobs(result.stdout))
+    needed, excluded = STAGES[stage]
+    assert needed <= rules, needed - rules
+    assert not excluded & rules, excluded & rules
+
+
+def test_stages_needing_a_tfs_set_say_so(tmp_path):
+    config = tmp_path / "one.yaml"
+    data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    data["tfs"]["num_archs"] = 1
+    config.write_text(yaml.safe_dump(data))
+    result = snakemake("-n", "search", "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "target search needs a TFS-Eval set" in result.stdout + result.stderr
+    assert snakemake("-n", "supernet", "--configfile", str(config), cwd=tmp_path).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -141,7 +210,8 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     data["search"] = {"population": 4, "parents": 2, "mutations": 1, "crossovers": 1,
                       "constraints": {"small": {"params_m": 10}},
                       "methods": {"hat": {"iterations": 2, "default": "supernet"},
-                                  "hsnas": hsnas}}  # fmt: skip
+                                  "hsnas": hsnas},
+                      "final_train": {"max_updates": 6}}  # fmt: skip
     data["lts"] = {"measure": {"prompt_tokens": 8, "new_tokens": 3, "warmup": 1, "runs": 2,
                                "vocab_size": 100, "n_positions": 64},
                    "search": {"population": 4, "parents": 2, "mutations": 1, "crossovers": 1,
@@ -191,12 +261,30 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     assert len(results) == 3 and results[0].startswith("method,constraint,seed,arch_id")
     assert "LLM-Distill-PP offline stand-in (no LLM),t," in table1
     assert (out / "tables" / "search" / "convergence.png").stat().st_size > 5_000
+    final_curve = out / "search" / "hat" / "small" / "seed1" / "final" / "curve.csv"
+    assert final_curve.read_text().count("\n") == 7  # search.final_train: 6 updates, not 4
     # The LTS chain (no PTB here, so no proxy check): frontier and case study.
     assert (out / "lts" / "search" / "frontier.csv").read_text().count("\n") >= 2
     case = (out / "lts" / "case_study.csv").read_text().splitlines()
     assert case[1].startswith("baseline,") and len(case) >= 3
     rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
+    # Deleting one artifact reruns only what depends on it.
+    (out / "search" / "hat" / "small" / "seed1" / "final" / "score.json").unlink()
+    dry = snakemake("-n", "--cores", "2", "--configfile", str(config), cwd=tmp_path)
+    assert set(dry_run_jobs(dry.stdout)) == {"score_final", "search_tables", "all"}, dry.stdout
+    # The report: every captioned result, self-contained, rendered in headless Chromium.
+    again = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = tmp_path / "report.html"
+    built = snakemake("--report", str(report), "--configfile", str(config), cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-3000:]
+    html = report.read_text()
+    for caption in ("Search (Tables 3/4, 5, 16)", "Predictor quality (Table 1)", "Latency", "LTS"):
+        assert caption in html
+    if find_chromium() is not None:
+        shot = check_report(report, tmp_path / "report.png", expect=["Search (Tables 3/4, 5, 16)"])
+        assert shot.ink_fraction > 0.01
 
 
 def test_tiny_real_run_builds_the_paper_table(tmp_path, mirror):

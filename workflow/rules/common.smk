@@ -53,7 +53,12 @@ def run_config(*sections):
     tables, from re-triggering expensive training jobs.
     """
     keys = ("experiment", "seed", "space", "threads", "model", *sections)
-    return json.dumps({key: config[key] for key in keys}, sort_keys=True)
+    settings = {key: config[key] for key in keys}
+    if (
+        "data" in settings
+    ):  # how the corpus is fetched does not change what a job computes
+        settings["data"] = {k: v for k, v in settings["data"].items() if k != "fetch"}
+    return json.dumps(settings, sort_keys=True)
 
 
 def final_train_config():
@@ -81,7 +86,8 @@ _LOCAL_CUDA = None
 def uses_gpu(section):
     """The `gpu` resource of a section's jobs, decided when the DAG is built: 0 for device cpu;
     for auto, 0 when jobs run on this machine (the local executor) and it has no CUDA, so that
-    CPU jobs run side by side; else 1, which asks SLURM for a GPU (and which a dry run shows)."""
+    CPU jobs run side by side; else 1, which asks SLURM for a GPU (and which a dry run shows).
+    """
 
     def gpu(wildcards):
         device = config[section]["device"]
@@ -262,7 +268,9 @@ def search_inputs(wildcards):
 def search_config(wildcards):
     """`--config-json` of one search: only its own method and constraint, so adding a method
     or a constraint to the config does not rerun the searches already done."""
-    search = {k: v for k, v in SEARCH.items() if k not in ("run", "seeds")}
+    search = {
+        k: v for k, v in SEARCH.items() if k not in ("run", "seeds", "final_train")
+    }
     search["run"] = [wildcards.method]
     search["methods"] = {wildcards.method: SEARCH["methods"][wildcards.method]}
     search["constraints"] = {
@@ -376,6 +384,32 @@ def data_files():
         "test": f"{out}/test.npz",
         "manifest": f"{out}/manifest.json",
     }
+
+
+def paper_tables():
+    """Table 1 on the released TFS-Eval sets, when they are available."""
+    if config["paper"]["enabled"] and TFS_EVAL_DIR is not None:
+        return [
+            *rules.table1_baselines.output,
+            *expand(rules.llm_pp_evaluate.output, scope="paper"),
+        ]
+    return []
+
+
+def needs_tfs_set(stage):
+    """An input function that stops a stage needing a TFS-Eval set of at least two
+    architectures, when it is requested, with the reason (evaluated only for requested jobs).
+    """
+
+    def check(wildcards):
+        if len(TFS_ARCHS) < 2:
+            raise ValueError(
+                f"target {stage} needs a TFS-Eval set: config key tfs.num_archs must be >= 2 "
+                f"(it is {len(TFS_ARCHS)})"
+            )
+        return []
+
+    return check
 
 
 def all_targets():

@@ -1,7 +1,44 @@
 # Corpus preparation: raw parallel text -> joint SentencePiece BPE -> encoded splits.
+# With data.fetch, a WMT training corpus is first downloaded and cleaned into data.local_dir.
+
+from nasflow.data.wmt_recipe import output_files
+
+# What rule fetch_corpus writes into data.local_dir (and prepare_data then reads).
+FETCHED = (
+    output_files(config["data"]["corpus"], config["data"]["local_dir"])
+    if config["data"]["fetch"]
+    else {}
+)
+
+
+# Downloads a few GB from statmt.org (archives cached in data.cache_dir/wmt). Where compute
+# nodes have no internet, run `nasflow data fetch-wmt` (same arguments) on a login node first.
+if FETCHED:
+
+    rule fetch_corpus:
+        output:
+            **FETCHED,
+        log:
+            f"logs/{EXP}/fetch_corpus.log",
+        benchmark:
+            f"benchmarks/{EXP}/fetch_corpus.tsv"
+        conda:
+            "../../envs/nasflow.yaml"
+        resources:
+            mem_mb=16000,
+            runtime=8 * 60,
+        params:
+            corpus=config["data"]["corpus"],
+            cache=f"{config['data']['cache_dir']}/wmt",
+            out=lambda wildcards, output: Path(output.recipe).parent,
+        shell:
+            "nasflow data fetch-wmt --corpus {params.corpus} --out {params.out}"
+            " --cache {params.cache} > {log} 2>&1"
 
 
 rule prepare_data:
+    input:
+        **FETCHED,
     output:
         **data_files(),
     log:

@@ -10,6 +10,7 @@ rule latency_dataset:
         f"logs/{EXP}/latency_dataset/{{target}}.log",
     benchmark:
         f"benchmarks/{EXP}/latency_dataset/{{target}}.tsv"
+    priority: 40
     conda:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: measure_threads(wildcards.target)
@@ -31,7 +32,12 @@ rule latency_predictor:
     output:
         model=f"results/{EXP}/latency/{{target}}/predictor/model.pt",
         evaluation=f"results/{EXP}/latency/{{target}}/predictor/eval.json",
-        plot=f"results/{EXP}/latency/{{target}}/predictor/predicted_vs_measured.png",
+        plot=report(
+            f"results/{EXP}/latency/{{target}}/predictor/predicted_vs_measured.png",
+            caption="../report/latency_predictor.rst",
+            category="Latency",
+            subcategory="{target}",
+        ),
     log:
         f"logs/{EXP}/latency_predictor/{{target}}.log",
     benchmark:

@@ -127,6 +127,7 @@ rule run_search:
         f"logs/{EXP}/search/{{method}}-{{constraint}}-seed{{seed}}.log",
     benchmark:
         f"benchmarks/{EXP}/search/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+    priority: 30
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -160,6 +161,7 @@ rule train_final:
         f"logs/{EXP}/train_final/{{method}}-{{constraint}}-seed{{seed}}.log",
     benchmark:
         f"benchmarks/{EXP}/train_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+    priority: 30
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -194,6 +196,7 @@ rule score_final:
         f"logs/{EXP}/score_final/{{method}}-{{constraint}}-seed{{seed}}.log",
     benchmark:
         f"benchmarks/{EXP}/score_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+    priority: 30
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -243,8 +246,16 @@ rule search_tables:
             caption="../report/table3.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
-        table5=f"results/{EXP}/tables/search/table5.md",
-        table16=f"results/{EXP}/tables/search/table16.md",
+        table5=report(
+            f"results/{EXP}/tables/search/table5.md",
+            caption="../report/table5.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+        table16=report(
+            f"results/{EXP}/tables/search/table16.md",
+            caption="../report/table16.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
         summary=f"results/{EXP}/tables/search/summary.json",
         plot=report(
             f"results/{EXP}/tables/search/convergence.png",

@@ -1,4 +1,6 @@
 # The weight-sharing SuperTransformer: training (SPOS or sandwich) and its quality as a predictor.
+# Priorities (train_supernet, latency_dataset, the searches and final trainings) start the
+# critical path first; the LTS chain fills the cores that are left.
 
 
 rule train_supernet:
@@ -13,6 +15,7 @@ rule train_supernet:
         f"logs/{EXP}/train_supernet.log",
     benchmark:
         f"benchmarks/{EXP}/train_supernet.tsv"
+    priority: 50
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]

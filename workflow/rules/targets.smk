@@ -2,31 +2,6 @@
 # Each names the same files `rule all` builds for that stage.
 
 
-def paper_tables():
-    """Table 1 on the released TFS-Eval sets, when they are available."""
-    if config["paper"]["enabled"] and TFS_EVAL_DIR is not None:
-        return [
-            *rules.table1_baselines.output,
-            *expand(rules.llm_pp_evaluate.output, scope="paper"),
-        ]
-    return []
-
-
-def needs_tfs_set(stage):
-    """An input function that stops a stage needing a TFS-Eval set of at least two
-    architectures, when it is requested, with the reason (evaluated only for requested jobs)."""
-
-    def check(wildcards):
-        if len(TFS_ARCHS) < 2:
-            raise ValueError(
-                f"target {stage} needs a TFS-Eval set: config key tfs.num_archs must be >= 2 "
-                f"(it is {len(TFS_ARCHS)})"
-            )
-        return []
-
-    return check
-
-
 rule data:
     input:
         data_files().values(),

@@ -7,10 +7,18 @@ from typing import Any
 
 from nasflow.data.corpora import CORPORA, SOURCES
 from nasflow.data.prepare import MODEL_TYPES, prepare_corpus
+from nasflow.data.wmt_recipe import (
+    DEFAULT_CACHE,
+    DEFAULT_HOLDOUT_EVERY,
+    RECIPES,
+    CleanSettings,
+    fetch_wmt,
+    optional_sources,
+)
 
 
 def register(subparsers: Any) -> None:
-    """Add the `data` command group with its `prepare` subcommand."""
+    """Add the `data` command group with its `prepare` and `fetch-wmt` subcommands."""
     data = subparsers.add_parser("data", help="prepare translation corpora")
     commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     prepare = commands.add_parser(
@@ -36,6 +44,72 @@ def register(subparsers: Any) -> None:
     add("--threads", type=int, default=1)
     add("--out", required=True, help="output folder")
     prepare.set_defaults(func=run_prepare)
+    _register_fetch(commands)
+
+
+def _register_fetch(commands: Any) -> None:
+    defaults = CleanSettings()
+    fetch = commands.add_parser(
+        "fetch-wmt",
+        help="download and clean a WMT training corpus",
+        description="Download the statmt.org archives of a WMT training corpus, extract, split "
+        "and clean it into {split}.{lang}.gz files plus recipe.json (nasflow.data.wmt_recipe).",
+    )
+    add = fetch.add_argument
+    add("--corpus", required=True, choices=sorted(RECIPES))
+    add("--out", required=True, help="output folder (data.local_dir)")
+    add("--cache", default=DEFAULT_CACHE, help=f"archive cache (default {DEFAULT_CACHE})")
+    add("--url-base", help="replace everything before the file name of each archive URL")
+    add(
+        "--max-tokens",
+        type=int,
+        default=defaults.max_tokens,
+        help="longest side in tokens (%(default)s)",
+    )
+    add(
+        "--ratio",
+        type=float,
+        default=defaults.ratio,
+        help="largest token-count ratio (%(default)s)",
+    )
+    add("--no-dedupe", dest="dedupe", action="store_false", help="keep exact duplicate pairs")
+    add(
+        "--holdout-every",
+        type=int,
+        metavar="N",
+        help=f"valid = every N-th pair, for corpora with a held-out valid split "
+        f"(default {DEFAULT_HOLDOUT_EVERY})",
+    )
+    add(
+        "--include",
+        action="append",
+        default=[],
+        choices=optional_sources(),
+        metavar="SOURCE",
+        help=f"also take an optional source ({', '.join(optional_sources())})",
+    )
+    fetch.set_defaults(func=run_fetch)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    """Run `nasflow data fetch-wmt` and print one summary line per split."""
+    settings = CleanSettings(max_tokens=args.max_tokens, ratio=args.ratio, dedupe=args.dedupe)
+    manifest = fetch_wmt(
+        args.corpus,
+        args.out,
+        cache_dir=args.cache,
+        url_base=args.url_base,
+        settings=settings,
+        holdout_every=args.holdout_every,
+        include=args.include,
+        progress=lambda message: print(message, flush=True),
+    )
+    for name, split in manifest["splits"].items():
+        counts = split["counts"]
+        dropped = ", ".join(f"{f['filter']} {f['dropped']}" for f in split["filters"])
+        print(f"{name}: {counts['output']} of {counts['input']} pairs kept ({dropped})")
+    print(f"{manifest['corpus']} -> {args.out}")
+    return 0
 
 
 def run_prepare(args: argparse.Namespace) -> int:

@@ -256,14 +256,49 @@ def download_url(
     return dest
 
 
-def _fetch(url: str, part: Path, timeout: float) -> str:
-    """Stream `url` into `part`; return the sha256 of the bytes."""
+def download_cached(
+    url: str, dest: str | Path, sha256: str | None = None, timeout: float = DOWNLOAD_TIMEOUT_S
+) -> tuple[Path, str]:
+    """Download `url` to `dest` once; return the path and the sha256 of its bytes.
+
+    With `sha256` this is `download_url`. With `sha256=None` the bytes are not verified: a cached
+    `dest` is reused as is (downloads are renamed into place only once fully received, and a body
+    shorter than its Content-Length is refused) and the caller records the computed hash.
+    """
+    if sha256 is not None:
+        return download_url(url, dest, sha256, timeout), sha256
+    dest = Path(dest)
+    if dest.is_file():
+        return dest, sha256_file(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        actual = _fetch(url, part, timeout, check_length=True)
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return dest, actual
+
+
+def _fetch(url: str, part: Path, timeout: float, check_length: bool = False) -> str:
+    """Stream `url` into `part`; return the sha256 of the bytes.
+
+    `check_length`: refuse a body shorter than the response's Content-Length (urllib itself
+    returns a connection closed early as a normal end of data).
+    """
     digest = hashlib.sha256()
+    received = 0
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
             while chunk := response.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
+                received += len(chunk)
+            expected = response.headers.get("Content-Length")
+            if check_length and expected is not None and received != int(expected):
+                raise DataError(
+                    f"{url}: download incomplete ({received} of {expected} bytes received)"
+                )
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         raise DataError(f"{url}: download failed ({error})") from None
     return digest.hexdigest()

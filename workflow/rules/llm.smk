@@ -61,6 +61,12 @@ rule llm_pp_evaluate:
             category="Predictor quality (Table 1)",
             subcategory="{scope}",
         ),
+        plot=report(
+            "results/{scope}/plots/llm_pp_vs_tfs.png",
+            caption="../report/llm_pp_vs_tfs.rst",
+            category="Predictor quality (Table 1)",
+            subcategory="{scope}",
+        ),
     log:
         "logs/{scope}/llm_pp_evaluate.log",
     conda:
@@ -77,4 +83,4 @@ rule llm_pp_evaluate:
         "nasflow llm-pp evaluate --tfs-eval {input.tfs_eval} --task {params.tasks}"
         " --predictions {input.predictions} {params.distill} --baselines --out {output.csv}"
         " --markdown {output.md} --ablation {output.ablation}"
-        " --ablation-markdown {output.ablation_md} > {log} 2>&1"
+        " --ablation-markdown {output.ablation_md} --plot {output.plot} > {log} 2>&1"

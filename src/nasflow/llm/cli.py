@@ -119,7 +119,7 @@ def read_predictions(paths: list[Path]) -> list[dict[str, Any]]:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nasflow.distill.cli import read_seed_models
-    from nasflow.llm.llm_pp import SeedPredictions, ablation_table
+    from nasflow.llm.llm_pp import SeedPredictions, ablation_table, per_arch_predictions
     from nasflow.predictors.cli import DECIMALS, to_markdown
     from nasflow.predictors.quality import default_predictors, evaluate_predictors
     from nasflow.tfs_eval import read_tfs_eval
@@ -151,6 +151,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             ablation.round(DECIMALS).to_csv(tmp, index=False, na_rep="")
         if args.ablation_markdown:
             write_text_atomic(args.ablation_markdown, to_markdown(ablation) + "\n")
+    if args.plot:
+        import pandas as pd
+
+        from nasflow.report.plots import plot_llm_pp_vs_tfs
+
+        points = pd.concat(
+            [
+                per_arch_predictions(
+                    table, task, records, list(distilled.get(task, {}).values())
+                ).assign(task=task)
+                for task in tasks
+            ],
+            ignore_index=True,
+        )
+        plot_llm_pp_vs_tfs(points, args.plot, tasks)
+        _log(f"{len(points)} (predictor, architecture) points -> {args.plot}")
     return 0
 
 
@@ -228,4 +244,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--markdown", type=Path, help="also write the table as markdown")
     evaluate.add_argument("--ablation", type=Path, help="prompt-ablation CSV (LLM-PP rows)")
     evaluate.add_argument("--ablation-markdown", type=Path, help="the ablation as markdown")
+    evaluate.add_argument(
+        "--plot",
+        type=Path,
+        help="PNG: from-scratch BLEU against each row's predictions (mean over split seeds)",
+    )
     evaluate.set_defaults(func=_cmd_evaluate)

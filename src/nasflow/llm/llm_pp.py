@@ -300,3 +300,65 @@ def ablation_table(results: pd.DataFrame, records: Sequence[Mapping[str, Any]]) 
     table["_variant"] = table["variant"].map(order.index)
     table = table.sort_values(["setup", "_variant", "demonstrations", "task"], kind="stable")
     return table.drop(columns="_variant").reset_index(drop=True)
+
+
+PER_ARCH_COLUMNS = ("predictor", "arch_id", "gold", "predicted", "n_seeds")
+
+
+def per_arch_predictions(
+    table: pd.DataFrame,
+    task: str,
+    records: Sequence[Mapping[str, Any]],
+    predictors: Sequence[Predictor] = (),
+) -> pd.DataFrame:
+    """Columns `PER_ARCH_COLUMNS`: per (predictor, test architecture of `task`), the gold
+    from-scratch BLEU and the prediction averaged over the split seeds whose test split holds the
+    architecture and that predicted it (`n_seeds`).
+
+    LLM-PP predictions come from `records` (failed ones, `prediction` None, are left out; so are
+    records outside the table's test splits); `predictors` (e.g. LLM-Distill-PP's per-seed MLPs)
+    score each seed's test architectures. Predictors in first-seen order, architectures in the
+    order they first appear in a test split.
+    """
+    test = table[(table["task"] == task) & (table["split"] == "test")]
+    rows: list[tuple[str, int, str, float]] = [
+        (str(r["predictor"]), int(r["seed"]), str(r["arch_id"]), float(r["prediction"]))
+        for r in records
+        if r["task"] == task and r["prediction"] is not None
+    ]
+    for predictor in predictors:
+        for seed, split in test.groupby("seed", sort=True):
+            scores = predictor.for_seed(int(seed)).predict(list(split["arch"]))
+            rows.extend(
+                (predictor.name, int(seed), str(arch_id), float(score))
+                for arch_id, score in zip(split["arch_id"], scores, strict=True)
+            )
+    predicted = pd.DataFrame(rows, columns=["predictor", "seed", "arch_id", "predicted"])
+    gold = pd.DataFrame(
+        {
+            "seed": test["seed"].astype(int).to_numpy(),
+            "arch_id": test["arch_id"].astype(str).to_numpy(),
+            "gold": test["gold"].astype(float).to_numpy(),
+        }
+    )
+    merged = predicted.merge(gold, on=["seed", "arch_id"], how="inner", sort=False)
+    if merged.empty:
+        return pd.DataFrame(columns=list(PER_ARCH_COLUMNS))
+    averaged = (
+        merged.groupby(["predictor", "arch_id"], sort=False)
+        .agg(gold=("gold", "first"), predicted=("predicted", "mean"), n_seeds=("seed", "nunique"))
+        .reset_index()
+    )
+    positions = {
+        "predictor": _positions(predicted["predictor"]),
+        "arch_id": _positions(gold["arch_id"]),
+    }
+    averaged = averaged.sort_values(
+        ["predictor", "arch_id"], key=lambda column: column.map(positions[column.name])
+    )
+    return averaged[list(PER_ARCH_COLUMNS)].reset_index(drop=True)
+
+
+def _positions(values: pd.Series) -> dict[str, int]:
+    """Each distinct value's rank of first appearance."""
+    return {value: index for index, value in enumerate(dict.fromkeys(values))}

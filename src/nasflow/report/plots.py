@@ -65,3 +65,62 @@ def _panel(ax, table: pd.DataFrame, task: str, predictors: Sequence[str]) -> Non
     ax.set_xlabel("from-scratch valid BLEU")
     ax.set_ylabel("predicted valid BLEU")
     ax.grid(alpha=0.3)
+
+
+def plot_llm_pp_vs_tfs(points: pd.DataFrame, out_png: str | Path, tasks: Sequence[str]) -> None:
+    """One panel per task: from-scratch BLEU (x) against each predictor's BLEU (y).
+
+    `points` has columns `task`, `predictor`, `arch_id`, `gold` and `predicted` (one row per
+    predictor and test architecture, predictions averaged over split seeds, as
+    `nasflow.llm.llm_pp.per_arch_predictions` gives them). A predictor keeps its colour and
+    marker in every panel; the y = x diagonal marks perfect predictions. Written atomically as
+    PNG; a task without points is a `DataError`.
+    """
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("plot_llm_pp_vs_tfs: no tasks given")
+    for task in tasks:
+        if not (points["task"] == task).any():
+            raise DataError(f"no predictions to plot for task {task!r}")
+    predictors = list(dict.fromkeys(points.loc[points["task"].isin(tasks), "predictor"]))
+    # One legend column per panel (the setups' labels are long); the diagonal is an entry too.
+    columns = min(len(predictors) + 1, len(tasks))
+    rows = -(-(len(predictors) + 1) // columns)
+    figure = Figure(figsize=(4.4 * len(tasks), 4.0 + 0.25 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(tasks), squeeze=False)[0]
+    legend: dict[str, object] = {}
+    for ax, task in zip(axes, tasks, strict=True):
+        _predictions_panel(ax, points[points["task"] == task], predictors)
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    figure.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=columns)
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+
+
+def _predictions_panel(ax, rows: pd.DataFrame, predictors: Sequence[str]) -> None:
+    values = rows[["gold", "predicted"]].to_numpy(dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    low, high = float(values.min()) - 0.5, float(values.max()) + 0.5
+    ax.plot([low, high], [low, high], color="0.6", linestyle="--", linewidth=1, label="y = x")
+    for index, name in enumerate(predictors):
+        series = rows[rows["predictor"] == name]
+        if series.empty:
+            continue
+        ax.scatter(
+            series["gold"].to_numpy(dtype=float),
+            series["predicted"].to_numpy(dtype=float),
+            color=f"C{index % 10}",
+            marker=MARKERS[index % len(MARKERS)],
+            s=22,
+            alpha=0.8,
+            label=name,
+        )
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    ax.set_title(f"{rows['task'].iloc[0]} ({rows['arch_id'].nunique()} test archs)")
+    ax.set_xlabel("from-scratch valid BLEU")
+    ax.set_ylabel("predicted valid BLEU (mean over split seeds)")
+    ax.grid(alpha=0.3)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,7 +179,8 @@ def test_bad_config_file_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
+def tiny_config(tmp_path: Path) -> Path:
+    """A tiny synthetic corpus and a config that runs the whole chain on it in a few minutes."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     rng = random.Random(0)
@@ -220,6 +223,11 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
                    "baseline": {"n_layer": 2, "d_model": 64, "d_inner": 128, "n_head": 2},
                    "selection": {"margin": 100.0, "limit": 1, "heads": [4]}}  # fmt: skip
     config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
+    config = tiny_config(tmp_path)
     result = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "results" / "t"
@@ -285,6 +293,35 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     if find_chromium() is not None:
         shot = check_report(report, tmp_path / "report.png", expect=["Search (Tables 3/4, 5, 16)"])
         assert shot.ink_fraction > 0.01
+
+
+def test_a_killed_run_restarts_without_redoing_finished_jobs(tmp_path):
+    """Ctrl-C half-way (after the LLM labelling of one split seed), then a plain rerun."""
+    config = tiny_config(tmp_path)
+    labelled = tmp_path / "results" / "t" / "distill" / "offline" / "seed123" / "dataset.csv"
+    env = {k: v for k, v in os.environ.items() if k != "NASFLOW_MIRROR"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--cores", "1", "--configfile", str(config)]  # fmt: skip
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 600
+        while not labelled.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert first.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(first.pid, signal.SIGINT)  # as Ctrl-C in a terminal
+        first.wait(timeout=120)
+    assert first.returncode != 0
+    done = [tmp_path / "results" / "t" / "data" / "manifest.json", labelled]
+    stamps = {path: path.stat().st_mtime_ns for path in done}
+    assert not (tmp_path / "results" / "t" / "tables" / "search" / "results.csv").exists()
+    rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    rerun_rules = set(dry_run_jobs(rerun.stdout + rerun.stderr))
+    assert "prepare_data" not in rerun_rules and "search_tables" in rerun_rules
+    assert {path: path.stat().st_mtime_ns for path in done} == stamps  # not redone
+    usage = json.loads(labelled.with_name("usage.json").read_text())
+    assert usage["architectures"] == 20  # the labels of the first run, kept
 
 
 def test_tiny_real_run_builds_the_paper_table(tmp_path, mirror):

@@ -47,6 +47,7 @@ rule prepare_data:
         f"benchmarks/{EXP}/prepare_data.tsv"
     conda:
         "../../envs/nasflow.yaml"
+    priority: 60
     threads: config["threads"]
     resources:
         mem_mb=4000,

@@ -46,6 +46,8 @@ rule lts_case_study:
         ),
     log:
         f"logs/{EXP}/lts_case_study.log",
+    benchmark:
+        f"benchmarks/{EXP}/lts_case_study.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: lts_measure_threads()

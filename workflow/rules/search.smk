@@ -101,6 +101,8 @@ rule supernet_mlp_train:
         meta=f"results/{EXP}/distill/supernet/model.json",
     log:
         f"logs/{EXP}/supernet_mlp_train.log",
+    benchmark:
+        f"benchmarks/{EXP}/supernet_mlp_train.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -221,6 +223,8 @@ rule measure_final:
         f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/latency.json",
     log:
         f"logs/{EXP}/measure_final/{{method}}-{{constraint}}-seed{{seed}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/measure_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: measure_threads(SEARCH_TARGET)

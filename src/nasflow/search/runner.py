@@ -32,7 +32,7 @@ PREDICTORS = ("supernet", "distill", "supernet-mlp")
 """Schedule predictor names: the supernet, LLM-Distill-PP, and an MLP distilled from supernet
 scores (the paper's `distilled-hat`, Table 16)."""
 # Keys of the `search` section that are not `EvolutionSettings` fields.
-SECTION_KEYS = ("seeds", "latency_target", "constraints", "methods", "run")
+SECTION_KEYS = ("seeds", "latency_target", "constraints", "methods", "run", "final_train")
 
 
 # ---- config -------------------------------------------------------------------------------------

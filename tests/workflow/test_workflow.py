@@ -277,10 +277,11 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     assert case[1].startswith("baseline,") and len(case) >= 3
     rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
-    # Deleting one artifact reruns only what depends on it.
-    (out / "search" / "hat" / "small" / "seed1" / "final" / "score.json").unlink()
+    # Deleting artifacts reruns only the jobs that write them (and nothing upstream).
+    (out / "tables" / "search" / "table3.md").unlink()
+    (out / "tables" / "table1_llm_pp.md").unlink()
     dry = snakemake("-n", "--cores", "2", "--configfile", str(config), cwd=tmp_path)
-    assert set(dry_run_jobs(dry.stdout)) == {"score_final", "search_tables", "all"}, dry.stdout
+    assert set(dry_run_jobs(dry.stdout)) == {"search_tables", "llm_pp_evaluate", "all"}, dry.stdout
     # The report: every captioned result, self-contained, rendered in headless Chromium.
     again = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -303,15 +304,25 @@ def test_a_killed_run_restarts_without_redoing_finished_jobs(tmp_path):
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
            str(tmp_path), "--cores", "1", "--configfile", str(config)]  # fmt: skip
-    with open(tmp_path / "first.log", "w") as log:
+    first_log = tmp_path / "first.log"
+    with open(first_log, "w") as log:
         first = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 600
-        while not labelled.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
+        # Interrupt as soon as Snakemake reports the first labelling job finished.
+        while (
+            "(Rule: distill_dataset)" not in first_log.read_text()
+            and first.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
         assert first.poll() is None, "the run ended before it could be interrupted"
         os.killpg(first.pid, signal.SIGINT)  # as Ctrl-C in a terminal
         first.wait(timeout=120)
     assert first.returncode != 0
+    labelled = next(
+        path for path in labelled.parent.parent.glob("seed*/dataset.csv")
+        if path.with_name("usage.json").exists()
+    )  # fmt: skip
     done = [tmp_path / "results" / "t" / "data" / "manifest.json", labelled]
     stamps = {path: path.stat().st_mtime_ns for path in done}
     assert not (tmp_path / "results" / "t" / "tables" / "search" / "results.csv").exists()

@@ -45,9 +45,9 @@ rule prepare_data:
         f"logs/{EXP}/prepare_data.log",
     benchmark:
         f"benchmarks/{EXP}/prepare_data.tsv"
+    priority: 60
     conda:
         "../../envs/nasflow.yaml"
-    priority: 60
     threads: config["threads"]
     resources:
         mem_mb=4000,

@@ -13,31 +13,8 @@ from nasflow.cli import main
 from nasflow.distill.dataset import read_arch_file, read_distill_dataset
 from nasflow.errors import DataError
 from nasflow.space import get_space
-from nasflow.tfs_eval_build import SplitSettings, build_tfs_eval
 
-ARCHS = get_space("demo").sample_unique(9, seed=5)
-
-
-@pytest.fixture()
-def tfs_eval(tmp_path: Path) -> Path:
-    """A built TFS-Eval set of 9 demo archs whose BLEU grows with the embedding size."""
-    scores = []
-    for arch in ARCHS:
-        path = tmp_path / "tfs" / arch.id / "score.json"
-        path.parent.mkdir(parents=True)
-        bleu = arch.encoder_embed_dim / 10 + arch.decoder_layer_num
-        score = {"arch": arch.to_dict(), "valid": {"bleu": bleu, "loss_bits": 4.0}}
-        path.write_text(json.dumps({**score, "test": {"bleu": bleu + 1}}))
-        scores.append(path)
-    data = tmp_path / "data"
-    data.mkdir()
-    manifest = {"vocab_size": 500, "languages": {"source": "en", "target": "de"}}
-    (data / "manifest.json").write_text(json.dumps({**manifest, "corpus": "multi30k"}))
-    (data / "train.en").write_text("a b\nc d\n")
-    (data / "train.de").write_text("e f\ng h\n")
-    out = tmp_path / "tfs_eval"
-    build_tfs_eval(scores, data, out, "demo", SplitSettings((1, 2), train_size=3))
-    return out
+ARCHS = get_space("demo").sample_unique(9, seed=5)  # the same as conftest.TINY_ARCHS
 
 
 def _dataset(tfs_eval: Path, tmp_path: Path, seed: int, n: int = 60) -> Path:

@@ -54,9 +54,8 @@ def run_config(*sections):
     """
     keys = ("experiment", "seed", "space", "threads", "model", *sections)
     settings = {key: config[key] for key in keys}
-    if (
-        "data" in settings
-    ):  # how the corpus is fetched does not change what a job computes
+    # How the corpus is fetched does not change what a job computes.
+    if "data" in settings:
         settings["data"] = {k: v for k, v in settings["data"].items() if k != "fetch"}
     return json.dumps(settings, sort_keys=True)
 
@@ -425,14 +424,11 @@ def all_targets():
         targets += tfs_scores()
     if LTS["enabled"]:
         targets += lts_targets()
-    if config["paper"]["enabled"]:
-        if TFS_EVAL_DIR is not None:
-            targets += rules.table1_baselines.output
-            targets += expand(rules.llm_pp_evaluate.output, scope="paper")
-        else:
-            print(
-                "nasflow: skipping the paper tables: set NASFLOW_MIRROR or paper.tfs_eval_dir "
-                "to the released TFS-Eval folder (llmas/train-test_seedarchs)",
-                file=sys.stderr,
-            )
+    targets += paper_tables()
+    if config["paper"]["enabled"] and TFS_EVAL_DIR is None:
+        print(
+            "nasflow: skipping the paper tables: set NASFLOW_MIRROR or paper.tfs_eval_dir "
+            "to the released TFS-Eval folder (llmas/train-test_seedarchs)",
+            file=sys.stderr,
+        )
     return targets

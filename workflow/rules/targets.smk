@@ -1,4 +1,4 @@
-# Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Targets").
+# Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Commands").
 # Each names the same files `rule all` builds for that stage.
 
 

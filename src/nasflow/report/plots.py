@@ -58,12 +58,17 @@ def _panel(ax, table: pd.DataFrame, task: str, predictors: Sequence[str]) -> Non
             alpha=0.8,
             label=name,
         )
+    _finish_square_panel(ax, low, high, f"{task} ({len(rows)} archs)", "predicted valid BLEU")
+
+
+def _finish_square_panel(ax, low: float, high: float, title: str, ylabel: str) -> None:
+    """Equal axes over [low, high] with from-scratch BLEU on x, as both scatter plots draw."""
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
     ax.set_aspect("equal")
-    ax.set_title(f"{task} ({len(rows)} archs)")
+    ax.set_title(title)
     ax.set_xlabel("from-scratch valid BLEU")
-    ax.set_ylabel("predicted valid BLEU")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
 
 
@@ -117,10 +122,5 @@ def _predictions_panel(ax, rows: pd.DataFrame, predictors: Sequence[str]) -> Non
             alpha=0.8,
             label=name,
         )
-    ax.set_xlim(low, high)
-    ax.set_ylim(low, high)
-    ax.set_aspect("equal")
-    ax.set_title(f"{rows['task'].iloc[0]} ({rows['arch_id'].nunique()} test archs)")
-    ax.set_xlabel("from-scratch valid BLEU")
-    ax.set_ylabel("predicted valid BLEU (mean over split seeds)")
-    ax.grid(alpha=0.3)
+    title = f"{rows['task'].iloc[0]} ({rows['arch_id'].nunique()} test archs)"
+    _finish_square_panel(ax, low, high, title, "predicted valid BLEU (mean over split seeds)")

@@ -100,14 +100,20 @@ def uses_gpu(section):
     return gpu
 
 
-def measure_threads(target):
-    """Cores a latency job reserves: all of them when jobs run locally (nothing may run beside
-    a measurement), the target's threads on a cluster, where the job has its own allocation.
-    The measurement itself always uses the target's threads."""
-    threads = config["latency"]["targets"][target]["threads"]
-    if workflow.local_exec and workflow._cores is not None:
+def measurement_cores(threads):
+    """Cores a measurement job reserves, decided when the DAG is built: all of them when jobs
+    run on this machine (nothing may run beside a measurement), else the measurement's own
+    threads (a cluster job has its own allocation). The measurement itself always uses
+    `threads`."""
+    plugin = workflow.executor_plugin
+    if plugin is not None and plugin.name == "local" and workflow._cores:
         return max(threads, workflow._cores)
     return threads
+
+
+def measure_threads(target):
+    """Cores a latency job of `target` reserves (see measurement_cores)."""
+    return measurement_cores(config["latency"]["targets"][target]["threads"])
 
 
 def target_uses_gpu(target):
@@ -337,12 +343,8 @@ LTS = config["lts"]
 
 
 def lts_measure_threads():
-    """Cores an LTS measurement job reserves: all of them locally (nothing runs beside a
-    measurement), the measurement's own threads on a cluster."""
-    threads = LTS["measure"].get("threads", 1)
-    if workflow.local_exec and workflow._cores is not None:
-        return max(threads, workflow._cores)
-    return threads
+    """Cores an LTS measurement job reserves (see measurement_cores)."""
+    return measurement_cores(LTS["measure"].get("threads", 1))
 
 
 def lts_proxy_corpus():

@@ -20,7 +20,7 @@ rule lts_search:
         f"benchmarks/{EXP}/lts_search.tsv"
     conda:
         "../../envs/nasflow.yaml"
-    threads: lts_measure_threads()
+    threads: lambda wildcards: lts_measure_threads()
     resources:
         mem_mb=8000,
         runtime=6 * 60,
@@ -50,7 +50,7 @@ rule lts_case_study:
         f"benchmarks/{EXP}/lts_case_study.tsv"
     conda:
         "../../envs/nasflow.yaml"
-    threads: lts_measure_threads()
+    threads: lambda wildcards: lts_measure_threads()
     resources:
         mem_mb=8000,
         runtime=60,

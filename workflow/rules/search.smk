@@ -227,7 +227,7 @@ rule measure_final:
         f"benchmarks/{EXP}/measure_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
     conda:
         "../../envs/nasflow.yaml"
-    threads: measure_threads(SEARCH_TARGET)
+    threads: lambda wildcards: measure_threads(SEARCH_TARGET)
     resources:
         gpu=target_uses_gpu(SEARCH_TARGET),
         mem_mb=4000,

@@ -282,6 +282,14 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     (out / "tables" / "table1_llm_pp.md").unlink()
     dry = snakemake("-n", "--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert set(dry_run_jobs(dry.stdout)) == {"search_tables", "llm_pp_evaluate", "all"}, dry.stdout
+    # An intermediate artifact too: its job, then what reads it (by modification time).
+    (out / "search" / "hat" / "small" / "seed1" / "final" / "model.pt").unlink()
+    dry = snakemake("-n", "--cores", "2", "--configfile", str(config), cwd=tmp_path)
+    jobs = dry_run_jobs(dry.stdout)
+    assert set(jobs) == {"train_final", "score_final", "measure_final", "search_tables",
+                         "llm_pp_evaluate", "all"}, dry.stdout  # fmt: skip
+    assert len(jobs["train_final"]) == 1
+    assert "method=hat," in dry.stdout and "method=hsnas," not in dry.stdout
     # The report: every captioned result, self-contained, rendered in headless Chromium.
     again = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -121,15 +121,6 @@ def target_uses_gpu(target):
     return int(config["latency"]["targets"][target]["device"] == "cuda")
 
 
-def latency_targets():
-    """Dataset, predictor and its evaluation for every latency target."""
-    return [
-        f"results/{EXP}/latency/{target}/{name}"
-        for target in config["latency"]["targets"]
-        for name in ("dataset.csv", "predictor/model.pt", "predictor/eval.json")
-    ]
-
-
 LLM_PREDICTORS = {entry["name"]: entry for entry in config["llm"]["predictors"]}
 # Keys the openai setups need; a local server (base_url set) may run without one.
 LLM_API_KEY_ENVS = sorted(
@@ -195,6 +186,20 @@ def llm_scope_tfs_eval(wildcards):
 def llm_scope_tasks(scope):
     """Tasks LLM-PP is evaluated on in a scope."""
     return config["paper"]["tasks"] if scope == "paper" else [EXP]
+
+
+def llm_pp_files(scope):
+    """Prediction and usage files of every configured setup, variant and number of
+    demonstrations."""
+    return [
+        path
+        for name in LLM_PREDICTORS
+        for variant in config["llm"]["variants"]
+        for k in llm_scope_demonstrations(scope)
+        for path in outputs_of(
+            rules.llm_pp_predict, scope=scope, llm=name, variant=variant, k=k
+        )
+    ]
 
 
 def llm_pp_predictions(scope):
@@ -392,7 +397,8 @@ def paper_tables():
     if config["paper"]["enabled"] and TFS_EVAL_DIR is not None:
         return [
             *rules.table1_baselines.output,
-            *expand(rules.llm_pp_evaluate.output, scope="paper"),
+            *llm_pp_files("paper"),
+            *outputs_of(rules.llm_pp_evaluate, scope="paper"),
         ]
     return []
 
@@ -413,24 +419,99 @@ def needs_tfs_set(stage):
     return check
 
 
+def outputs_of(job_rule, **wildcards):
+    """Every output path of `job_rule` for one value of each wildcard."""
+    return expand(list(job_rule.output), **wildcards)
+
+
+def stage_artifacts(stage):
+    """Every file a stage writes: what `snakemake <stage>` and `rule all` request. Naming each
+    artifact (not only the last of a chain) makes deleting any of them rerun the job that writes
+    it, and, by modification time, the jobs downstream of it."""
+    tfs_set = len(TFS_ARCHS) >= 2
+    runs = search_runs()
+    if stage == "data":
+        return list(data_files().values())
+    if stage == "supernet":
+        return list(rules.train_supernet.output)
+    if stage == "latency":
+        return [
+            path
+            for target in config["latency"]["targets"]
+            for writer in (rules.latency_dataset, rules.latency_predictor)
+            for path in outputs_of(writer, target=target)
+        ]
+    if stage == "tfs":
+        files = [
+            path
+            for arch_id in TFS_ARCHS
+            for writer in (rules.train_arch, rules.score_arch)
+            for path in outputs_of(writer, arch_id=arch_id)
+        ]
+        return files + (list(rules.tfs_eval.output) if tfs_set else [])
+    if not tfs_set:
+        return paper_tables() if stage in ("llm_pp", "tables") else []
+    if stage == "llm_pp":
+        return [
+            *rules.supernet_quality.output,
+            *llm_pp_files(EXP),
+            *outputs_of(rules.llm_pp_evaluate, scope=EXP),
+            *paper_tables(),
+        ]
+    if stage == "distill":
+        seeds = config["tfs"]["split_seeds"]
+        files = [
+            path
+            for writer in (rules.distill_dataset, rules.distill_train)
+            for path in outputs_of(writer, llm=DISTILL["llm"], split=seeds)
+        ]
+        if any("supernet-mlp" in method_predictors(method) for method in SEARCH["run"]):
+            files += [
+                *rules.supernet_mlp_dataset.output,
+                *rules.supernet_mlp_train.output,
+            ]
+        return files
+    stage_rules = {
+        "search": (rules.run_search,),
+        "final": (rules.train_final, rules.score_final, rules.measure_final),
+    }
+    if stage in stage_rules:
+        return [
+            path
+            for method, constraint, seed in runs
+            for writer in stage_rules[stage]
+            for path in outputs_of(
+                writer, method=method, constraint=constraint, seed=seed
+            )
+        ]
+    if stage == "tables":
+        return [
+            *rules.search_tables.output,
+            *outputs_of(rules.llm_pp_evaluate, scope=EXP),
+            *paper_tables(),
+        ]
+    raise ValueError(f"unknown stage {stage!r}")
+
+
 def all_targets():
-    """Everything `rule all` builds for this config."""
-    targets = list(data_files().values())
-    targets += rules.train_supernet.output
-    targets += latency_targets()
-    if len(TFS_ARCHS) >= 2:
-        targets += rules.supernet_quality.output
-        targets += expand(rules.llm_pp_evaluate.output, scope=EXP)
-        targets += rules.search_tables.output
-    else:
-        targets += tfs_scores()
+    """Everything `rule all` builds for this config (every stage's artifacts)."""
+    stages = (
+        "data",
+        "supernet",
+        "latency",
+        "tfs",
+        "llm_pp",
+        "distill",
+        "search",
+        "final",
+    )
+    targets = [path for stage in (*stages, "tables") for path in stage_artifacts(stage)]
     if LTS["enabled"]:
         targets += lts_targets()
-    targets += paper_tables()
     if config["paper"]["enabled"] and TFS_EVAL_DIR is None:
         print(
             "nasflow: skipping the paper tables: set NASFLOW_MIRROR or paper.tfs_eval_dir "
             "to the released TFS-Eval folder (llmas/train-test_seedarchs)",
             file=sys.stderr,
         )
-    return targets
+    return list(dict.fromkeys(targets))

@@ -1,57 +1,52 @@
 # Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Commands").
-# Each names the same files `rule all` builds for that stage.
+# Each names every file its stage writes (`stage_artifacts`), the same files `rule all` names.
 
 
 rule data:
     input:
-        data_files().values(),
+        stage_artifacts("data"),
 
 
 rule supernet:
     input:
-        rules.train_supernet.output,
+        stage_artifacts("supernet"),
 
 
 rule latency:
     input:
-        latency_targets(),
+        stage_artifacts("latency"),
 
 
 rule tfs:
     input:
-        tfs_scores(),
-        rules.tfs_eval.output if len(TFS_ARCHS) >= 2 else [],
+        stage_artifacts("tfs"),
 
 
 rule llm_pp:
     input:
         needs_tfs_set("llm_pp"),
-        rules.supernet_quality.output,
-        expand(rules.llm_pp_evaluate.output, scope=EXP),
-        paper_tables(),
+        stage_artifacts("llm_pp"),
 
 
 rule distill:
     input:
         needs_tfs_set("distill"),
-        distill_models(),
+        stage_artifacts("distill"),
 
 
 rule search:
     input:
         needs_tfs_set("search"),
-        [f"{folder}/best.json" for folder in search_run_dirs()],
+        stage_artifacts("search"),
 
 
 rule final:
     input:
         needs_tfs_set("final"),
-        search_final_files(),
+        stage_artifacts("final"),
 
 
 rule tables:
     input:
         needs_tfs_set("tables"),
-        rules.search_tables.output,
-        expand(rules.llm_pp_evaluate.output, scope=EXP),
-        paper_tables(),
+        stage_artifacts("tables"),

@@ -49,8 +49,9 @@ class TaskMeta:
     source_language: str
     target_language: str
     examples: str | None = None
-    """JSONL of `{"source", "target"}` sentence pairs (relative to the folder) that prompts
-    draw task examples from; None for the released sets (their WMT pairs come from newstest)."""
+    """JSONL of `{"source", "target"}` sentence pairs of the corpus's train split (relative to
+    the folder) that prompts draw task examples from; None for the released sets (their pairs
+    come from a named training corpus, else newstest2013: `nasflow.llm.examples`)."""
 
 
 @dataclass(frozen=True)

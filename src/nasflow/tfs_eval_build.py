@@ -23,6 +23,7 @@ from nasflow.data.prepare import read_manifest
 from nasflow.efficiency.counts import count_embedding_params, count_flops, count_params
 from nasflow.errors import ConfigError, DataError
 from nasflow.io import read_lines, write_json_atomic
+from nasflow.llm.examples import refuse_test_set
 from nasflow.predictors.supernet_quality import read_tfs_scores
 from nasflow.tfs_eval import INFO_FILE, TaskMeta, TfsEvalInfo
 
@@ -136,8 +137,17 @@ def _record(score: dict[str, Any], vocab: int, blocks: dict[str, dict]) -> dict[
     return record
 
 
+def _train_split(manifest: dict[str, Any]) -> str:
+    """The corpus split prepared as the `train` role (the task-example pool's source)."""
+    entry = (manifest.get("splits") or {}).get("train") if isinstance(manifest, dict) else None
+    return str(entry.get("split") or "train") if isinstance(entry, dict) else "train"
+
+
 def _example_pool(data_dir: Path, langs: tuple[str, str], size: int, seed: int) -> list[dict]:
-    """Up to `size` training pairs drawn with `seed`, in corpus order."""
+    """Up to `size` training pairs (the prepared folder's `train` role) drawn with `seed`, in
+    corpus order; none for size 0."""
+    if size == 0:
+        return []
     sources = read_lines(data_dir / f"train.{langs[0]}")
     targets = read_lines(data_dir / f"train.{langs[1]}")
     if len(sources) != len(targets):
@@ -181,6 +191,9 @@ def build_tfs_eval(
     supernet = _supernet_block(supernet_quality)
     blocks = dict([supernet]) if supernet else {}
     records = {s["arch"].id: _record(s, vocab, blocks) for s in scores}
+    # Task examples come from the training data: refuse a train role that is a known test set.
+    pool_split = _train_split(manifest)
+    refuse_test_set(pool_split, f"{data_dir}: the train role (task-example pool)")
     pool = _example_pool(data_dir, langs, split.example_pool, pool_seed)
     meta = TaskMeta(
         vocab,
@@ -211,6 +224,7 @@ def build_tfs_eval(
             "train_size": train_size,
             "test_size": len(ids) - train_size,
             "example_pool_seed": pool_seed,
+            "example_pool_split": pool_split,
         },
     }
     write_json_atomic(staging / INFO_FILE, description)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from nasflow.cli import main
+from nasflow.io import read_lines
 from nasflow.metrics import kendall, mae
 
 pytestmark = pytest.mark.shared
@@ -36,7 +37,20 @@ def test_offline_llm_pp_predicts_caches_and_tabulates(
 
     prompts = [row[0] for row in sqlite3.connect(cache).execute("SELECT prompt FROM replies")]
     assert all(p.count("\nBLEU: ") == 10 and p.endswith("BLEU:") for p in prompts)
-    assert all("Example 5:\nInput: " in p for p in prompts)  # newstest pairs from the mirror
+    # Task examples: no WMT training corpus in the mirror, so the WMT'14 development set
+    # newstest2013 ("dev fallback"), never the test set newstest2014.
+    assert all("Example 5:\nInput: " in p for p in prompts)
+    dev = set(read_lines(mirror / "newstest/en-de.newstest2013.en.gz"))
+    test = set(read_lines(mirror / "newstest/en-de.newstest2014.en.gz")) - dev
+    inputs = {
+        line[len("Input: ") :]
+        for p in prompts
+        for line in p.splitlines()
+        if line.startswith("Input: ")
+    }
+    assert inputs and inputs <= dev and not inputs & test
+    assert {r["task_examples"]["origin"] for r in records} == {"dev fallback"}
+    assert {r["task_examples"]["split"] for r in records} == {"newstest2013"}
 
     table = tmp_path / "table.csv"
     evaluate = ["llm-pp", "evaluate", "--tfs-eval", str(tfs_dir), "--task", "wmt14ende",

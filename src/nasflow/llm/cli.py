@@ -11,15 +11,7 @@ from typing import Any
 
 from nasflow.config import resolve_tfs_eval_dir
 from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path, iter_jsonl, read_lines, write_json_atomic, write_text_atomic
-
-TASK_EXAMPLE_SETS = {
-    "wmt14ende": ("en-de.newstest2013", "en", "de"),
-    "wmt14enfr": ("en-fr.newstest2014", "en", "fr"),
-    "wmt19ende": ("en-de.newstest2013", "en", "de"),
-}
-"""Sentence pairs shown as task examples for the released tasks (WMT dev/test sets in the mirror;
-the WMT training corpora are not available offline)."""
+from nasflow.io import atomic_path, iter_jsonl, write_json_atomic, write_text_atomic
 
 
 def _log(message: str) -> None:
@@ -38,27 +30,18 @@ def _tfs_eval_dir(args: argparse.Namespace) -> Path:
     return Path(folder)
 
 
-def task_examples(tfs_eval: Path, info, folder: Path | None):
-    """Task examples per task: a built set's own pool, else newstest pairs from `folder`
-    (default `$NASFLOW_MIRROR/newstest`)."""
-    from nasflow.tfs_eval import read_task_examples
+def task_examples(
+    tfs_eval: Path,
+    info,
+    folder: Path | None,
+    train_corpora: dict[str, Path] | None = None,
+):
+    """Task-example pool per task (`nasflow.llm.examples.example_source`): a training corpus of
+    `train_corpora`, a built set's own pool (its train split), else the released task's
+    development set newstest2013 in `folder` (default `$NASFLOW_MIRROR/newstest`)."""
+    from nasflow.llm.examples import example_source
 
-    folder = folder or _mirror_path("newstest")
-
-    def examples(task: str) -> tuple[list[str], list[str]] | None:
-        pool = read_task_examples(tfs_eval, info, task)
-        if pool is not None:
-            return pool
-        if folder is None or task not in TASK_EXAMPLE_SETS:
-            return None
-        name, source, target = TASK_EXAMPLE_SETS[task]
-        paths = [folder / f"{name}.{lang}.gz" for lang in (source, target)]
-        if not all(path.is_file() for path in paths):
-            _log(f"nasflow: no task examples for {task}: {paths[0]} is missing")
-            return None
-        return read_lines(paths[0]), read_lines(paths[1])
-
-    return examples
+    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora, _log)
 
 
 def _provider(args: argparse.Namespace):
@@ -88,7 +71,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     table = read_tfs_eval(folder, tasks=args.task, seeds=args.seeds)
     tasks = args.task or list(table["task"].unique())
     provider, cache, prompts, predict, prices = llm_setup(args)
-    examples = task_examples(folder, info, args.examples_dir)
+    from nasflow.llm.examples import parse_train_corpora
+
+    train = parse_train_corpora(args.examples_train)
+    examples = task_examples(folder, info, args.examples_dir, train)
     records = llm_pp_predictions(
         table, info, tasks, provider, cache, prompts, predict, examples, _log
     )
@@ -188,7 +174,12 @@ def add_llm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demonstrations", type=int, default=10)
     parser.add_argument("--task-examples", type=int, default=5)
     parser.add_argument("--template", help="prompt template YAML (default: packaged)")
-    parser.add_argument("--examples-dir", type=Path, help="folder of newstest pairs")
+    parser.add_argument(
+        "--examples-dir",
+        type=Path,
+        help="folder of WMT development sets for the released tasks' task-example fallback "
+        "(newstest2013; default $NASFLOW_MIRROR/newstest)",
+    )
     parser.add_argument(
         "--cache", type=Path, default=Path("resources/llm_cache.sqlite"), help="reply cache"
     )
@@ -225,6 +216,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--task", nargs="+", help="tasks (default: every task found)")
     predict.add_argument("--seeds", type=int, nargs="+", help="seeds (default: all)")
     add_llm_options(predict)
+    predict.add_argument(
+        "--examples-train",
+        nargs="+",
+        metavar="TASK=DIR",
+        help="training corpus of a released task for its task examples: DIR/train.{src,tgt} "
+        "(plain or .gz); without one, the task's development set newstest2013 is used",
+    )
     predict.add_argument("--out", type=Path, required=True, help="predictions JSONL")
     predict.add_argument("--usage", type=Path, help="usage JSON (default OUT.usage.json)")
     predict.set_defaults(func=_cmd_predict)

@@ -4,8 +4,9 @@ seed's train split, predictions through the cache, usage and cost per step.
 For each (seed, task), the first `demonstrations` architectures of the seed's `train` split are
 shown with their GFLOPs (output layer included, as llmas) and from-scratch valid BLEU; each
 architecture of the seed's `test` split is then asked for. Task examples are sentence pairs of
-the task drawn with the seed. What the prompt says about a task comes from the folder's
-`TfsEvalInfo` (`task_info`).
+the task's training data (or, for the released tasks without one, a development set) drawn with
+the seed (`nasflow.llm.examples`); each record says where they came from (`task_examples`). What
+the prompt says about a task comes from the folder's `TfsEvalInfo` (`task_info`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 
 from nasflow.errors import ConfigError, DataError
 from nasflow.llm.cache import ReplyCache
+from nasflow.llm.examples import TaskExamples, examples_metadata
 from nasflow.llm.predict import PredictSettings, predict_many
 from nasflow.llm.prompts import (
     VARIANTS,
@@ -34,6 +36,7 @@ from nasflow.space import Arch
 from nasflow.tfs_eval import TfsEvalInfo
 
 ExamplePairs = tuple[Sequence[str], Sequence[str]]
+"""A pool of (sources, targets); `TaskExamples` says where its pairs come from too."""
 
 
 @dataclass(frozen=True)
@@ -113,18 +116,21 @@ def prompt_context(
     task: str,
     seed: int,
     settings: PromptSettings,
-    examples: ExamplePairs | None,
+    examples: TaskExamples | ExamplePairs | None,
 ) -> tuple[list[Demonstration], list[tuple[str, str]], pd.DataFrame]:
     """The seed's demonstrations (first `demonstrations` train archs), task example pairs and
-    test rows of `task`."""
+    test rows of `task`. Pairs are drawn only for variants that show them."""
     rows = table[(table["task"] == task) & (table["seed"] == seed)]
     train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
     if train.empty or test.empty:
         raise DataError(f"TFS-Eval seed {seed} task {task}: needs train and test architectures")
     demos = [_demonstration(r, True) for _, r in train.head(settings.demonstrations).iterrows()]
     pairs: list[tuple[str, str]] = []
-    if examples is not None and settings.task_examples:
-        pairs = sample_task_examples(*examples, settings.task_examples, seed)
+    if examples is not None and settings.task_examples and "examples" in VARIANTS[settings.variant]:
+        if isinstance(examples, TaskExamples):
+            pairs = examples.sample(settings.task_examples, seed)
+        else:
+            pairs = sample_task_examples(*examples, settings.task_examples, seed)
     return demos, pairs, test
 
 
@@ -134,16 +140,16 @@ def build_prompts(
     seed: int,
     template: PromptTemplate,
     settings: PromptSettings,
-    examples: ExamplePairs | None,
+    examples: TaskExamples | ExamplePairs | None,
     info: TaskInfo,
-) -> tuple[pd.DataFrame, list[str]]:
-    """The seed's test rows of `task` and one prompt per row."""
+) -> tuple[pd.DataFrame, list[str], int]:
+    """The seed's test rows of `task`, one prompt per row and the number of task examples shown."""
     demos, pairs, test = prompt_context(table, task, seed, settings, examples)
     prompts = [
         render_prompt(template, settings.variant, info, pairs, demos, _demonstration(r, False))
         for _, r in test.iterrows()
     ]
-    return test, prompts
+    return test, prompts, len(pairs)
 
 
 def llm_pp_predictions(
@@ -154,19 +160,22 @@ def llm_pp_predictions(
     cache: ReplyCache,
     prompts: PromptSettings,
     predict: PredictSettings,
-    examples_for_task: Callable[[str], ExamplePairs | None],
+    examples_for_task: Callable[[str], TaskExamples | None],
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One record per (seed, task, test architecture): prediction, replies, cache use, usage."""
+    """One record per (seed, task, test architecture): prediction, replies, cache use, usage,
+    and where the prompt's task examples came from (`task_examples`: origin `train`, `dev
+    fallback` or `none`, corpus split, files, number shown)."""
     template = PromptTemplate.load(prompts.template)
     label = predictor_label(provider, prompts)
     records: list[dict[str, Any]] = []
     for task in tasks:
         examples = examples_for_task(task)
         for seed in sorted(table.loc[table["task"] == task, "seed"].unique()):
-            test, texts = build_prompts(
+            test, texts, shown = build_prompts(
                 table, task, int(seed), template, prompts, examples, task_info(info, task)
             )
+            about_examples = examples_metadata(examples, shown)
             results = predict_many(provider, cache, texts, predict)
             for (_, row), result in zip(test.iterrows(), results, strict=True):
                 records.append(
@@ -175,6 +184,7 @@ def llm_pp_predictions(
                         "setup": setup_name(provider),
                         "variant": prompts.variant,
                         "demonstrations": prompts.demonstrations,
+                        "task_examples": about_examples,
                         "seed": int(seed),
                         "task": task,
                         "arch_id": row["arch_id"],
@@ -201,7 +211,9 @@ def usage_summary(
     predict: PredictSettings,
     prices_per_million: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Requests, cache hits, tokens and the estimated cost (USD) of a prediction step."""
+    """Requests, cache hits, tokens and the estimated cost (USD) of a prediction step; the prompt
+    block says, per task, where its task examples came from (`examples_from`, from records that
+    carry `task_examples`)."""
     prompt_tokens = sum(int(r["prompt_tokens"]) for r in records)
     completion_tokens = sum(int(r["completion_tokens"]) for r in records)
     requests = sum(int(r["requests"]) for r in records)
@@ -215,7 +227,7 @@ def usage_summary(
         "provider": provider.name,
         "endpoint": provider.endpoint,
         "model": provider.model,
-        "prompt": asdict(prompts),
+        "prompt": {**asdict(prompts), "examples_from": _examples_from(records)},
         "predict": asdict(predict),
         "architectures": len(records),
         "failed": sum(bool(r["failed"]) for r in records),
@@ -225,6 +237,15 @@ def usage_summary(
         "completion_tokens": completion_tokens,
         "estimated_cost_usd": cost,
     }
+
+
+def _examples_from(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per task, the task-example metadata of its records (origin, split, corpus, shown)."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if "task_examples" in record and "task" in record:
+            found.setdefault(str(record["task"]), dict(record["task_examples"]))
+    return found
 
 
 class SeedPredictions(Predictor):

@@ -5,12 +5,13 @@ module assembles the components a variant asks for. The paper's ablation (Table 
 components in turn: `demos` (demonstrations only), `role_hparams` (+ role and hyperparameter
 definitions), then `task`, `examples`, `backbone`, `efficiency` (instructions 1-4), and `full`
 (all five instructions). Rendering is a pure function of its inputs; the task examples are drawn
-with a seed (`sample_task_examples`).
+with a seed (`sample_task_examples`, `nasflow.llm.examples`). The instructions are numbered here,
+not in the template: a prompt without task examples leaves the examples instruction out and
+numbers the others 1, 2, ... in order.
 """
 
 from __future__ import annotations
 
-import random
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from nasflow.errors import ConfigError
+from nasflow.llm.examples import sample_task_examples as sample_task_examples  # re-exported
 from nasflow.space import ARCH_INFO_KEYS, Arch
 
 INSTRUCTIONS = ("task", "examples", "backbone", "efficiency", "concentrate")
@@ -112,16 +114,6 @@ class PromptTemplate:
         )
 
 
-def sample_task_examples(
-    sources: Sequence[str], targets: Sequence[str], k: int, seed: int
-) -> list[tuple[str, str]]:
-    """`k` sentence pairs drawn without replacement with `seed`, in corpus order."""
-    if len(sources) != len(targets):
-        raise ValueError(f"{len(sources)} source but {len(targets)} target sentences")
-    picked = sorted(random.Random(seed).sample(range(len(sources)), min(k, len(sources))))
-    return [(sources[i].strip(), targets[i].strip()) for i in picked]
-
-
 def format_architecture(item: Demonstration) -> str:
     """The architecture's `arch_info` lines, GFLOPs, and its score (or an open `BLEU:`)."""
     lines = [*item.arch.to_arch_info(), f"{GFLOPS_LABEL}: {item.gflops:.1f}"]
@@ -147,7 +139,9 @@ def render_prompt(
     demonstrations: Sequence[Demonstration],
     test: Demonstration,
 ) -> str:
-    """The prompt of `variant`: its components, the demonstrations, then the test architecture."""
+    """The prompt of `variant`: its components, the demonstrations, then the test architecture.
+
+    Without `task_examples` the examples instruction is dropped and the later ones renumbered."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown prompt variant {variant!r}; choose one of {list(VARIANTS)}")
     if any(demo.score is None for demo in demonstrations):
@@ -168,7 +162,10 @@ def render_prompt(
     blocks: list[str] = []
     if "role" in parts:
         blocks.append(_fill(template.role, values, template))
-    numbered = [key for key in INSTRUCTIONS if key in parts]
+    # No task examples: the instruction that introduces them is left out, not left empty.
+    numbered = [
+        key for key in INSTRUCTIONS if key in parts and (key != "examples" or task_examples)
+    ]
     if numbered:
         lines = [
             f"{n}. {_fill(template.instructions[key], values, template)}"

@@ -4,22 +4,39 @@
 
 from snakemake.utils import min_version
 
+from nasflow.config import resolve_config
+
 min_version("9.0")
 
-
-configfile: "config/config.yaml"
+# `--configfile X` runs X plus the schema's defaults, nothing else: config/config.yaml is the
+# default only when no config file is given. `nasflow config show` resolves the same way, and a
+# bad key fails here, before any job runs.
+config.update(
+    resolve_config(
+        workflow.config_settings.configfiles, workflow.config_settings.config
+    )
+)
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/supernet.smk"
-include: "workflow/rules/latency.smk"
-include: "workflow/rules/tfs.smk"
-include: "workflow/rules/paper.smk"
-include: "workflow/rules/llm.smk"
-include: "workflow/rules/search.smk"
-include: "workflow/rules/lts.smk"
-include: "workflow/rules/targets.smk"
+
+
+# Only the chains the config enables (`chains`) have rules.
+if "hsnas" in config["chains"]:
+
+    include: "workflow/rules/data.smk"
+    include: "workflow/rules/supernet.smk"
+    include: "workflow/rules/latency.smk"
+    include: "workflow/rules/tfs.smk"
+    include: "workflow/rules/paper.smk"
+    include: "workflow/rules/llm.smk"
+    include: "workflow/rules/search.smk"
+    include: "workflow/rules/targets.smk"
+
+
+if "lts" in config["chains"]:
+
+    include: "workflow/rules/lts.smk"
 
 
 rule all:

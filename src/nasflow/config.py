@@ -11,6 +11,7 @@ import argparse
 import copy
 import hashlib
 import json
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,11 @@ import yaml
 from nasflow.errors import ConfigError
 
 Config = dict[str, Any]
+
+# The experiment run when no config file is given (`snakemake`, `nasflow config show`).
+DEFAULT_CONFIG = Path("config/config.yaml")
+# What each chain needs from the config file itself (never from the schema defaults).
+CHAIN_KEYS = {"hsnas": ("space", "data"), "lts": ()}
 
 
 @cache
@@ -134,6 +140,8 @@ def _check_semantics(config: Config) -> list[str]:
             f"config key tfs.train_archs ({train}) must be less than tfs.num_archs ({n}): "
             "each seed's test split needs architectures"
         )
+    if "hsnas" in config.get("chains", ()):
+        problems += _check_demonstrations(config)
     problems += _check_search(config)
     problems += _check_final_train(config)
     for section in ("supernet", "train"):
@@ -145,6 +153,33 @@ def _check_semantics(config: Config) -> list[str]:
                 f"{section}.max_updates ({updates})"
             )
     return problems
+
+
+def tfs_train_size(config: Config) -> int:
+    """Demonstration (train) architectures per split seed of the experiment's TFS-Eval set:
+    `tfs.train_archs`, else a third of `tfs.num_archs` (the paper: 10 of 30)."""
+    n, size = config["tfs"]["num_archs"], config["tfs"].get("train_archs")
+    return max(1, round(n / 3)) if size is None else size
+
+
+def _check_demonstrations(config: Config) -> list[str]:
+    """LLM-PP and the distillation prompts cannot ask for more demonstrations than the
+    experiment's TFS-Eval set has train architectures (no silent cap)."""
+    if config["tfs"]["num_archs"] < 2:
+        return []  # no TFS-Eval set: nothing is prompted with its demonstrations
+    size = tfs_train_size(config)
+    asked = {
+        "llm.demonstrations": max(config["llm"]["demonstrations"]),
+        "distill.demonstrations": config["distill"]["demonstrations"],
+    }
+    return [
+        f"config key {key} asks for {k} demonstrations, but the TFS-Eval set has {size} "
+        f"demonstration architectures per split seed (tfs.num_archs {config['tfs']['num_archs']}"
+        f", tfs.train_archs {config['tfs'].get('train_archs')}): lower {key} or raise "
+        "tfs.num_archs"
+        for key, k in asked.items()
+        if k > size
+    ]
 
 
 def final_train_settings(config: Config) -> dict[str, Any]:
@@ -221,15 +256,30 @@ def _check_search(config: Config) -> list[str]:
     return problems
 
 
-def validate_config(config: Config, source: str = "config") -> Config:
+def _check_chains(config: Config) -> list[str]:
+    """Keys an enabled chain needs, given in the config itself (before defaults are filled)."""
+    chains = config.get("chains", load_schema()["properties"]["chains"]["default"])
+    return [
+        f"missing required config key {key} (the {chain} chain, enabled by chains, needs it)"
+        for chain in chains
+        for key in CHAIN_KEYS.get(chain, ())
+        if key not in config
+    ]
+
+
+def validate_config(config: Config, source: str = "config", *, complete: bool = True) -> Config:
     """Validate `config` in place against the schema, fill defaults, and return it.
 
-    Raises `ConfigError` listing every problem, each naming its key (e.g. `data.vocab_size`).
+    `complete=False` is for the slice of a config a rule passes to one job: the keys its chains
+    need are not required there. Raises `ConfigError` listing every problem, each naming its key
+    (e.g. `data.vocab_size`).
     """
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(error) for error in errors]
+    if complete and not problems:
+        problems = _check_chains(config)
     if not problems:
         _fill_defaults(config, schema)
         problems = _check_semantics(config)
@@ -240,7 +290,37 @@ def validate_config(config: Config, source: str = "config") -> Config:
 
 def load_config(path: str | Path) -> Config:
     """Read, validate and default-fill a config file."""
-    return validate_config(read_yaml(path), source=str(path))
+    return resolve_config([path])
+
+
+def merge_config(base: Config, update: Config) -> Config:
+    """`update` merged into `base` in place, mappings key by key (as Snakemake merges configs)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def resolve_config(files: Sequence[str | Path], overrides: Config | None = None) -> Config:
+    """The config an experiment runs: the given files merged in order (`DEFAULT_CONFIG` when
+    none is given, and only then), `overrides` (Snakemake's `--config`) on top, validated with
+    the schema's defaults filled in. The workflow and `nasflow config` both resolve with this.
+    """
+    paths = [Path(f) for f in files] or [DEFAULT_CONFIG]
+    if not files and not DEFAULT_CONFIG.is_file():
+        raise ConfigError(
+            f"no config file given and the default {DEFAULT_CONFIG} is not in "
+            f"{Path.cwd()}: run from the repository root or pass --configfile"
+        )
+    config: Config = {}
+    for path in paths:
+        merge_config(config, read_yaml(path))
+    if overrides:
+        merge_config(config, dict(overrides))
+    source = " + ".join(map(str, paths)) + (" + --config" if overrides else "")
+    return validate_config(config, source=source)
 
 
 def config_hash(config: Config) -> str:
@@ -276,13 +356,14 @@ def resolve_tfs_eval_dir(config: Config, mirror: str | None) -> Path | None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    print(f"{args.config}: valid (experiment {config['experiment']!r}, hash {config_hash(config)})")
+    config = resolve_config(args.config)
+    name = " + ".join(map(str, args.config or [DEFAULT_CONFIG]))
+    print(f"{name}: valid (experiment {config['experiment']!r}, hash {config_hash(config)})")
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    print(yaml.safe_dump(load_config(args.config), sort_keys=False), end="")
+    print(yaml.safe_dump(resolve_config(args.config), sort_keys=False), end="")
     return 0
 
 
@@ -295,5 +376,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("show", _cmd_show, "print a config with every default filled in"),
     ):
         parser = sub.add_parser(name, help=text)
-        parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+        parser.add_argument(
+            "--config",
+            type=Path,
+            nargs="+",
+            default=[],
+            help=f"config file(s), merged in order as --configfile does (default {DEFAULT_CONFIG})",
+        )
         parser.set_defaults(func=func)

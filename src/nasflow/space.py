@@ -12,7 +12,7 @@ import argparse
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -429,8 +429,15 @@ class SearchSpace:
         """One architecture drawn with HAT's per-gene uniform sampling."""
         return self.decode(self.sample_genome(rng))
 
-    def sample_unique(self, n: int, seed: int, max_tries: int | None = None) -> list[Arch]:
-        """`n` distinct architectures from a seeded generator (error if the space runs out)."""
+    def sample_unique(
+        self,
+        n: int,
+        seed: int,
+        max_tries: int | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[Arch]:
+        """`n` distinct architectures from a seeded generator, none of whose ids is in `exclude`
+        (error if the space runs out)."""
         rng = random.Random(seed)
         seen: dict[str, Arch] = {}
         tries, limit = 0, max_tries or 1000 * max(n, 1)
@@ -440,7 +447,8 @@ class SearchSpace:
                     f"found only {len(seen)} distinct architectures of {n} after {tries} draws"
                 )
             arch = self.sample(rng)
-            seen.setdefault(arch.id, arch)
+            if arch.id not in exclude:
+                seen.setdefault(arch.id, arch)
             tries += 1
         return list(seen.values())
 
@@ -588,6 +596,27 @@ SPACES: dict[str, SearchSpace] = {
         ),
     )
 }
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """The seed of one named random stream of an experiment (sha256 of the experiment seed and
+    the name), so that samples drawn for different purposes never share their first draws."""
+    digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def tfs_sample(space: SearchSpace, n: int, seed: int) -> list[Arch]:
+    """The experiment's TFS-Eval architectures: `n` distinct draws with the experiment seed."""
+    return space.sample_unique(n, seed=seed)
+
+
+def held_out_sample(
+    space: SearchSpace, n: int, seed: int, stream: str, exclude: Collection[str]
+) -> list[Arch]:
+    """`n` architectures drawn from the named stream of experiment seed `seed`, none of whose
+    ids is in `exclude` (the TFS-Eval architectures: a distillation set is never scored on its
+    own training inputs)."""
+    return space.sample_unique(n, seed=stream_seed(seed, stream), exclude=exclude)
 
 
 def get_space(name: str) -> SearchSpace:

@@ -132,7 +132,7 @@ def test_training_defaults_are_hat_wmt():
         "valid_sentences": 0, "predictor_metric": "loss",
     }  # fmt: skip
     assert config["tfs"] == {
-        "num_archs": 8,
+        "num_archs": 30,
         "split_seeds": [123, 456, 789],
         "train_archs": None,
         "example_pool": 1000,

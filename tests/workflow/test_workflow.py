@@ -52,23 +52,6 @@ def test_lint_is_clean(tmp_path):
     assert "Lints for" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
-def test_dry_run_of_every_shipped_config(tmp_path, config, mirror):
-    lts = config.startswith("lts_")  # the LTS configs are run with the `lts` target
-    target = ("lts",) if lts else ()
-    result = snakemake(
-        "-n", *target, "--configfile", str(REPO / "config" / config), cwd=tmp_path, mirror=mirror
-    )
-    assert result.returncode == 0, result.stderr
-    if lts:
-        assert "lts_search" in result.stdout and "lts_proxy_check" in result.stdout
-        assert "prepare_data" not in result.stdout
-    else:
-        assert "prepare_data" in result.stdout and "table1_baselines" in result.stdout
-        assert "search_tables" in result.stdout and "lts_search" in result.stdout
-    assert not (tmp_path / "results").exists()
-
-
 def test_dry_run_without_mirror_skips_paper_tables(tmp_path):
     result = snakemake("-n", "--configfile", str(REPO / "config" / "config.yaml"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-# Shared helpers: config validation (at parse time), paths and targets.
+# Shared helpers: paths and targets. The config was resolved and validated in the Snakefile.
 
 import hashlib
 import json
@@ -8,22 +8,24 @@ import shlex
 import sys
 from pathlib import Path
 
-from nasflow.config import final_train_settings, resolve_tfs_eval_dir, validate_config
-from nasflow.space import get_space
-
-# Fails before any job runs, naming the bad key (same schema as `nasflow config validate`).
-validate_config(config, source="config (config/config.yaml plus --config overrides)")
+from nasflow.config import final_train_settings, resolve_tfs_eval_dir, tfs_train_size
+from nasflow.space import get_space, tfs_sample
 
 EXP = config["experiment"]
+HSNAS = "hsnas" in config["chains"]
 MIRROR = os.environ.get("NASFLOW_MIRROR")
 TFS_EVAL_DIR = resolve_tfs_eval_dir(config, MIRROR)
 # TFS-Eval architectures: drawn from the space with the experiment seed, known at parse time.
-TFS_ARCHS = {
-    arch.id: arch
-    for arch in get_space(config["space"]).sample_unique(
-        config["tfs"]["num_archs"], seed=config["seed"]
-    )
-}
+TFS_ARCHS = (
+    {
+        arch.id: arch
+        for arch in tfs_sample(
+            get_space(config["space"]), config["tfs"]["num_archs"], config["seed"]
+        )
+    }
+    if HSNAS
+    else {}
+)
 
 
 wildcard_constraints:
@@ -53,7 +55,7 @@ def run_config(*sections):
     tables, from re-triggering expensive training jobs.
     """
     keys = ("experiment", "seed", "space", "threads", "model", *sections)
-    settings = {key: config[key] for key in keys}
+    settings = {key: config[key] for key in keys if key in config}
     # How the corpus is fetched does not change what a job computes.
     if "data" in settings:
         settings["data"] = {k: v for k, v in settings["data"].items() if k != "fetch"}
@@ -161,21 +163,6 @@ def llm_predict_args(name):
     )
 
 
-def tfs_train_size():
-    """Train-split size of the TFS-Eval set built from this experiment's runs."""
-    n, size = config["tfs"]["num_archs"], config["tfs"]["train_archs"]
-    return max(1, round(n / 3)) if size is None else size
-
-
-def llm_scope_demonstrations(scope):
-    """Numbers of demonstrations for a TFS-Eval scope: the configured ones, capped by the
-    built set's train split (the released sets hold 10 train architectures)."""
-    ks = config["llm"]["demonstrations"]
-    if scope == "paper":
-        return ks
-    return sorted({min(k, tfs_train_size()) for k in ks})
-
-
 def llm_scope_tfs_eval(wildcards):
     """The TFS-Eval folder of a scope: the released one, or the one built from our runs."""
     if wildcards.scope == "paper":
@@ -195,7 +182,7 @@ def llm_pp_files(scope):
         path
         for name in LLM_PREDICTORS
         for variant in config["llm"]["variants"]
-        for k in llm_scope_demonstrations(scope)
+        for k in config["llm"]["demonstrations"]
         for path in outputs_of(
             rules.llm_pp_predict, scope=scope, llm=name, variant=variant, k=k
         )
@@ -208,7 +195,7 @@ def llm_pp_predictions(scope):
         f"results/{scope}/llm_pp/{name}/{variant}-k{k}/predictions.jsonl"
         for name in LLM_PREDICTORS
         for variant in config["llm"]["variants"]
-        for k in llm_scope_demonstrations(scope)
+        for k in config["llm"]["demonstrations"]
     ]
 
 
@@ -233,15 +220,11 @@ def distill_label(llm):
 
 
 def distill_archs_option():
-    """`--archs FILE`, or `--n N --sample-seed SEED` (the experiment seed)."""
+    """`--archs FILE`, or `--n N --sample-seed SEED` (the experiment seed: the sample has a
+    stream of its own and excludes the TFS-Eval architectures)."""
     if DISTILL["archs_file"]:
         return f"--archs {shlex.quote(DISTILL['archs_file'])}"
     return f"--n {DISTILL['num_archs']} --sample-seed {config['seed']}"
-
-
-def distill_demonstrations():
-    """Demonstrations per labelling prompt, capped by the built set's train split."""
-    return min(DISTILL["demonstrations"], tfs_train_size())
 
 
 def distill_models():
@@ -494,24 +477,28 @@ def stage_artifacts(stage):
 
 
 def all_targets():
-    """Everything `rule all` builds for this config (every stage's artifacts)."""
-    stages = (
-        "data",
-        "supernet",
-        "latency",
-        "tfs",
-        "llm_pp",
-        "distill",
-        "search",
-        "final",
-    )
-    targets = [path for stage in (*stages, "tables") for path in stage_artifacts(stage)]
-    if LTS["enabled"]:
-        targets += lts_targets()
-    if config["paper"]["enabled"] and TFS_EVAL_DIR is None:
-        print(
-            "nasflow: skipping the paper tables: set NASFLOW_MIRROR or paper.tfs_eval_dir "
-            "to the released TFS-Eval folder (llmas/train-test_seedarchs)",
-            file=sys.stderr,
+    """Everything `rule all` builds for this config (every stage's artifacts of each enabled
+    chain)."""
+    targets = []
+    if HSNAS:
+        stages = (
+            "data",
+            "supernet",
+            "latency",
+            "tfs",
+            "llm_pp",
+            "distill",
+            "search",
+            "final",
+            "tables",
         )
+        targets += [path for stage in stages for path in stage_artifacts(stage)]
+        if config["paper"]["enabled"] and TFS_EVAL_DIR is None:
+            print(
+                "nasflow: skipping the paper tables: set NASFLOW_MIRROR or paper.tfs_eval_dir "
+                "to the released TFS-Eval folder (llmas/train-test_seedarchs)",
+                file=sys.stderr,
+            )
+    if "lts" in config["chains"]:
+        targets += lts_targets()
     return list(dict.fromkeys(targets))

@@ -78,7 +78,7 @@ rule tfs_eval:
     params:
         data=lambda wildcards, input: Path(input.manifest).parent,
         seeds=" ".join(map(str, config["tfs"]["split_seeds"])),
-        train=tfs_train_size(),
+        train=tfs_train_size(config),
         pool=config["tfs"]["example_pool"],
         seed=config["seed"],
         task=EXP,

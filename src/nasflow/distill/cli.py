@@ -28,7 +28,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     from nasflow.distill.dataset import label_archs, read_arch_file
     from nasflow.llm.cli import llm_setup, task_examples
     from nasflow.llm.llm_pp import usage_summary
-    from nasflow.space import get_space
+    from nasflow.space import get_space, held_out_sample
     from nasflow.tfs_eval import read_tfs_eval, read_tfs_eval_info
 
     if (args.n is None) == (args.archs is None):
@@ -36,10 +36,19 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     info = read_tfs_eval_info(args.tfs_eval)
     table = read_tfs_eval(args.tfs_eval, tasks=[args.task], seeds=[args.seed])
     provider, cache, prompts, predict, prices = llm_setup(args)
+    tfs_ids = set(table["arch_id"])  # each split seed holds the whole set (train + test)
     if args.archs is not None:
         archs = read_arch_file(args.archs, info.space)
     else:
-        archs = get_space(info.space).sample_unique(args.n, seed=args.sample_seed)
+        space = get_space(info.space)
+        archs = held_out_sample(space, args.n, args.sample_seed, "distill", exclude=tfs_ids)
+    leaked = [arch.id for arch in archs if arch.id in tfs_ids]
+    if leaked:
+        raise DataError(
+            f"{args.archs}: {len(leaked)} architecture(s) of the TFS-Eval set {args.tfs_eval} "
+            f"(e.g. {leaked[0]}); a distillation set must not hold the architectures its MLP "
+            "is scored on"
+        )
     examples = task_examples(args.tfs_eval, info, args.examples_dir)(args.task)
     frame, usage = label_archs(
         archs, table, info, args.task, args.seed, provider, cache, prompts, predict, examples, _log
@@ -66,12 +75,14 @@ def _cmd_score_supernet(args: argparse.Namespace) -> int:
 
     from nasflow.distill.dataset import DATASET_COLUMNS
     from nasflow.search.runner import supernet_predictor
-    from nasflow.space import get_space
+    from nasflow.space import get_space, held_out_sample, tfs_sample
     from nasflow.train.cli import read_config
 
     config = read_config(args)
     torch.set_num_threads(int(config["threads"]))
-    archs = get_space(config["space"]).sample_unique(args.n, seed=args.sample_seed)
+    space = get_space(config["space"])
+    tfs_ids = {arch.id for arch in tfs_sample(space, config["tfs"]["num_archs"], config["seed"])}
+    archs = held_out_sample(space, args.n, config["seed"], "supernet-mlp", exclude=tfs_ids)
     state = args.out.with_suffix(".partial.jsonl")
     done: dict[str, float] = {}
     if state.is_file():
@@ -224,8 +235,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dataset.add_argument("--tfs-eval", type=Path, required=True, help="TFS-Eval folder")
     dataset.add_argument("--task", required=True, help="task whose prompts are used")
     dataset.add_argument("--seed", type=int, required=True, help="TFS-Eval seed (demonstrations)")
-    dataset.add_argument("--n", type=int, help="architectures sampled from the space")
-    dataset.add_argument("--sample-seed", type=int, default=1, help="seed of that sample")
+    dataset.add_argument(
+        "--n", type=int, help="architectures sampled from the space (none of the TFS-Eval set)"
+    )
+    dataset.add_argument(
+        "--sample-seed", type=int, default=1, help="experiment seed (the sample's own stream)"
+    )
     dataset.add_argument("--archs", type=Path, help="or: a JSONL file of architectures")
     add_llm_options(dataset)
     dataset.add_argument("--out", type=Path, required=True, help="dataset CSV")
@@ -238,8 +253,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_options(scores)
     scores.add_argument("--supernet", type=Path, required=True, help="trained supernet (.pt)")
     scores.add_argument("--data", type=Path, required=True, help="prepared data folder")
-    scores.add_argument("--n", type=int, required=True, help="architectures sampled")
-    scores.add_argument("--sample-seed", type=int, default=1, help="seed of that sample")
+    scores.add_argument(
+        "--n", type=int, required=True, help="architectures sampled (none of the TFS-Eval set)"
+    )
     scores.add_argument("--device", help="override train.device")
     scores.add_argument("--out", type=Path, required=True, help="dataset CSV")
     scores.set_defaults(func=_cmd_score_supernet)

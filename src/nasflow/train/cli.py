@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasflow.config import Config, load_config, parse_json_object, validate_config
+from nasflow.config import Config, parse_json_object, resolve_config, validate_config
 from nasflow.errors import ConfigError
 from nasflow.io import write_json_atomic
 from nasflow.space import Arch, ArchError, get_space
@@ -23,12 +23,10 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 def read_config(args: argparse.Namespace) -> Config:
     """The validated experiment config named by `--config` or `--config-json`."""
     if args.config_json:
+        # Rules pass only the sections a job depends on (never the whole config).
         data = parse_json_object(args.config_json, "--config-json")
-        # Rules pass only the sections a job depends on; these commands read the prepared
-        # folder, never the raw corpus, so a stand-in data section satisfies the schema.
-        data.setdefault("data", {"corpus": "multi30k", "source_lang": "en", "target_lang": "de"})
-        return validate_config(data, "--config-json")
-    return load_config(args.config or Path("config/config.yaml"))
+        return validate_config(data, "--config-json", complete=False)
+    return resolve_config([args.config] if args.config else [])
 
 
 def parse_arch(text: str, space: str) -> Arch:

@@ -1,0 +1,173 @@
+"""Every shipped config, dry-run from the repository root as the README tells a user to: the
+planned jobs carry exactly the file's settings (plus the schema defaults), nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nasflow.config import read_yaml, resolve_config
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CONFIGS = sorted(p.name for p in (REPO / "config").glob("*.yaml"))
+PAPER_CONFIGS = ("wmt14_en_de.yaml", "wmt14_en_fr.yaml", "wmt19_en_de.yaml")
+pytestmark = pytest.mark.workflow
+
+
+def run_from_root(*args: str, mirror: Path | None) -> subprocess.CompletedProcess:
+    """A command run in the repository root, with this virtualenv first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k != "NASFLOW_MIRROR"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    if mirror is not None:
+        env["NASFLOW_MIRROR"] = str(mirror)
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def planned_jobs(stdout: str) -> list[dict[str, str]]:
+    """The jobs of a dry run (`-n -p`): rule, wildcards and shell command of each."""
+    jobs: list[dict[str, str]] = []
+    for line in stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            jobs.append({"rule": line.split()[1].rstrip(":")})
+        elif jobs and line.strip().startswith("wildcards:"):
+            jobs[-1]["wildcards"] = line.split(":", 1)[1].strip()
+        elif jobs and line.startswith("Shell command:"):
+            jobs[-1]["shell"] = line.split(":", 1)[1].strip()
+    return jobs
+
+
+def option(shell: str, name: str) -> str:
+    """The value of `--name` in a shell command."""
+    words = shlex.split(shell.split(">")[0])
+    return words[words.index(name) + 1]
+
+
+def dry_run(config: str, mirror: Path | None) -> list[dict[str, str]]:
+    result = run_from_root(
+        str(BIN / "snakemake"), "-n", "-p", "--configfile", f"config/{config}", mirror=mirror
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return planned_jobs(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def plans() -> dict[str, list[dict[str, str]]]:
+    """Dry runs of every shipped config (once per module), with the data mirror when present."""
+    mirror = REPO.parent / "shared" / "data"
+    mirror = Path(os.environ.get("NASFLOW_MIRROR") or mirror)
+    return {config: dry_run(config, mirror if mirror.is_dir() else None) for config in CONFIGS}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_dry_run_plans_what_the_file_says(config, plans):
+    resolved = resolve_config([REPO / "config" / config])
+    raw = read_yaml(REPO / "config" / config)
+    jobs = plans[config]
+    counts = Counter(job["rule"] for job in jobs)
+    chains = resolved["chains"]
+    assert chains == raw.get("chains", ["hsnas"])
+    if "lts" not in chains:  # no foreign chain
+        assert not [rule for rule in counts if rule.startswith("lts")], counts
+    if "hsnas" not in chains:
+        assert set(counts) == {"lts_search", "lts_case_study", "lts_proxy_check", "all"}, counts
+        (search,) = [job for job in jobs if job["rule"] == "lts_search"]
+        planned = json.loads(option(search["shell"], "--config-json"))["lts"]
+        assert planned["search"] == resolved["lts"]["search"] == raw["lts"]["search"]
+        return
+    # TFS-Eval: one training per architecture of the file.
+    assert counts["train_arch"] == counts["score_arch"] == resolved["tfs"]["num_archs"]
+    # The searches: each method of `run` under each constraint of the file, for each seed.
+    search = resolved["search"]
+    runs = [
+        (method, constraint, seed)
+        for method in search["run"]
+        for constraint in search["constraints"]
+        for seed in search["seeds"]
+    ]
+    assert counts["run_search"] == counts["train_final"] == counts["measure_final"] == len(runs)
+    if "search" in raw and "constraints" in raw["search"]:
+        assert set(search["constraints"]) == set(raw["search"]["constraints"])
+    for job in (job for job in jobs if job["rule"] == "run_search"):
+        method, constraint = option(job["shell"], "--method"), option(job["shell"], "--constraint")
+        planned = json.loads(option(job["shell"], "--config-json"))["search"]
+        for key in ("population", "parents", "mutations", "crossovers", "mutation_prob"):
+            assert planned[key] == search[key] == raw.get("search", {}).get(key, search[key])
+        assert planned["methods"] == {method: search["methods"][method]}
+        assert planned["constraints"] == {constraint: search["constraints"][constraint]}
+        target = search["latency_target"]
+        assert f"latency/{target}/predictor/model.pt" in job["shell"]
+    # The latency targets of the file, each measured and fit once.
+    assert counts["latency_dataset"] == len(resolved["latency"]["targets"])
+    # LLM-PP and the distillation prompts show the demonstrations the file asks for.
+    ks = sorted(
+        {
+            int(option(j["shell"], "--demonstrations"))
+            for j in jobs
+            if j["rule"] == "distill_dataset"
+        }
+    )
+    assert ks == [resolved["distill"]["demonstrations"]]
+
+
+def test_the_paper_configs_are_the_paper_setup(plans):
+    for config in PAPER_CONFIGS:
+        resolved = resolve_config([REPO / "config" / config])
+        counts = Counter(job["rule"] for job in plans[config])
+        assert resolved["chains"] == ["hsnas"]
+        assert resolved["tfs"]["num_archs"] == 30 and resolved["tfs"]["train_archs"] == 10
+        assert resolved["llm"]["demonstrations"] == [10]
+        assert resolved["distill"]["demonstrations"] == 10
+        assert resolved["distill"]["num_archs"] == 3000
+        search = resolved["search"]
+        assert (search["population"], search["parents"]) == (125, 25)
+        assert (search["mutations"], search["crossovers"], search["mutation_prob"]) == (50, 50, 0.3)
+        assert search["methods"]["hat"] == {"iterations": 30, "default": "supernet"}
+        assert search["methods"]["hsnas"]["segments"] == [
+            {"predictor": "distill", "start": 1, "end": 15}
+        ]
+        assert search["latency_target"] == "gpu"
+        assert resolved["latency"]["targets"]["gpu"]["device"] == "cuda"
+        assert {"latency-100ms", "latency-150ms", "latency-200ms"} <= set(search["constraints"])
+        assert counts["train_arch"] == 30
+        assert not any(rule.startswith("lts") for rule in counts)
+
+
+def test_the_demo_is_not_merged_under_a_paper_config(plans):
+    """`--configfile X` is X plus the schema defaults: none of the demo's settings leak in."""
+    demo = read_yaml(REPO / "config" / "config.yaml")
+    for job in plans["wmt14_en_de.yaml"]:
+        assert "latency-8ms" not in job.get("shell", "") + job.get("wildcards", "")
+        if job["rule"] == "run_search":
+            planned = json.loads(option(job["shell"], "--config-json"))
+            assert planned["search"]["population"] != demo["search"]["population"]
+            assert (
+                planned["train"]["save_interval_updates"] != demo["train"]["save_interval_updates"]
+            )
+
+
+@pytest.mark.parametrize("config", ["wmt14_en_de.yaml", "lts_gpt2.yaml"])
+def test_config_show_agrees_with_the_workflow(config):
+    """`nasflow config show` resolves a config with the same function as the Snakefile."""
+    shown = run_from_root(
+        str(BIN / "nasflow"), "config", "show", "--config", f"config/{config}", mirror=None
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert yaml.safe_load(shown.stdout) == resolve_config([REPO / "config" / config])
+
+
+def test_without_a_config_file_the_demo_runs(plans):
+    result = run_from_root(str(BIN / "snakemake"), "-n", "-p", mirror=None)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = Counter(job["rule"] for job in planned_jobs(result.stdout))
+    demo = resolve_config([REPO / "config" / "config.yaml"])
+    assert counts["train_arch"] == demo["tfs"]["num_archs"]
+    assert counts["lts_search"] == 1

@@ -1,4 +1,5 @@
-"""Evolutionary search: predictor schedules, HAT's loop, score cache, constraints, resume."""
+"""Evolutionary search: predictor schedules, HAT's loop, scoring protocols (HAT's re-scoring,
+the score cache), constraints, resume."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nasflow.config import load_schema, validate_config
 from nasflow.efficiency.constraints import Constraint, ParamsConstraint
 from nasflow.efficiency.counts import count_params
 from nasflow.errors import ConfigError
 from nasflow.predictors.base import Predictor
 from nasflow.search import (
     HISTORY_COLUMNS,
+    PROTOCOLS,
     EvolutionSettings,
     PredictorSchedule,
     SearchError,
@@ -167,6 +170,24 @@ def test_schedule_names_and_iterations_are_checked():
         PredictorSchedule.from_mapping({"iterations": 6})
 
 
+def test_default_methods_are_table16s_as_the_paper_ran_them():
+    """Distilled HAT (num-iter.=15): the supernet-distilled MLP for iterations 1-15, then the
+    supernet for 16-30 (HS-NAS's shape, not the MLP for all 30); hat-15: HAT with 15."""
+    data = {"corpus": "multi30k", "source_lang": "en", "target_lang": "de"}
+    config = validate_config({"experiment": "x", "space": "demo", "data": data})
+    methods = config["search"]["methods"]
+    assert methods == load_schema()["properties"]["search"]["properties"]["methods"]["default"]
+    distilled = PredictorSchedule.from_mapping(methods["distilled-hat"])
+    assert [distilled.predictor_for(i) for i in range(1, 16)] == ["supernet-mlp"] * 15
+    assert [distilled.predictor_for(i) for i in range(16, 31)] == ["supernet"] * 15
+    assert distilled.names() == ["supernet-mlp", "supernet"]
+    hsnas = PredictorSchedule.from_mapping(methods["hsnas"])
+    assert [p.replace("distill", "supernet-mlp") for p in hsnas.sequence()] == distilled.sequence()
+    assert PredictorSchedule.from_mapping(methods["hat-15"]) == PredictorSchedule.single(15)
+    assert PredictorSchedule.from_mapping(methods["hat"]) == PredictorSchedule.single(30)
+    assert config["search"]["protocol"] == "reference"  # HAT's, faithful by default
+
+
 # ---- settings -----------------------------------------------------------------------------------
 
 
@@ -211,7 +232,8 @@ def test_run_search_checks_schedule_against_settings_and_predictors():
 # ---- the loop -----------------------------------------------------------------------------------
 
 
-def test_each_iteration_uses_only_its_scheduled_predictor():
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_each_iteration_uses_only_its_scheduled_predictor(protocol: str):
     predictors = make_predictors()
     iteration = [1]
     batches: list[tuple[int, str, int]] = []
@@ -228,29 +250,63 @@ def test_each_iteration_uses_only_its_scheduled_predictor():
         iteration[0] = row["iteration"] + 1
 
     schedule = PredictorSchedule.hsnas(6, 2, 4)
-    result = search(schedule=schedule, predictors=predictors, progress=progress)
+    result = search(schedule=schedule, predictors=predictors, progress=progress, protocol=protocol)
     assert [row["predictor"] for row in result.history] == schedule.sequence()
     assert [row["iteration"] for row in result.history] == list(range(1, 7))
+    assert {row["protocol"] for row in result.history} == {protocol}
     for it, name, size in batches:
         assert name == schedule.predictor_for(it)
-        assert size == result.history[it - 1]["new_scored"]
-    # At most one batch per iteration, and one whenever something new was scored.
+        assert size == result.history[it - 1]["scored"]
+    # At most one batch per iteration, and one whenever something was scored.
     assert len({it for it, _, _ in batches}) == len(batches)
-    assert {it for it, _, _ in batches} == {
-        r["iteration"] for r in result.history if r["new_scored"]
-    }
-    assert result.predictor == "supernet"
+    assert {it for it, _, _ in batches} == {r["iteration"] for r in result.history if r["scored"]}
+    assert result.predictor == "supernet" and result.protocol == protocol
     assert result.timing["scored"] == {
         name: sum(len(c) for c in p.calls) for name, p in predictors.items()
     }
 
 
-def test_no_arch_is_sent_twice_to_the_same_predictor():
+def test_reference_protocol_scores_every_member_every_iteration():
+    """HAT: population x iterations scorings, elites (and duplicates) re-scored each time."""
     predictors = make_predictors()
-    search(schedule=PredictorSchedule.single(6, "distill"), predictors=predictors)
+    result = search(predictors=predictors, protocol="reference")
+    calls = [call for p in predictors.values() for call in p.calls]
+    assert [len(call) for call in predictors["distill"].calls] == [SETTINGS.population] * 3
+    assert [len(call) for call in predictors["supernet"].calls] == [SETTINGS.population] * 3
+    assert sum(len(call) for call in calls) == SETTINGS.population * SETTINGS.iterations
+    assert result.timing["scored"] == {"distill": 12 * 3, "supernet": 12 * 3}
+    assert [row["scored"] for row in result.history] == [SETTINGS.population] * 6
+    # The elites of iteration 5 (its top `parents`) are scored again, first, in iteration 6.
+    before, last = predictors["supernet"].calls[-2:]
+    weights = predictors["supernet"].weights
+    scores = np.array([weights @ SPACE.distill_features(a) for a in before])
+    elites = [before[k].id for k in np.argsort(-scores, kind="stable")[: SETTINGS.parents]]
+    assert [a.id for a in last[: SETTINGS.parents]] == elites
+
+
+def test_cached_protocol_never_sends_an_arch_twice_to_a_predictor():
+    predictors = make_predictors()
+    result = search(
+        schedule=PredictorSchedule.single(6, "distill"), predictors=predictors, protocol="cached"
+    )
     ids = [a.id for call in predictors["distill"].calls for a in call]
     assert len(ids) == len(set(ids)) and len(ids) > SETTINGS.population
     assert predictors["supernet"].calls == []
+    # Elites survive every iteration, so fewer scorings than HAT's population x iterations.
+    assert len(ids) == result.timing["scored"]["distill"] < SETTINGS.population * 6
+    assert sum(row["scored"] for row in result.history) == len(ids)
+
+
+def test_protocols_differ_only_in_the_predictor_calls():
+    """With a deterministic predictor both protocols evolve the same populations."""
+    reference, cached = search(protocol="reference"), search(protocol="cached")
+    same = [k for k in outcome(reference) if k not in ("history", "scored")]
+    assert {k: outcome(reference)[k] for k in same} == {k: outcome(cached)[k] for k in same}
+    assert sum(cached.timing["scored"].values()) < sum(reference.timing["scored"].values())
+    assert reference.protocol == "reference" and cached.protocol == "cached"
+    assert search().protocol == "reference"  # the default
+    with pytest.raises(ConfigError, match=r"search\.protocol must be one of reference, cached"):
+        search(protocol="fast")
 
 
 def test_every_population_member_satisfies_the_constraint():
@@ -294,10 +350,14 @@ def test_jointly_infeasible_constraints_are_named():
     assert "params_m <= 0.9" in str(caught.value) and "min_params <= 0.8" in str(caught.value)
 
 
-def test_search_is_seeded():
-    first, again = search(), search()
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_search_is_seeded(protocol: str):
+    first, again = search(protocol=protocol), search(protocol=protocol)
     assert outcome(first) == outcome(again)
-    other = search(settings=EvolutionSettings.from_mapping({**SETTINGS.to_dict(), "seed": 8}))
+    other = search(
+        settings=EvolutionSettings.from_mapping({**SETTINGS.to_dict(), "seed": 8}),
+        protocol=protocol,
+    )
     assert outcome(other)["population"] != outcome(first)["population"]
 
 
@@ -316,16 +376,24 @@ def test_search_improves_the_objective():
 # ---- resume -------------------------------------------------------------------------------------
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path: Path):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path: Path, protocol: str):
     schedule = PredictorSchedule.hsnas(6, 1, 3)
-    reference = search(schedule=schedule)
+    reference = search(schedule=schedule, protocol=protocol)
     # The supernet's 2nd batch is iteration 5: iterations 1..4 are saved when it dies.
     with pytest.raises(RuntimeError, match="killed"):
-        search(schedule=schedule, predictors=make_predictors(supernet=2), state_dir=tmp_path)
+        search(
+            schedule=schedule,
+            predictors=make_predictors(supernet=2),
+            state_dir=tmp_path,
+            protocol=protocol,
+        )
     saved = json.loads((tmp_path / "search_state.json").read_text())
-    assert saved["iteration"] == 4
+    assert saved["iteration"] == 4 and saved["inputs"]["protocol"] == protocol
     predictors = make_predictors()
-    resumed = search(schedule=schedule, predictors=predictors, state_dir=tmp_path)
+    resumed = search(
+        schedule=schedule, predictors=predictors, state_dir=tmp_path, protocol=protocol
+    )
     assert resumed.resumed_from == 4
     assert predictors["distill"].calls == [] and len(predictors["supernet"].calls) == 2
     assert outcome(resumed) == outcome(reference)
@@ -356,6 +424,9 @@ def test_state_of_other_inputs_is_refused(tmp_path: Path):
         search(settings=other, state_dir=tmp_path)
     with pytest.raises(SearchStateError, match="schedule"):
         search(schedule=PredictorSchedule.hsnas(6, 1, 2), state_dir=tmp_path)
+    # A state never mixes scoring protocols.
+    with pytest.raises(SearchStateError, match="protocol: 'reference' -> 'cached'"):
+        search(state_dir=tmp_path, protocol="cached")
     fresh = search(settings=other, state_dir=tmp_path, fresh=True)
     assert fresh.resumed_from == 0 and outcome(fresh) == outcome(search(settings=other))
     # The resample bound may change between runs.
@@ -382,10 +453,15 @@ def test_write_outputs(tmp_path: Path):
     assert Arch.from_dict(best["arch"]) == result.best_arch
     assert best["arch_id"] == result.best_arch.id and best["score"] == result.best_score
     assert best["predictor"] == "supernet" and best["params_m"] == 0.9
+    assert best["protocol"] == "reference" and set(history["protocol"]) == {"reference"}
     parents = json.loads(paths["parents.json"].read_text())["parents"]
     assert [p["arch_id"] for p in parents] == [p.arch.id for p in result.parents]
     timing = json.loads(paths["timing.json"].read_text())
     assert set(timing) >= {"search_seconds", "predictor_seconds", "constraint_seconds", "scored"}
     assert set(timing["predictor_seconds"]) == {"distill", "supernet"}
+    assert timing["protocol"] == "reference" and timing["scored"] == {"distill": 36, "supernet": 36}
+    cached = write_outputs(search(protocol="cached"), tmp_path / "cached")
+    assert json.loads(cached["timing.json"].read_text())["protocol"] == "cached"
+    assert json.loads(cached["parents.json"].read_text())["protocol"] == "cached"
     with pytest.raises(ValueError, match="arch_id"):
         write_outputs(result, tmp_path / "out", extra_best={"arch_id": "x"})

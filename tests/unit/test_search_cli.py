@@ -128,11 +128,13 @@ def test_hsnas_run_outputs_and_resume(
     assert main(argv) == 0
     progress = [line for line in capsys.readouterr().err.splitlines() if "iteration" in line]
     assert len(progress) == 4 and "[distill]" in progress[0] and "[supernet]" in progress[3]
+    assert all("(8 scored, reference protocol" in line for line in progress)
     run = tmp_path / "run"
     names = ("history.csv", "best.json", "timing.json", "parents.json", "best_arch.json")
     assert all((run / name).is_file() for name in names)
     history = pd.read_csv(run / "history.csv")
     assert history["predictor"].tolist() == ["distill", "distill", "supernet", "supernet"]
+    assert history["protocol"].tolist() == ["reference"] * 4 and history["scored"].eq(8).all()
     best = json.loads((run / "best.json").read_text())
     arch = Arch.from_json((run / "best_arch.json").read_text())
     assert arch.id == best["arch_id"] and best["predictor"] == "supernet"
@@ -145,7 +147,9 @@ def test_hsnas_run_outputs_and_resume(
     expected_ms = LatencyPredictor.from_file(models["latency"]).predict_ms([arch])[0]
     assert best["predicted_latency_ms"] == pytest.approx(expected_ms)
     timing = json.loads((run / "timing.json").read_text())
-    assert set(timing["scored"]) == {"distill", "supernet"}
+    # The default protocol is HAT's: every member of the population of 8 scored each iteration.
+    assert timing["scored"] == {"distill": 16, "supernet": 16}
+    assert timing["protocol"] == best["protocol"] == "reference"
 
     # A complete state: the rerun loads the models but asks no predictor anything.
     def refuse(self, archs):
@@ -161,6 +165,13 @@ def test_hsnas_run_outputs_and_resume(
     assert main([str(a) for a in other]) == 2
     err = capsys.readouterr().err
     assert "different inputs" in err and "sha256" in err and "--fresh" in err
+    # The cached protocol: the state of the reference one is refused, not resumed.
+    cached = search_args(
+        make_config(protocol="cached"), "hsnas", "params-1m", tmp_path, tiny_data,
+        *argv[argv.index("--supernet"):],
+    )  # fmt: skip
+    assert main(cached) == 2
+    assert "protocol: 'reference' -> 'cached'" in capsys.readouterr().err
 
     # The run's own files feed the tables once the final model's files exist.
     final = run / "final"
@@ -172,7 +183,8 @@ def test_hsnas_run_outputs_and_resume(
     write_tables([run], tmp_path / "tables")
     row = pd.read_csv(tmp_path / "tables" / "results.csv").iloc[0]
     assert row["method"] == "hsnas" and row["latency_std_ms"] == pytest.approx(0.5)
-    assert row["scored_distill"] == timing["scored"]["distill"]
+    assert row["scored_distill"] == timing["scored"]["distill"] and row["protocol"] == "reference"
+    assert "`reference` scoring protocol" in (tmp_path / "tables" / "table3.md").read_text()
 
 
 def test_latency_constraint_with_distill_only(
@@ -203,6 +215,7 @@ def test_latency_constraint_with_distill_only(
         ("hat", "params-1m", (), {"constraints": {"params-1m": {"gb": 1}}},
          "search.constraints.params-1m"),
         ("distill-only", "params-1m", (), {}, "pass --distill"),
+        ("hat", "params-1m", (), {"protocol": "fast"}, "search.protocol"),
         ("hat", "params-1m", ("--distill", "x.pt"), {"methods": {"hat": {"default": "llm"}}},
          "search.methods.hat"),
     ],
@@ -243,10 +256,12 @@ def write_run(
     bleu: float,
     segments: tuple[dict[str, Any], ...] = (),
     final: bool = True,
+    protocol: str | None = "reference",
+    iterations: int = 30,
 ) -> Path:
     folder = root / method / constraint / f"seed{seed}"
     (folder / "final").mkdir(parents=True)
-    schedule = {"iterations": 30, "default": "supernet", "segments": list(segments)}
+    schedule = {"iterations": iterations, "default": "supernet", "segments": list(segments)}
     arch = SPACE.smallest()
     best = {
         "arch_id": arch.id, "arch": arch.to_dict(), "score": -3.0, "predictor": "supernet",
@@ -262,12 +277,15 @@ def write_run(
         "predictor_seconds": scorers,
         "scored": dict.fromkeys(scorers, 10),
     }
+    if protocol is not None:  # None: a run written before the protocol was recorded
+        timing["protocol"] = best["protocol"] = protocol
+        (folder / "best.json").write_text(json.dumps(best))
     (folder / "timing.json").write_text(json.dumps(timing))
     distill = {i for s in segments for i in range(s["start"], s["end"] + 1)}
     rows = [
         {"iteration": i, "predictor": "distill" if i in distill else "supernet",
          "best_score": 25 + i / 10 if i in distill else -4 + i / 30}
-        for i in range(1, 31)
+        for i in range(1, iterations + 1)
     ]  # fmt: skip
     pd.DataFrame(rows).to_csv(folder / "history.csv", index=False)
     if final:
@@ -304,8 +322,11 @@ def test_tables(run_dirs: list[Path], tmp_path: Path) -> None:
     assert expected <= set(results.columns)
     assert results["latency_std_ms"].iloc[0] == pytest.approx(5.0)
 
+    assert results["protocol"].eq("reference").all()
+
     table3 = pd.read_csv(out / "table3.csv")
     assert table3["method"].tolist() == ["hat", "hsnas", "hsnas-16-30", "hat-15"]
+    assert table3["protocol"].eq("reference").all()
     hat = table3.iloc[0]
     assert hat["lat-100 BLEU"] == pytest.approx(27.5)
     assert hat["lat-100 BLEU std"] == pytest.approx(np.std([27, 28], ddof=1))
@@ -316,6 +337,9 @@ def test_tables(run_dirs: list[Path], tmp_path: Path) -> None:
     assert pd.isna(table3.iloc[3]["lat-100 BLEU"]) and table3.iloc[3]["lat-100 seeds"] == 0
     markdown = (out / "table3.md").read_text()
     assert "27.50 ± 0.71" in markdown and "| hat-15" in markdown
+    for name in ("table3", "table5", "table16"):
+        text = (out / f"{name}.md").read_text()
+        assert "Search hours: `reference` scoring protocol (HAT's" in text and "mixed" not in text
 
     table5 = pd.read_csv(out / "table5.csv")
     assert table5["method"].tolist() == ["hat", "hsnas", "hsnas-16-30"]
@@ -324,6 +348,9 @@ def test_tables(run_dirs: list[Path], tmp_path: Path) -> None:
 
     table16 = pd.read_csv(out / "table16.csv")
     assert table16["method"].tolist() == ["hat", "hat-15", "hsnas"]  # no distilled-hat run
+    assert table16["paper"].tolist() == ["HAT", "HAT (num-iter.=15)", "HS-NAS"]
+    assert table16["schedule"].tolist()[0] == "supernet x30"
+    assert table16["schedule"].tolist()[2] == "distill 1..15, else supernet (30 iterations)"
 
     summary = json.loads((out / "summary.json").read_text())
     ratio = summary["search_time_ratio"]
@@ -331,6 +358,7 @@ def test_tables(run_dirs: list[Path], tmp_path: Path) -> None:
     assert ratio["lat-100"]["2"]["hsnas"] == pytest.approx(0.55)
     assert summary["search_time_ratio_mean"]["lat-100"]["hsnas"] == pytest.approx(0.525)
     assert ratio["lat-200"]["1"]["hat-15"] == 0.5
+    assert summary["mixed_protocols"] is False and summary["protocols"]["hsnas"] == "reference"
     png = (out / "convergence.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
@@ -344,6 +372,41 @@ def test_tables_options(run_dirs: list[Path], tmp_path: Path, capsys) -> None:
     table5 = pd.read_csv(out / "table5.csv")
     assert table5["method"].tolist() == ["hat", "hsnas-16-30"]
     assert table5["lat-100 BLEU"].iloc[0] == pytest.approx(28.5)  # tokenised BLEU
+
+
+def test_tables_with_distilled_hat_and_mixed_protocols(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "runs"
+    mlp = {"predictor": "supernet-mlp", "start": 1, "end": 15}
+    runs = [
+        write_run(root, "hat", "lat-100", 1, seconds=100, bleu=27.0),
+        write_run(root, "hsnas", "lat-100", 1, seconds=56, bleu=27.5, segments=(HSNAS,)),
+        write_run(root, "distilled-hat", "lat-100", 1, seconds=58, bleu=27.1, segments=(mlp,)),
+        write_run(
+            root, "hat-15", "lat-100", 1, seconds=40, bleu=26, iterations=15, protocol="cached"
+        ),
+        write_run(root, "hat-15", "lat-100", 2, seconds=45, bleu=26, iterations=15, protocol=None),
+    ]
+    out = tmp_path / "tables"
+    assert main(["search", "tables", "--runs", *map(str, runs), "--out-dir", str(out)]) == 0
+    assert "mix scoring protocols" in capsys.readouterr().err
+    table16 = pd.read_csv(out / "table16.csv")
+    assert table16["method"].tolist() == ["hat", "hat-15", "distilled-hat", "hsnas"]
+    rows = table16.set_index("method")
+    assert rows.loc["distilled-hat", "paper"] == "Distilled HAT (num-iter.=15)"
+    assert (
+        rows.loc["distilled-hat", "schedule"] == "supernet-mlp 1..15, else supernet (30 iterations)"
+    )
+    assert rows.loc["hat-15", "paper"] == "HAT (num-iter.=15)"
+    assert rows.loc["hat-15", "schedule"] == "supernet x15"
+    # A run without a recorded protocol predates it: it used the score cache.
+    assert table16["protocol"].tolist() == ["reference", "cached", "reference", "reference"]
+    for name in ("table3", "table16"):
+        text = (out / f"{name}.md").read_text()
+        assert "**mixed scoring protocols** (`cached`, `reference`" in text
+    # Table 5 shows only HAT and HS-NAS, both of the reference protocol.
+    assert "Search hours: `reference` scoring protocol" in (out / "table5.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mixed_protocols"] is True and summary["protocols"]["hat-15"] == "cached"
 
 
 def test_tables_missing_or_mismatched_final_files(run_dirs: list[Path], tmp_path: Path, capsys):
@@ -375,12 +438,16 @@ def test_distilled_hat_scores_with_an_mlp_trained_on_supernet_scores(
     mlp = tmp_path / "supernet_mlp.pt"
     train = ["distill", "train", "--dataset", str(dataset), "--out", str(mlp)]
     assert main([*train, "--settings-json", '{"steps": 5, "hidden_dim": 8}']) == 0
-    methods = {**METHODS, "distilled-hat": {"iterations": 2, "default": "supernet-mlp"}}
-    config = make_config(methods=methods)
+    # Distilled HAT as the paper ran it (scaled down): the MLP first, then the supernet.
+    segments = [{"predictor": "supernet-mlp", "start": 1, "end": 2}]
+    distilled = {"iterations": 3, "default": "supernet", "segments": segments}
+    config = make_config(methods={**METHODS, "distilled-hat": distilled})
     argv = search_args(config, "distilled-hat", "params-1m", tmp_path, tiny_data)
-    assert main([*argv, "--supernet-mlp", str(mlp)]) == 0
+    assert main([*argv, "--supernet-mlp", str(mlp), "--supernet", str(models["supernet"])]) == 0
     history = pd.read_csv(tmp_path / "run" / "history.csv")
-    assert history["predictor"].tolist() == ["supernet-mlp", "supernet-mlp"]
+    assert history["predictor"].tolist() == ["supernet-mlp", "supernet-mlp", "supernet"]
+    timing = json.loads((tmp_path / "run" / "timing.json").read_text())
+    assert timing["scored"] == {"supernet-mlp": 16, "supernet": 8}
     # Without the MLP the method is refused before anything loads.
     capsys.readouterr()
     assert main(search_args(config, "distilled-hat", "params-1m", tmp_path / "x", tiny_data)) == 2

@@ -1,7 +1,9 @@
 """Evolutionary architecture search: HAT's algorithm with a per-iteration predictor schedule."""
 
 from nasflow.search.evolution import (
+    DEFAULT_PROTOCOL,
     HISTORY_COLUMNS,
+    PROTOCOLS,
     EvolutionSettings,
     ScoredArch,
     SearchError,
@@ -13,7 +15,9 @@ from nasflow.search.schedule import PredictorSchedule, Segment
 from nasflow.search.state import SearchStateError
 
 __all__ = [
+    "DEFAULT_PROTOCOL",
     "HISTORY_COLUMNS",
+    "PROTOCOLS",
     "EvolutionSettings",
     "PredictorSchedule",
     "ScoredArch",

@@ -67,6 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         lambda row: _log(runner.progress_line(plan, row)),
         fresh=args.fresh,
         fingerprint_extra=runner.fingerprint_extra(searched, args.data, config, plan),
+        protocol=plan.protocol,
     )
     extra = {
         "method": plan.method,
@@ -84,7 +85,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     resumed = f" (resumed after iteration {result.resumed_from})" if result.resumed_from else ""
     _log(
         f"{args.out_dir}: best {result.best_arch.id} score {result.best_score:.4f} "
-        f"[{result.predictor}] after {result.timing['search_seconds']:.1f} s of search{resumed}"
+        f"[{result.predictor}] after {result.timing['search_seconds']:.1f} s of search "
+        f"({result.protocol} protocol){resumed}"
     )
     return 0
 

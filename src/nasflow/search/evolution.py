@@ -7,7 +7,8 @@ with the one predictor `schedule.predictor_for(i)` (higher is better; scores of 
 predictors are never mixed), keeps the top `parents` (stable: ties keep population order) as
 elites, and adds `mutations` mutants (a parent drawn uniformly with replacement, each gene
 redrawn with `mutation_prob`) and `crossovers` children (two distinct parents, each gene from
-either with probability 0.5). Children violating a constraint are redrawn.
+either with probability 0.5). Children violating a constraint are redrawn. Duplicates in the
+population are kept, as in HAT.
 
 Differences from HAT, all deliberate:
 - One `random.Random(seed)` drives every draw, so a search is reproducible and resumable.
@@ -17,9 +18,18 @@ Differences from HAT, all deliberate:
 - The best of an iteration is the true top candidate (llmas reports the 25th-best in predictor
   iterations, a quirk).
 - Rejection sampling is bounded (HAT retries forever; see `EvolutionSettings.max_resample_tries`).
-- Scores are cached per (predictor, arch id): an architecture is never sent twice to the same
-  predictor, and each iteration sends its uncached architectures in one `predict` batch.
-  Duplicates in the population are kept, as in HAT.
+- Optionally (`protocol="cached"`), scores are cached for the run (below).
+
+Scoring protocol (`protocol`, config key `search.protocol`): how an iteration's scores are looked
+up; the evolution itself is the same under both.
+- `reference` (the default, HAT's): every population member is sent to the iteration's predictor
+  every iteration, elites and duplicates included, so a search of `iterations` iterations asks
+  its predictors `population x iterations` times and its search hours compare with the paper's.
+- `cached`: scores are cached per (predictor, arch id) for the run, so an architecture is never
+  sent twice to the same predictor (surviving elites and duplicates are not re-scored). A real
+  speed-up, but its search hours are not HAT's.
+Each iteration sends what it scores in one `predict` batch. With a deterministic predictor the two
+protocols find the same architectures; only the predictor calls and the hours differ.
 """
 
 from __future__ import annotations
@@ -52,8 +62,13 @@ HISTORY_COLUMNS = (
     "best_arch_id",
     "best_arch",
     "seconds",
-    "new_scored",
+    "scored",
+    "protocol",
 )
+PROTOCOLS = ("reference", "cached")
+"""Scoring protocols: `reference` = HAT's (every population member scored every iteration),
+`cached` = a per-run score cache (elites and duplicates never re-scored)."""
+DEFAULT_PROTOCOL = "reference"
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -154,13 +169,15 @@ class SearchResult:
         predictor: the predictor name that scored the final selection (last iteration's).
         parents: the final `parents` elites, best first.
         population: the last scored population's genomes (in population order).
-        history: one row per iteration (`HISTORY_COLUMNS`).
+        history: one row per iteration (`HISTORY_COLUMNS`; `scored` = architectures sent to the
+            predictor that iteration).
         timing: `search_seconds` (initial sampling plus every iteration, up to the last
             selection; no model loading, state writes or callbacks), `initial_seconds`,
             `predictor_seconds` {name: s inside `predict`}, `constraint_seconds` (inside
             constraint evaluation), `scored` {name: architectures sent to `predict`}. After a
             resume these sum the completed iterations of every session (work lost to a kill is
             not counted).
+        protocol: the scoring protocol (`PROTOCOLS`).
         resumed_from: iterations already done in a saved state when this call began.
     """
 
@@ -170,6 +187,7 @@ class SearchResult:
     population: list[Genome]
     history: list[dict[str, Any]]
     timing: dict[str, Any]
+    protocol: str = DEFAULT_PROTOCOL
     resumed_from: int = 0
 
     @property
@@ -192,6 +210,7 @@ def run_search(
     *,
     fresh: bool = False,
     fingerprint_extra: Mapping[str, Any] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> SearchResult:
     """Run (or resume) the evolutionary search.
 
@@ -209,10 +228,13 @@ def run_search(
         fresh: discard a saved state instead of resuming it.
         fingerprint_extra: JSON-able values the state must also match (e.g. checkpoint paths),
             for what predictor names alone cannot tell apart.
+        protocol: `reference` (HAT: every population member scored every iteration) or
+            `cached` (per-run score cache); see the module docstring. A saved state of the
+            other protocol is refused.
     """
-    return _Search(space, predictors, schedule, constraints, settings, fingerprint_extra).run(
-        state_dir, progress, fresh
-    )
+    return _Search(
+        space, predictors, schedule, constraints, settings, fingerprint_extra, protocol
+    ).run(state_dir, progress, fresh)
 
 
 class _Search:
@@ -224,7 +246,12 @@ class _Search:
         constraints: Sequence[Constraint],
         settings: EvolutionSettings,
         fingerprint_extra: Mapping[str, Any] | None,
+        protocol: str = DEFAULT_PROTOCOL,
     ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"search.protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
+            )
         if schedule.iterations != settings.iterations:
             raise ConfigError(
                 f"the predictor schedule has {schedule.iterations} iterations but "
@@ -242,9 +269,12 @@ class _Search:
         self.constraints = list(constraints)
         self.settings = settings
         self.fingerprint_extra = dict(fingerprint_extra or {})
+        self.protocol = protocol
         self.rng = random.Random(settings.seed)
         self.population: list[Genome] = []
         self.done = 0
+        self.scores: list[float] = []  # of the last scored population
+        # Scores by predictor and arch id; filled under the cached protocol only.
         self.cache: dict[str, dict[str, float]] = {name: {} for name in self.predictors}
         self.history: list[dict[str, Any]] = []
         self.timing: dict[str, Any] = {
@@ -288,7 +318,8 @@ class _Search:
         start = time.perf_counter()
         name = self.schedule.predictor_for(iteration)
         archs = [self.space.decode(genome) for genome in self.population]
-        scores, new = self.score(name, archs)
+        scores, scored = self.score(name, archs)
+        self.scores = scores.tolist()
         order = _top(scores, self.settings.parents)
         parents = [self.population[k] for k in order]
         if iteration < self.settings.iterations:
@@ -315,29 +346,40 @@ class _Search:
             "best_arch_id": best.id,
             "best_arch": best.to_json(),
             "seconds": seconds,
-            "new_scored": new,
+            "scored": scored,
+            "protocol": self.protocol,
         }
         self.history.append(row)
         return row
 
     # ---- scoring --------------------------------------------------------------------------------
     def score(self, name: str, archs: Sequence[Arch]) -> tuple[np.ndarray, int]:
-        """Scores of `archs` by predictor `name`; only uncached ones go to `predict`, at once."""
+        """Scores of `archs` by predictor `name` and how many were sent to `predict`.
+
+        `reference`: all of them, in population order (elites and duplicates included).
+        `cached`: only those the predictor has not scored in this run, each once.
+        """
+        if self.protocol == "reference":
+            return self.predict(name, list(archs)), len(archs)
         cache = self.cache[name]
         new: dict[str, Arch] = {}
         for arch in archs:
             if arch.id not in cache:
                 new.setdefault(arch.id, arch)
         if new:
-            predictor = self.predictors[name]
-            batch = list(new.values())
-            start = time.perf_counter()
-            raw = predictor.predict(batch)
-            self.timing["predictor_seconds"][name] += time.perf_counter() - start
-            values = check_scores(predictor, batch, raw)
+            values = self.predict(name, list(new.values()))
             cache.update(zip(new, values.tolist(), strict=True))
-            self.timing["scored"][name] += len(batch)
         return np.array([cache[arch.id] for arch in archs], dtype=float), len(new)
+
+    def predict(self, name: str, batch: list[Arch]) -> np.ndarray:
+        """One `predict` batch of predictor `name`, timed and counted."""
+        predictor = self.predictors[name]
+        start = time.perf_counter()
+        raw = predictor.predict(batch)
+        self.timing["predictor_seconds"][name] += time.perf_counter() - start
+        values = check_scores(predictor, batch, raw)
+        self.timing["scored"][name] += len(batch)
+        return values
 
     # ---- constrained sampling -------------------------------------------------------------------
     def fill(self, count: int, draw: Callable[[], Genome], phase: str) -> list[Genome]:
@@ -376,6 +418,7 @@ class _Search:
         genes = json.dumps([list(c) for c in self.space.gene_choices()])
         return {
             "space": self.space.name,
+            "protocol": self.protocol,
             "space_genes": hashlib.sha1(genes.encode()).hexdigest()[:12],
             "settings": settings,
             "schedule": self.schedule.to_dict(),
@@ -398,6 +441,7 @@ class _Search:
                 "iteration": self.done,
                 "population": [list(genome) for genome in self.population],
                 "rng": rng_to_json(self.rng),
+                "scores": self.scores,
                 "cache": self.cache,
                 "history": self.history,
                 "timing": self.timing,
@@ -408,6 +452,7 @@ class _Search:
         self.done = int(state["iteration"])
         self.population = [tuple(genome) for genome in state["population"]]
         self.rng = rng_from_json(state["rng"])
+        self.scores = [float(value) for value in state["scores"]]
         for name, scores in state["cache"].items():
             self.cache[name] = {key: float(value) for key, value in scores.items()}
         self.history = [dict(row) for row in state["history"]]
@@ -424,7 +469,8 @@ class _Search:
     def result(self, resumed_from: int) -> SearchResult:
         name = self.schedule.predictor_for(self.settings.iterations)
         archs = [self.space.decode(genome) for genome in self.population]
-        scores = np.array([self.cache[name][arch.id] for arch in archs], dtype=float)
+        # The last iteration breeds nothing: the population is the one it scored.
+        scores = np.array(self.scores, dtype=float)
         parents = [
             ScoredArch(archs[k], float(scores[k]), self.population[k])
             for k in _top(scores, self.settings.parents)
@@ -436,6 +482,7 @@ class _Search:
             population=list(self.population),
             history=[dict(row) for row in self.history],
             timing=json.loads(json.dumps(self.timing)),
+            protocol=self.protocol,
             resumed_from=resumed_from,
         )
 
@@ -507,8 +554,10 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write `history.csv`, `best.json`, `parents.json` and `timing.json` atomically.
 
-    `best.json` holds the arch dict, id, predicted score and predictor, plus `extra_best`
-    (e.g. predicted latency, GFLOPs, params); an extra key may not shadow one of those.
+    `best.json` holds the arch dict, id, predicted score, predictor and scoring protocol, plus
+    `extra_best` (e.g. predicted latency, GFLOPs, params); an extra key may not shadow one of
+    those. `timing.json` and every history row name the protocol too (the search hours depend
+    on it).
     """
     out = Path(out_dir)
     best = {
@@ -516,6 +565,7 @@ def write_outputs(
         "arch": result.best.arch.to_dict(),
         "score": result.best.score,
         "predictor": result.predictor,
+        "protocol": result.protocol,
         "genome": list(result.best.genome),
         "arch_info": result.best.arch.to_arch_info(),
     }
@@ -533,9 +583,14 @@ def write_outputs(
         paths["parents.json"],
         {
             "predictor": result.predictor,
+            "protocol": result.protocol,
             "parents": [{"rank": r, **p.to_dict()} for r, p in enumerate(result.parents, 1)],
         },
     )
-    timing = {**result.timing, "search_hours": result.timing["search_seconds"] / 3600.0}
+    timing = {
+        "protocol": result.protocol,
+        **result.timing,
+        "search_hours": result.timing["search_seconds"] / 3600.0,
+    }
     write_json_atomic(paths["timing.json"], timing)
     return paths

@@ -2,9 +2,10 @@
 only the predictors the method's schedule uses loaded, and the best architecture described.
 
 Config section (`search`): evolution settings (`population`, `parents`, `mutations`,
-`crossovers`, `mutation_prob`, `max_resample_tries`), `constraints` {name: limits mapping},
-`methods` {name: predictor schedule mapping} and, for the workflow, `seeds`, `latency_target` and
-`run`. A method's `iterations` is the search's; the seed comes from the command line.
+`crossovers`, `mutation_prob`, `max_resample_tries`), the scoring `protocol` (`reference` or
+`cached`, see `nasflow.search.evolution`), `constraints` {name: limits mapping}, `methods` {name:
+predictor schedule mapping} and, for the workflow, `seeds`, `latency_target` and `run`. A
+method's `iterations` is the search's; the seed comes from the command line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from nasflow.config import Config
 from nasflow.efficiency.constraints import CONSTRAINT_KEYS, Constraint, constraints_from_mapping
 from nasflow.efficiency.counts import count_embedding_params, count_flops, count_params
 from nasflow.errors import ConfigError, DataError
-from nasflow.search.evolution import EvolutionSettings
+from nasflow.search.evolution import DEFAULT_PROTOCOL, PROTOCOLS, EvolutionSettings
 from nasflow.search.schedule import PredictorSchedule
 from nasflow.space import Arch
 
@@ -30,9 +31,18 @@ if TYPE_CHECKING:
 
 PREDICTORS = ("supernet", "distill", "supernet-mlp")
 """Schedule predictor names: the supernet, LLM-Distill-PP, and an MLP distilled from supernet
-scores (the paper's `distilled-hat`, Table 16)."""
+scores (the paper's Distilled HAT, method `distilled-hat` of Table 16: the MLP for iterations
+1-15, then the supernet)."""
 # Keys of the `search` section that are not `EvolutionSettings` fields.
-SECTION_KEYS = ("seeds", "latency_target", "constraints", "methods", "run", "final_train")
+SECTION_KEYS = (
+    "seeds",
+    "latency_target",
+    "constraints",
+    "methods",
+    "run",
+    "final_train",
+    "protocol",
+)
 
 
 # ---- config -------------------------------------------------------------------------------------
@@ -67,6 +77,7 @@ class SearchPlan:
     settings: EvolutionSettings
     space: str
     latency_target: str
+    protocol: str = DEFAULT_PROTOCOL
 
     @property
     def needs_latency(self) -> bool:
@@ -128,12 +139,24 @@ def plan_search(
             f"config key search.constraints.{constraint}: {error} (keys: "
             f"{', '.join(CONSTRAINT_KEYS)})"
         ) from None
+    protocol = section.get("protocol", DEFAULT_PROTOCOL)
+    if protocol not in PROTOCOLS:
+        raise ConfigError(
+            f"config key search.protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
+        )
     values = {k: v for k, v in section.items() if k not in SECTION_KEYS}
     settings = EvolutionSettings.from_mapping(
         {**values, "iterations": schedule.iterations, "seed": seed}
     )
     return SearchPlan(
-        method, constraint, limits, schedule, settings, str(config["space"]), latency_target
+        method,
+        constraint,
+        limits,
+        schedule,
+        settings,
+        str(config["space"]),
+        latency_target,
+        protocol,
     )
 
 
@@ -294,6 +317,6 @@ def progress_line(plan: SearchPlan, row: Mapping[str, Any]) -> str:
     return (
         f"{plan.method}/{plan.constraint}/seed{plan.settings.seed}: iteration "
         f"{row['iteration']}/{plan.settings.iterations} [{row['predictor']}] best "
-        f"{row['best_score']:.4f} mean {row['mean_score']:.4f} ({row['new_scored']} new, "
-        f"{row['seconds']:.2f} s)"
+        f"{row['best_score']:.4f} mean {row['mean_score']:.4f} ({row['scored']} scored, "
+        f"{plan.protocol} protocol, {row['seconds']:.2f} s)"
     )

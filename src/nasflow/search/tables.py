@@ -6,6 +6,11 @@ A run folder `.../{method}/{constraint}/seed{S}` holds the outputs of `nasflow s
 `final/score.json` (`nasflow arch score`) and `final/latency.json` (`nasflow latency measure
 --out`). Tables show the mean over seeds, with the sample standard deviation when there are
 several; the measured latency is encoder + decoder, its std the two stds added in quadrature.
+
+Search hours depend on the scoring protocol (`search.protocol`: `reference` = HAT's, every
+population member scored every iteration; `cached` = a per-run score cache), so every table has
+a `protocol` column (per method) and a caption line naming the protocol, or saying that the
+tabulated runs mix protocols.
 """
 
 from __future__ import annotations
@@ -20,11 +25,34 @@ from typing import Any
 
 import pandas as pd
 
-from nasflow.errors import DataError
+from nasflow.errors import ConfigError, DataError
 from nasflow.io import atomic_path, write_json_atomic, write_text_atomic
+from nasflow.search.schedule import PredictorSchedule
 
 REFERENCE = "hat"
 TABLE16_METHODS = ("hat", "hat-15", "distilled-hat", "hsnas")
+TABLE16_LABELS = {
+    "hat": "HAT",
+    "hat-15": "HAT (num-iter.=15)",
+    "distilled-hat": "Distilled HAT (num-iter.=15)",
+    "hsnas": "HS-NAS",
+}
+"""The paper's Table 16 row of each method (its schedule column says what the run used)."""
+PROTOCOL_TEXT = {
+    "reference": (
+        "HAT's: every population member scored by the iteration's predictor every iteration, "
+        "elites and duplicates included"
+    ),
+    "cached": (
+        "a per-run score cache: surviving elites and duplicates never re-scored, so faster than "
+        "HAT's and not comparable with the paper's hours"
+    ),
+}
+LEGACY_PROTOCOL = "cached"
+"""The protocol of a run whose outputs do not name one: before `search.protocol` existed every
+search used the per-run score cache."""
+# Predictors whose scores share the supernet's scale (the MLP is trained on supernet scores).
+SUPERNET_SCALE = ("supernet", "supernet-mlp")
 BLEU_COLUMNS = {"sacrebleu": "test_bleu", "tokenized": "test_tokenized_bleu"}
 # (label, results column, number format) of the table columns, per constraint.
 FULL_METRICS = (
@@ -51,6 +79,7 @@ RESULT_COLUMNS = (
     "params_total_m",
     "predicted_score",
     "score_predictor",
+    "protocol",
     "search_seconds",
     "search_hours",
 )
@@ -156,6 +185,7 @@ def read_run(folder: str | Path) -> Run:
         "params_total_m": _number(best, "params_total_m"),
         "predicted_score": _number(best, "score"),
         "score_predictor": best.get("predictor"),
+        "protocol": str(timing.get("protocol") or best.get("protocol") or LEGACY_PROTOCOL),
         "search_seconds": seconds,
         "search_hours": seconds / 3600.0,
     }
@@ -287,6 +317,39 @@ def search_time_ratios(results: pd.DataFrame) -> dict[str, Any]:
     return {"per_seed": per_seed, "mean": means}
 
 
+def method_protocols(results: pd.DataFrame, methods: Sequence[str]) -> dict[str, str]:
+    """Each method's scoring protocol(s) over its runs, e.g. `reference` or `cached, reference`."""
+    return {
+        method: ", ".join(sorted(set(results.loc[results["method"] == method, "protocol"])))
+        for method in methods
+    }
+
+
+def protocol_note(results: pd.DataFrame, methods: Sequence[str]) -> str:
+    """The caption line naming the protocol of the search hours of `methods`' runs."""
+    used = sorted(set(results.loc[results["method"].isin(methods), "protocol"]))
+    if not used:
+        return "Search hours: no runs."
+    if len(used) == 1:
+        text = PROTOCOL_TEXT.get(used[0])
+        return f"Search hours: `{used[0]}` scoring protocol" + (f" ({text})." if text else ".")
+    return (
+        f"Search hours: **mixed scoring protocols** ({', '.join(f'`{p}`' for p in used)}; see "
+        "the protocol column): hours of runs with different protocols are not comparable."
+    )
+
+
+def schedule_label(schedule: Mapping[str, Any]) -> str:
+    """A schedule (its `to_dict`) in words, e.g. `supernet-mlp 1..15, else supernet (30
+    iterations)`; empty when the run recorded none."""
+    if not schedule:
+        return ""
+    try:
+        return str(PredictorSchedule.from_mapping(schedule))
+    except ConfigError:
+        return json.dumps(schedule, sort_keys=True)  # not ours to judge: shown as recorded
+
+
 # ---- plot ---------------------------------------------------------------------------------------
 
 
@@ -296,8 +359,9 @@ def plot_convergence(
     """Best predicted score per iteration (mean over seeds), one panel per constraint.
 
     Colour = method; marker and line style = the predictor that scored the iteration. Predictor
-    scales differ (supernet: minus loss in bits or BLEU; distill: BLEU), so the first two
-    predictors get their own y axes (left, right).
+    scales differ (supernet and supernet-mlp, which is trained on supernet scores: minus loss in
+    bits or BLEU; distill: BLEU), so the supernet's scale is on the left y axis and the others
+    on the right one (the first predictor on the left when no supernet-scale predictor ran).
     """
     import matplotlib
 
@@ -306,10 +370,11 @@ def plot_convergence(
     from matplotlib.lines import Line2D
 
     names = list(dict.fromkeys(p for run in runs for p in run.history["predictor"].astype(str)))
-    names.sort(key=lambda name: name != "supernet")  # the supernet on the left axis
+    names.sort(key=lambda name: name not in SUPERNET_SCALE)  # the supernet's scale first
     styles = (("o", "-"), ("^", "--"), ("s", ":"), ("D", "-."))
     style = {name: styles[k % len(styles)] for k, name in enumerate(names)}
-    side = {name: 1 if k == 1 else 0 for k, name in enumerate(names)}
+    left = [n for n in names if n in SUPERNET_SCALE] or names[:1]
+    side = {name: 0 if name in left else 1 for name in names}
     colour = {m: plt.get_cmap("tab10")(k % 10) for k, m in enumerate(methods)}
     fig, grid = plt.subplots(
         1, len(constraints), figsize=(5.5 * len(constraints), 4.2), dpi=110, squeeze=False
@@ -419,25 +484,62 @@ def write_tables(
         f"Test BLEU ({bleu}) and measured latency of the searched architectures trained from "
         "scratch; mean ± sample std over seeds."
     )
-    table3 = wide_table(results, methods, constraints, FULL_METRICS)
-    written += _write_table(out, "table3", "Search results (Table 3/4 layout)", *table3, note)
+    protocols = method_protocols(results, methods)
+    if log is not None and len(set(results["protocol"])) > 1:
+        log(
+            "note: the runs mix scoring protocols ("
+            + "; ".join(f"{m}: {p}" for m, p in protocols.items())
+            + "): their search hours are not comparable"
+        )
+    lead3 = {m: {"protocol": protocols[m]} for m in methods}
+    table3 = wide_table(results, methods, constraints, FULL_METRICS, lead3)
+    written += _write_table(
+        out,
+        "table3",
+        "Search results (Table 3/4 layout)",
+        *table3,
+        f"{note}\n\n{protocol_note(results, methods)}",
+    )
     if hsnas_methods is not None and log is not None:
         for method in hsnas_methods:
             if method not in schedules:
                 log(f"note: --hsnas-methods {method}: no run of this method; skipped")
     rows5 = table5_methods(methods, schedules, hsnas_methods)
-    lead = {m: _span_columns(distill_segments(schedules[m])) for m in rows5}
-    table5 = wide_table(results, rows5, constraints, TABLE5_METRICS, lead)
+    lead5 = {
+        m: {**_span_columns(distill_segments(schedules[m])), "protocol": protocols[m]}
+        for m in rows5
+    }
+    table5 = wide_table(results, rows5, constraints, TABLE5_METRICS, lead5)
     written += _write_table(
         out,
         "table5",
         "HS-NAS start/end iterations of the distill predictor (Table 5 layout)",
         *table5,
-        note,
+        f"{note}\n\n{protocol_note(results, rows5)}",
     )
     rows16 = [m for m in TABLE16_METHODS if m in schedules]
-    table16 = wide_table(results, rows16, constraints, FULL_METRICS)
-    written += _write_table(out, "table16", "Trivial adaptations (Table 16 layout)", *table16, note)
+    lead16 = {
+        m: {
+            "paper": TABLE16_LABELS[m],
+            "schedule": schedule_label(schedules[m]),
+            "protocol": protocols[m],
+        }
+        for m in rows16
+    }
+    table16 = wide_table(results, rows16, constraints, FULL_METRICS, lead16)
+    note16 = (
+        "The paper's rows: HAT = hat, HAT (num-iter.=15) = hat-15 (HAT with 15 iterations), "
+        "Distilled HAT (num-iter.=15) = distilled-hat (an MLP distilled from supernet scores, "
+        "`supernet-mlp`, for iterations 1-15, then the supernet), HS-NAS = hsnas; the schedule "
+        "column shows what each run used."
+    )
+    written += _write_table(
+        out,
+        "table16",
+        "Trivial adaptations (Table 16 layout)",
+        *table16,
+        f"{note}\n\n{note16}\n\n{protocol_note(results, rows16)}",
+    )
     ratios = search_time_ratios(results)
     summary = {
         "runs": len(runs),
@@ -447,6 +549,8 @@ def write_tables(
         "reference_method": REFERENCE if REFERENCE in schedules else None,
         "search_time_ratio": ratios["per_seed"],
         "search_time_ratio_mean": ratios["mean"],
+        "protocols": protocols,
+        "mixed_protocols": len(set(results["protocol"])) > 1,
     }
     written.append(out / "summary.json")
     write_json_atomic(written[-1], summary)

@@ -225,6 +225,12 @@ def _check_search(config: Config) -> list[str]:
             f"config key search.run names unknown method(s) {', '.join(unknown)}; "
             f"search.methods has {', '.join(methods)}"
         )
+    unknown = [m for m in search.get("method_seeds", {}) if m not in methods]
+    if unknown:
+        problems.append(
+            f"config key search.method_seeds names unknown method(s) {', '.join(unknown)}; "
+            f"search.methods has {', '.join(methods)}"
+        )
     llms = [entry.get("name") for entry in config.get("llm", {}).get("predictors", [])]
     if distill.get("llm") not in llms:
         problems.append(

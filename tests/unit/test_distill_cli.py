@@ -12,7 +12,7 @@ import pytest
 from nasflow.cli import main
 from nasflow.distill.dataset import read_arch_file, read_distill_dataset
 from nasflow.errors import DataError
-from nasflow.space import get_space
+from nasflow.space import get_space, held_out_sample, stream_seed, tfs_sample
 
 ARCHS = get_space("demo").sample_unique(9, seed=5)  # the same as conftest.TINY_ARCHS
 
@@ -85,3 +85,35 @@ def test_arch_files_and_bad_datasets(tmp_path: Path) -> None:
         read_distill_dataset(bad)
     with pytest.raises(DataError, match="not found"):
         read_distill_dataset(tmp_path / "none.csv")
+
+
+def test_distillation_sets_never_hold_tfs_eval_architectures(
+    tfs_eval: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The distillation sample has its own seeded stream and excludes the TFS-Eval set, even
+    with the TFS-Eval set's own seed (5); a given file that leaks an architecture is refused."""
+    out = tmp_path / "d.csv"
+    argv = ["distill", "dataset", "--tfs-eval", str(tfs_eval), "--task", "demo", "--seed", "1"]
+    argv += ["--demonstrations", "3", "--cache", str(tmp_path / "cache.sqlite")]
+    assert main([*argv, "--n", "200", "--sample-seed", "5", "--out", str(out)]) == 0
+    labelled = set(pd.read_csv(out)["arch_id"])
+    assert len(labelled) == 200 and not labelled & {arch.id for arch in ARCHS}
+    leaky = tmp_path / "leaky.jsonl"
+    leaky.write_text("".join(arch.to_json() + "\n" for arch in ARCHS[:2]))
+    assert main([*argv, "--archs", str(leaky), "--out", str(tmp_path / "x.csv")]) != 0
+    assert "2 architecture(s) of the TFS-Eval set" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_held_out_samples_have_their_own_stream_and_exclude() -> None:
+    space = get_space("demo")
+    tfs = tfs_sample(space, 30, seed=1)
+    assert tfs == space.sample_unique(30, seed=1)  # the TFS-Eval set: the experiment seed
+    assert stream_seed(1, "distill") != stream_seed(1, "supernet-mlp") != 1
+    assert stream_seed(1, "distill") == stream_seed(1, "distill")
+    # Excluding forces the draw past architectures it would otherwise have picked first.
+    free = held_out_sample(space, 100, 1, "distill", exclude=())
+    excluded = {arch.id for arch in free[:40]} | {arch.id for arch in tfs}
+    drawn = held_out_sample(space, 100, 1, "distill", exclude=excluded)
+    assert len({arch.id for arch in drawn}) == 100 and not {arch.id for arch in drawn} & excluded
+    assert [arch.id for arch in drawn[:60]] == [arch.id for arch in free[40:]]

@@ -258,6 +258,7 @@ def write_run(
     final: bool = True,
     protocol: str | None = "reference",
     iterations: int = 30,
+    limits: dict[str, float] | None = None,
 ) -> Path:
     folder = root / method / constraint / f"seed{seed}"
     (folder / "final").mkdir(parents=True)
@@ -267,6 +268,7 @@ def write_run(
         "arch_id": arch.id, "arch": arch.to_dict(), "score": -3.0, "predictor": "supernet",
         "method": method, "constraint": constraint, "seed": seed, "schedule": schedule,
         "gflops": 1.5, "params_m": 0.8, "params_total_m": 1.2, "predicted_latency_ms": 90.0,
+        "constraint_limits": limits or {"latency_ms": 100.0},
     }  # fmt: skip
     (folder / "best.json").write_text(json.dumps(best))
     scorers = {"supernet": seconds * 0.9}
@@ -407,6 +409,37 @@ def test_tables_with_distilled_hat_and_mixed_protocols(tmp_path: Path, capsys) -
     assert "Search hours: `reference` scoring protocol" in (out / "table5.md").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mixed_protocols"] is True and summary["protocols"]["hat-15"] == "cached"
+
+
+def test_flops_constraints_and_search_seeds_get_tables_12_and_13(tmp_path: Path) -> None:
+    root, flops = tmp_path / "runs", {"gflops": 3.0}
+    runs = [
+        write_run(root, "hat", "lat-100", 1, seconds=100, bleu=27.0),
+        write_run(root, "hat", "gflops-3.0", 1, seconds=90, bleu=26.0, limits=flops),
+        *(
+            write_run(root, "hsnas", constraint, seed, seconds=50, bleu=b, segments=(HSNAS,),
+                      limits=limits)
+            for constraint, limits in (("lat-100", None), ("gflops-3.0", flops))
+            for seed, b in ((1, 27.0), (2, 28.0), (3, 29.0))
+        ),
+    ]  # fmt: skip
+    out = tmp_path / "tables"
+    assert main(["search", "tables", "--runs", *map(str, runs), "--out-dir", str(out)]) == 0
+    table3 = pd.read_csv(out / "table3.csv")  # latency budgets only
+    assert "lat-100 BLEU" in table3 and not any(c.startswith("gflops") for c in table3)
+    table13 = pd.read_csv(out / "table13.csv")  # GFLOPs-only constraints
+    assert table13["method"].tolist() == ["hat", "hsnas"]
+    assert not any(c.startswith("lat-100") for c in table13)
+    assert table13["gflops-3.0 BLEU"].tolist() == [26.0, 28.0]
+    assert table13["gflops-3.0 seeds"].tolist() == [1, 3]
+    table12 = pd.read_csv(out / "table12.csv")  # one row per seed, then mean ± std
+    assert table12["method"].tolist() == [
+        "hsnas (seed 1)", "hsnas (seed 2)", "hsnas (seed 3)", "hsnas (mean ± std)"
+    ]  # fmt: skip
+    assert table12["lat-100 BLEU"].tolist() == [27.0, 28.0, 29.0, 28.0]
+    assert table12["lat-100 BLEU std"].iloc[3] == pytest.approx(1.0)
+    assert "28.00 ± 1.00" in (out / "table12.md").read_text()
+    assert "gflops-3.0" in (out / "table13.md").read_text()
 
 
 def test_tables_missing_or_mismatched_final_files(run_dirs: list[Path], tmp_path: Path, capsys):

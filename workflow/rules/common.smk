@@ -262,7 +262,9 @@ def search_config(wildcards):
     """`--config-json` of one search: only its own method and constraint, so adding a method
     or a constraint to the config does not rerun the searches already done."""
     search = {
-        k: v for k, v in SEARCH.items() if k not in ("run", "seeds", "final_train")
+        k: v
+        for k, v in SEARCH.items()
+        if k not in ("run", "seeds", "method_seeds", "final_train")
     }
     search["run"] = [wildcards.method]
     search["methods"] = {wildcards.method: SEARCH["methods"][wildcards.method]}
@@ -306,7 +308,7 @@ def search_runs():
         (method, constraint, seed)
         for method in SEARCH["run"]
         for constraint in SEARCH["constraints"]
-        for seed in SEARCH["seeds"]
+        for seed in SEARCH["method_seeds"].get(method, SEARCH["seeds"])
     ]
 
 

@@ -28,7 +28,7 @@ rule distill_dataset:
         options=lambda wildcards: llm_predict_args(wildcards.llm),
         archs=distill_archs_option(),
         variant=config["distill"]["variant"],
-        k=distill_demonstrations(),
+        k=DISTILL["demonstrations"],
         task=EXP,
     shell:
         "nasflow distill dataset --tfs-eval {input.tfs_eval} --task {params.task}"
@@ -83,14 +83,13 @@ rule supernet_mlp_dataset:
         mem_mb=8000,
         runtime=24 * 60,
     params:
-        config=run_config("train", "evaluate"),
+        config=run_config("train", "evaluate", "tfs"),
         data=lambda wildcards, input: Path(input.manifest).parent,
         n=DISTILL["supernet_archs"],
-        seed=config["seed"],
     shell:
         "nasflow distill score-supernet --config-json {params.config:q}"
         " --supernet {input.supernet} --data {params.data} --n {params.n}"
-        " --sample-seed {params.seed} --out {output} > {log} 2>&1"
+        " --out {output} > {log} 2>&1"
 
 
 rule supernet_mlp_train:
@@ -258,6 +257,16 @@ rule search_tables:
         table16=report(
             f"results/{EXP}/tables/search/table16.md",
             caption="../report/table16.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+        table12=report(
+            f"results/{EXP}/tables/search/table12.md",
+            caption="../report/table12.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+        table13=report(
+            f"results/{EXP}/tables/search/table13.md",
+            caption="../report/table13.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
         summary=f"results/{EXP}/tables/search/summary.json",

@@ -96,6 +96,7 @@ class Run:
     row: dict[str, Any]
     history: pd.DataFrame
     schedule: dict[str, Any]
+    limits: dict[str, Any]
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -194,7 +195,9 @@ def read_run(folder: str | Path) -> Run:
     for name, value in sorted((timing.get("scored") or {}).items()):
         row[f"scored_{name}"] = int(value)
     row["run_dir"] = str(folder)
-    return Run(row, history, dict(best.get("schedule") or {}))
+    return Run(
+        row, history, dict(best.get("schedule") or {}), dict(best.get("constraint_limits") or {})
+    )
 
 
 def read_runs(folders: Sequence[str | Path]) -> list[Run]:
@@ -261,6 +264,36 @@ def wide_table(
     for key in next(iter((lead or {}).values()), {}):
         csv[key] = pd.Series([row[key] for row in csv_rows], dtype=object)  # ints stay ints
     return csv, pd.DataFrame(md_rows)
+
+
+def flops_constraints(runs: Sequence[Run]) -> list[str]:
+    """Constraints that limit GFLOPs and not latency (Tables 13/14), in order of appearance."""
+    limits = {run.row["constraint"]: run.limits for run in runs}
+    return [
+        name
+        for name, limit in limits.items()
+        if limit.get("gflops") is not None and limit.get("latency_ms") is None
+    ]
+
+
+def per_seed_table(
+    results: pd.DataFrame,
+    methods: Sequence[str],
+    constraints: Sequence[str],
+    metrics: Sequence[tuple[str, str, str]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows = each seed of each method, then the method's mean ± std over its seeds (Table 12)."""
+    frames, rows = [], []
+    for method in methods:
+        runs = results[results["method"] == method]
+        for seed in sorted(set(runs["seed"])):
+            frames.append(runs[runs["seed"] == seed].assign(method=f"{method} (seed {seed})"))
+            rows.append(f"{method} (seed {seed})")
+        frames.append(runs.assign(method=f"{method} (mean ± std)"))
+        rows.append(f"{method} (mean ± std)")
+    if not frames:
+        return pd.DataFrame(), pd.DataFrame()
+    return wide_table(pd.concat(frames), rows, constraints, metrics)
 
 
 def _missing(value: Any) -> bool:
@@ -460,7 +493,8 @@ def write_tables(
     bleu: str = "sacrebleu",
     log: Log | None = None,
 ) -> list[Path]:
-    """Write results.csv, table3/5/16 (.csv, .md), summary.json and convergence.png.
+    """Write results.csv, table3/5/16 (latency budgets), table13 (GFLOPs-only constraints),
+    table12 (per search seed) as .csv and .md, summary.json and convergence.png.
 
     Methods and constraints keep their order of first appearance in `folders`.
     """
@@ -491,8 +525,10 @@ def write_tables(
             + "; ".join(f"{m}: {p}" for m, p in protocols.items())
             + "): their search hours are not comparable"
         )
+    flops = flops_constraints(runs)
+    budgets = [c for c in constraints if c not in flops]
     lead3 = {m: {"protocol": protocols[m]} for m in methods}
-    table3 = wide_table(results, methods, constraints, FULL_METRICS, lead3)
+    table3 = wide_table(results, methods, budgets, FULL_METRICS, lead3)
     written += _write_table(
         out,
         "table3",
@@ -509,7 +545,7 @@ def write_tables(
         m: {**_span_columns(distill_segments(schedules[m])), "protocol": protocols[m]}
         for m in rows5
     }
-    table5 = wide_table(results, rows5, constraints, TABLE5_METRICS, lead5)
+    table5 = wide_table(results, rows5, budgets, TABLE5_METRICS, lead5)
     written += _write_table(
         out,
         "table5",
@@ -526,7 +562,7 @@ def write_tables(
         }
         for m in rows16
     }
-    table16 = wide_table(results, rows16, constraints, FULL_METRICS, lead16)
+    table16 = wide_table(results, rows16, budgets, FULL_METRICS, lead16)
     note16 = (
         "The paper's rows: HAT = hat, HAT (num-iter.=15) = hat-15 (HAT with 15 iterations), "
         "Distilled HAT (num-iter.=15) = distilled-hat (an MLP distilled from supernet scores, "
@@ -539,6 +575,25 @@ def write_tables(
         "Trivial adaptations (Table 16 layout)",
         *table16,
         f"{note}\n\n{note16}\n\n{protocol_note(results, rows16)}",
+    )
+    table13 = wide_table(results, methods, flops, FULL_METRICS, lead3)
+    written += _write_table(
+        out,
+        "table13",
+        "FLOPs-constrained search (Tables 13/14 layout)",
+        *(table13 if flops else (pd.DataFrame(), pd.DataFrame())),
+        f"{note}\n\nConstraints that limit GFLOPs only: {', '.join(flops) or 'none in this run'}"
+        " (Table 14 is the 3.0-GFLOPs column of the three WMT experiments).\n\n"
+        f"{protocol_note(results, methods)}",
+    )
+    seeded = [m for m in methods if results[results["method"] == m]["seed"].nunique() > 1]
+    written += _write_table(
+        out,
+        "table12",
+        "Search over several seeds (Table 12 layout)",
+        *per_seed_table(results, seeded, constraints, FULL_METRICS),
+        f"{note}\n\nMethods searched with more than one seed: {', '.join(seeded) or 'none'} "
+        "(search.seeds, search.method_seeds); one row per seed, then mean ± sample std.",
     )
     ratios = search_time_ratios(results)
     summary = {

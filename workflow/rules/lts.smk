@@ -1,9 +1,43 @@
 # LTS: training-free search for decoder-only LMs on the target device (results/{experiment}/lts/):
-# the Pareto search (decoder parameters vs measured latency and peak memory), the case study
-# against the baseline, and the proxy check on Penn Treebank.
+# the latency protocol's text set (tokenizer and held-out prompts), the Pareto search (decoder
+# parameters vs measured latency and peak memory), the case study against the baseline, and the
+# proxy check on Penn Treebank.
+
+
+from nasflow.lts.text import text_corpus, tokenizer_vocab
+
+
+rule lts_text:
+    input:
+        # The plain-text corpus (lts.text.corpus, else lts.proxy_check.corpus, else
+        # $NASFLOW_MIRROR/ptb), resolved only when an LTS job is requested: without one the run
+        # stops before any job starts, with an error naming the config key.
+        corpus=lambda wildcards: str(text_corpus(config["lts"])),
+    output:
+        model=f"results/{EXP}/lts/text/spm.model",
+        heldout=f"results/{EXP}/lts/text/heldout.npz",
+        manifest=f"results/{EXP}/lts/text/text.json",
+    log:
+        f"logs/{EXP}/lts_text.log",
+    benchmark:
+        f"benchmarks/{EXP}/lts_text.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        vocab=tokenizer_vocab(config["lts"]),
+        out=lambda wildcards, output: Path(output.manifest).parent,
+    shell:
+        "nasflow lts text --corpus {input.corpus:q} --vocab-size {params.vocab}"
+        " --out-dir {params.out} > {log} 2>&1"
 
 
 rule lts_search:
+    input:
+        text=rules.lts_text.output.manifest,
     output:
         frontier=f"results/{EXP}/lts/search/frontier.csv",
         all=f"results/{EXP}/lts/search/all.csv",
@@ -29,14 +63,17 @@ rule lts_search:
         out=lambda wildcards, output: Path(output.frontier).parent,
         state=f"state/{EXP}/lts/search/{state_key(run_config('lts'))}",
         cache=config["lts"]["cache"],
+        text=lambda wildcards, input: Path(input.text).parent,
     shell:
         "nasflow lts search --config-json {params.config:q} --out-dir {params.out}"
-        " --state-dir {params.state} --cache {params.cache} > {log} 2>&1"
+        " --state-dir {params.state} --cache {params.cache} --text {params.text}"
+        " > {log} 2>&1"
 
 
 rule lts_case_study:
     input:
         frontier=rules.lts_search.output.frontier,
+        text=rules.lts_text.output.manifest,
     output:
         csv=f"results/{EXP}/lts/case_study.csv",
         md=report(
@@ -57,9 +94,11 @@ rule lts_case_study:
     params:
         config=run_config("lts"),
         cache=config["lts"]["cache"],
+        text=lambda wildcards, input: Path(input.text).parent,
     shell:
         "nasflow lts case-study --config-json {params.config:q} --frontier {input.frontier}"
-        " --cache {params.cache} --out {output.csv} --markdown {output.md} > {log} 2>&1"
+        " --cache {params.cache} --text {params.text} --out {output.csv}"
+        " --markdown {output.md} > {log} 2>&1"
 
 
 rule lts_proxy_check:

@@ -1,8 +1,10 @@
-"""`nasflow lts params | space | proxy-check`.
+"""`nasflow lts params | space | proxy-check | text | search | case-study`.
 
 - `params`: the decoder-parameter calculator (closed form, `nasflow.lts.params`);
 - `space`: a space's config, its achievable decoder-parameter range and optional samples;
-- `proxy-check`: train K sampled decoders on PTB and rank-correlate parameters with perplexity.
+- `proxy-check`: train K sampled decoders on PTB and rank-correlate parameters with perplexity;
+- `text`: the latency protocol's tokenizer and held-out prompts (`nasflow.lts.text`);
+- `search`, `case-study`: the Pareto search and the case study of the config's `lts` section.
 
 `--space` takes a registered name (`lts-paper`, `text-prediction`, `lts-demo`) or a YAML/JSON
 file holding a space mapping (see `LTSSpace.from_mapping`; a top-level `space:` key is unwrapped).
@@ -190,12 +192,34 @@ def _lts_section(args: argparse.Namespace) -> dict[str, Any]:
     return dict(read_config(args)["lts"])
 
 
+def _cmd_text(args: argparse.Namespace) -> int:
+    from nasflow.lts.runner import build_text
+
+    if args.vocab_size is not None and args.vocab_size < 2:
+        raise ConfigError(f"--vocab-size must be >= 2, got {args.vocab_size}")
+    text = build_text(_lts_section(args), args.out_dir, args.corpus, args.vocab_size)
+    info = text.info
+    _log(
+        f"{args.out_dir}: {text.vocab_size}-piece tokenizer trained on {info['corpus']} "
+        f"({info['train_lines']} lines); held-out {info['heldout_source']}: "
+        f"{info['heldout_chars']} characters / {text.tokens} tokens = "
+        f"{text.chars_per_token:.3f} characters per token"
+    )
+    return 0
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from nasflow.lts.runner import lts_search
 
     section = _lts_section(args)
     timing = lts_search(
-        section, args.out_dir, args.state_dir, args.cache, fresh=args.fresh, progress=_log
+        section,
+        args.out_dir,
+        args.state_dir,
+        args.cache,
+        text_dir=args.text,
+        fresh=args.fresh,
+        progress=_log,
     )
     _log(
         f"{args.out_dir}: frontier of {timing.get('frontier_size')} architectures, "
@@ -209,18 +233,20 @@ def _cmd_case_study(args: argparse.Namespace) -> int:
     from nasflow.io import atomic_path, write_text_atomic
     from nasflow.lts.runner import case_study
 
-    table = case_study(_lts_section(args), args.frontier, args.cache, progress=_log)
+    study = case_study(
+        _lts_section(args), args.frontier, args.cache, progress=_log, text_dir=args.text
+    )
     with atomic_path(args.out) as tmp:
-        table.round(4).to_csv(tmp, index=False)
-    markdown = table.round(3).to_markdown(index=False)
-    print(markdown)
+        study.table.round(4).to_csv(tmp, index=False)
+    markdown = study.markdown()
+    print(markdown, end="")
     if args.markdown:
-        write_text_atomic(args.markdown, markdown + "\n")
+        write_text_atomic(args.markdown, markdown)
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `nasflow lts {params,space,proxy-check}`."""
+    """Add `nasflow lts {params,space,proxy-check,text,search,case-study}`."""
     group = subparsers.add_parser("lts", help="LTS: decoder-only LM search (GPT-2 spaces)")
     sub = group.add_subparsers(dest="lts_command", required=True, metavar="SUBCOMMAND")
 
@@ -272,6 +298,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     from nasflow.train.cli import add_config_options
 
+    text_help = (
+        "text set of `nasflow lts text` (default: build one from lts.text.corpus, else "
+        "lts.proxy_check.corpus, else $NASFLOW_MIRROR/ptb)"
+    )
+    corpus_help = "PTB-layout folder or plain-text file (default: as for search --text)"
+    text = sub.add_parser(
+        "text", help="train the latency protocol's tokenizer; encode the held-out prompts"
+    )
+    add_config_options(text)
+    text.add_argument("--out-dir", type=Path, required=True, help="spm.model, heldout.npz, ...")
+    text.add_argument("--corpus", type=Path, help=corpus_help)
+    text.add_argument(
+        "--vocab-size", type=int, help="tokenizer pieces (default: as lts.text.vocab_size)"
+    )
+    text.set_defaults(func=_cmd_text)
+
     search = sub.add_parser("search", help="Pareto search: decoder params vs latency and memory")
     add_config_options(search)
     search.add_argument("--out-dir", type=Path, required=True, help="frontier, history, plots")
@@ -280,6 +322,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cache", type=Path, default=Path("resources/lts_measure_cache.sqlite"),
         help="measurement cache (SQLite)",
     )  # fmt: skip
+    search.add_argument("--text", type=Path, help=text_help)
     search.add_argument("--fresh", action="store_true", help="discard a saved search state")
     search.set_defaults(func=_cmd_search)
 
@@ -292,4 +335,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     case.add_argument("--out", type=Path, required=True, help="case-study CSV")
     case.add_argument("--markdown", type=Path, help="also write it as markdown")
+    case.add_argument("--text", type=Path, help=text_help)
     case.set_defaults(func=_cmd_case_study)

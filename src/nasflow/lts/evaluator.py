@@ -1,14 +1,16 @@
 """The LTS search's evaluator: decoder parameters in closed form plus latency and peak memory
 measured on this device (`nasflow.lts.measure`).
 
-`LTSEvaluator(settings).evaluate(archs)` measures each architecture in a fresh worker process and
-returns, per architecture, `decoder_params`, `total_params`, `latency_ms`, `memory_mb` (the
-search objectives are `decoder_params`, `latency_ms`, `memory_mb`) and the text-prediction
-figures `prompt_ms`, `token_ms`, `p95_ms`, `latency_per_char_ms`, `p95_ms_per_char` (definitions
-in `nasflow.lts.measure`). `device_key()` and `protocol()` key a `MeasurementCache` so that no
-architecture is measured twice on the same device under the same protocol:
+`LTSEvaluator(text, settings).evaluate(archs)` measures each architecture in a fresh worker
+process on prompts of the text set `text` (`nasflow.lts.text`) and returns, per architecture,
+`LTSMeasurement.METRICS`: `decoder_params`, `total_params`, `latency_ms`, `memory_mb` (the search
+objectives are `decoder_params`, `latency_ms`, `memory_mb`) and the text-prediction figures
+(`prompt_ms`, `token_ms`, `p95_ms`, `latency_char_ms_per_token`, `p95_latency_char_ms_per_token`,
+`chars_per_token`, `ms_per_char`, `p95_ms_per_char`; definitions in `nasflow.lts.measure`).
+`device_key()` and `protocol()` key a `MeasurementCache` so that no architecture is measured
+twice on the same device under the same protocol and text set:
 
-    evaluator = LTSEvaluator(settings)
+    evaluator = LTSEvaluator(load_text_set("results/exp/lts/text"), settings)
     cache = evaluator.measurement_cache("runs/lts/measurements.sqlite")
     run_pareto_search(space, evaluator, cache, ...)
 """
@@ -31,6 +33,7 @@ from nasflow.lts.measure import (
     measure_arch,
 )
 from nasflow.lts.space import GPTArch
+from nasflow.lts.text import TextSet
 
 __all__ = ["LTSEvaluator"]
 
@@ -39,6 +42,7 @@ class LTSEvaluator:
     """Measures GPT-2-style decoders for the Pareto search (the search's `Evaluator` protocol).
 
     Args:
+        text: the text set the prompts and characters per token come from.
         settings: the measurement protocol (default `LTSMeasureSettings()`).
         workdir: where ONNX exports go. With `keep_exports=False` (default) each export lives
             in a scratch folder under `workdir` (the system temporary folder when `None`) that
@@ -54,6 +58,7 @@ class LTSEvaluator:
 
     def __init__(
         self,
+        text: TextSet,
         settings: LTSMeasureSettings | None = None,
         workdir: str | Path | None = None,
         *,
@@ -65,6 +70,10 @@ class LTSEvaluator:
             raise ConfigError(
                 f"LTSEvaluator needs LTSMeasureSettings, got {type(self.settings).__name__}"
             )
+        if not isinstance(text, TextSet):
+            raise ConfigError(f"LTSEvaluator needs a TextSet, got {type(text).__name__}")
+        self.text = text
+        self.settings.prompts(text)  # fails now, not at the first measurement
         if keep_exports and workdir is None:
             raise ConfigError("keep_exports needs a workdir to keep the ONNX exports in")
         self.workdir = None if workdir is None else Path(workdir)
@@ -85,8 +94,8 @@ class LTSEvaluator:
         )
 
     def protocol(self) -> str:
-        """The settings' fingerprint (every setting that changes a figure)."""
-        return self.settings.fingerprint()
+        """The fingerprint of the settings, the protocol version and the text set."""
+        return self.settings.fingerprint(self.text)
 
     def measurement_cache(self, path: str | Path) -> Any:
         """A `MeasurementCache` at `path` keyed by `device_key()` and `protocol()`."""
@@ -100,15 +109,15 @@ class LTSEvaluator:
         if not isinstance(arch, GPTArch):
             raise MeasureError(f"LTSEvaluator measures GPTArch values, got {type(arch).__name__}")
         if self.settings.backend == "torch":
-            measurement = measure_arch(arch, self.settings)
+            measurement = measure_arch(arch, self.text, self.settings)
         elif self.keep_exports:
-            measurement = measure_arch(arch, self.settings, self.workdir)
+            measurement = measure_arch(arch, self.text, self.settings, self.workdir)
         else:
             if self.workdir is not None:
                 self.workdir.mkdir(parents=True, exist_ok=True)
             scratch = tempfile.mkdtemp(prefix="lts-export-", dir=self.workdir)
             try:
-                measurement = measure_arch(arch, self.settings, scratch)
+                measurement = measure_arch(arch, self.text, self.settings, scratch)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         self.measured += 1

@@ -11,29 +11,42 @@ sequential execution (the session options of `nasflow.efficiency.latency.ort_ses
 `backend="torch"` the same two computations run in PyTorch eager (`torch.inference_mode`, `threads`
 intra-op threads) on `device` (`cpu` or `cuda`).
 
-One *inference* generates `n = new_tokens` tokens greedily after a prompt of `P = prompt_tokens`
-seeded random tokens, batch 1:
+Prompts are real text (`nasflow.lts.text`): a SentencePiece BPE tokenizer is trained once per
+experiment on a plain-text corpus (default Penn Treebank from `$NASFLOW_MIRROR/ptb`), and its
+held-out split, encoded, supplies the prompts and the characters per token. Timed inference `i`
+(of `runs`) uses prompt `i` of `TextSet.prompts(runs, min_prompt_tokens, prompt_tokens, seed)`:
+held-out text of a length drawn uniformly from `[min_prompt_tokens, prompt_tokens]` tokens (by
+default 16-64) at a uniform offset, seeded by `seed`; warm-up inference `j` reuses prompt
+`j mod runs`. So the statistics below are over `runs` different prompts of varying length, not
+repeats of one.
 
-- the prompt pass runs the prompt graph on the P tokens (head on the last position only) and
-  picks the first new token (argmax); its wall time is the run's **prompt latency** `PL_i` (time
-  to the first token);
+One *inference* generates `n = new_tokens` tokens greedily after its prompt, batch 1:
+
+- the prompt pass runs the prompt graph on the prompt (head on the last position only) and picks
+  the first new token (argmax); its wall time is the run's **prompt latency** `PL_i` (time to the
+  first token);
 - then `n - 1` decoder steps each feed the previous token and the cache and pick the next token;
   the mean wall time of these steps is the run's **token latency** `TL_i`;
-- the run's end-to-end latency is `E_i = PL_i + (n - 1) * TL_i` (prompt pass plus every step:
-  the time to produce n tokens, i.e. `n * chars_per_token` characters), and its latency per
-  character is `latency_char_i = E_i / (n * chars_per_token)`, the case study's
-  `latency_char(n) = (PL + (n - 1) TL) / n` per token divided by the characters per token.
+- the run's end-to-end latency is `E_i = PL_i + (n - 1) * TL_i` (the time to produce n tokens);
+- its **latency_char** is the case study's `latency_char(n) = (PL + (n - 1) * TL) / n = E_i / n`,
+  read as the formula reads: milliseconds **per generated token**;
+- its latency **per character** is `latency_char_i / chars_per_token`, where `chars_per_token` is
+  the tokenizer's figure on the held-out text (decoded characters / tokens; the generated tokens
+  of a random-weight model have no meaningful characters of their own).
 
 Each run is timed with `time.perf_counter` (CUDA synchronised before every clock read). After
-`warmup` untimed inferences, `runs` timed inferences give:
+`warmup` untimed inferences, the `runs` timed inferences give (P95 = numpy's 95th percentile
+with linear interpolation between order statistics; with 20 runs it lies between the 19th and
+20th smallest):
 
 - `prompt_ms` = median of `PL_i`; `token_ms` = median of `TL_i`;
-- `latency_ms` (the search objective) = median of `E_i`;
-- `p95_ms` = 95th percentile of `E_i` (numpy's linear interpolation between order statistics;
-  with 20 runs it lies between the 19th and 20th smallest);
-- `latency_per_char_ms = (prompt_ms + (n - 1) * token_ms) / (n * chars_per_token)` (the formula
-  on the reported medians);
-- `p95_ms_per_char` = 95th percentile of `latency_char_i` (= `p95_ms / (n * chars_per_token)`).
+- `latency_ms` (the search objective) = median of `E_i`; `p95_ms` = P95 of `E_i`;
+- `latency_char_ms_per_token` = median of `latency_char_i` (= `latency_ms / n`);
+  `p95_latency_char_ms_per_token` = P95 of `latency_char_i` (= `p95_ms / n`), the case study's
+  "P95 latency_char";
+- `ms_per_char` = `latency_char_ms_per_token / chars_per_token`; `p95_ms_per_char` =
+  `p95_latency_char_ms_per_token / chars_per_token`;
+- `chars_per_token` is stored with the figures (the same for every architecture of a text set).
 
 Peak memory (`memory_mb`, MiB = 2**20 bytes), a real high-water mark, never a file size or a sum
 of allocations. Every measurement (timing included) runs in a **fresh worker process**
@@ -41,7 +54,7 @@ of allocations. Every measurement (timing included) runs in a **fresh worker pro
 interfere:
 
 - CPU, both backends (`memory_method="vmhwm_reset"`): after the session (or the PyTorch model)
-  is loaded and the prompt built, the worker returns the C heap's free pages to the OS (glibc
+  is loaded and the prompts built, the worker returns the C heap's free pages to the OS (glibc
   `malloc_trim(0)`, so memory freed while loading cannot silently absorb inference allocations;
   `environment["heap_trimmed"]` says whether it could), resets its peak resident set size
   (writing `5` to `/proc/self/clear_refs`) and reads `VmRSS` (the *loaded baseline*,
@@ -50,16 +63,21 @@ interfere:
   loaded model** while running inference (activations, the key/value cache, runtime arenas
   and scratch buffers, the outputs), over the warm-up and timed runs (ONNX Runtime plans its
   memory pattern on the first run and allocates more on later ones, so `warmup + runs >= 2`
-  gives the steady state). Weights are in the baseline, not in `memory_mb`; `peak_rss_mb`
-  (absolute `VmHWM`) is kept too. Where the reset is refused, `VmHWM` may include a transient
-  of loading (`memory_method="vmhwm"`); without `/proc` (not Linux), `ru_maxrss` before and
-  after is used (`memory_method="ru_maxrss"`, a lower bound).
+  gives the steady state; the longest prompt sets the peak). Weights are in the baseline, not
+  in `memory_mb`; `peak_rss_mb` (absolute `VmHWM`) is kept too. Where the reset is refused,
+  `VmHWM` may include a transient of loading (`memory_method="vmhwm"`); without `/proc` (not
+  Linux), `ru_maxrss` before and after is used (`memory_method="ru_maxrss"`, a lower bound).
 - CUDA with `backend="torch"` (`memory_method="cuda_max_allocated"`): after loading,
   `torch.cuda.reset_peak_memory_stats()`; `memory_mb = max_memory_allocated() -
   memory_allocated()` at that point (the caching allocator's high-water mark of live tensors
   above the loaded weights).
 
 ONNX Runtime on CUDA is refused (its device memory is not a host high-water mark).
+
+Cache key: `LTSMeasureSettings.fingerprint(text)` hashes every setting but `timeout_s`,
+`PROTOCOL_VERSION` (2 since prompts became real text; version 1 timed repeats of one random
+prompt and divided by an assumed 4.0 characters per token) and the text set's fingerprint
+(tokenizer and held-out ids), so no figure is reused across protocols, corpora or tokenizers.
 """
 
 from __future__ import annotations
@@ -83,6 +101,7 @@ import numpy as np
 from nasflow.errors import ConfigError, NasflowError
 from nasflow.lts.params import decoder_params, total_params
 from nasflow.lts.space import GPTArch
+from nasflow.lts.text import TextSet
 
 __all__ = [
     "BACKENDS",
@@ -99,7 +118,7 @@ __all__ = [
 ]
 
 #: Bump when the definitions above change, so cached figures of the old protocol are not reused.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 BACKENDS = ("onnxruntime", "torch")
 DEVICES = ("cpu", "cuda")
 RESULT_MARK = "NASFLOW_LTS_RESULT "
@@ -123,12 +142,12 @@ def _is_number(value: Any) -> bool:
 class LTSMeasureSettings:
     """How latency and memory are measured (see the module docstring for the definitions).
 
-    Defaults: ONNX Runtime on the CPU with one intra-op thread (the reference's protocol); a
-    64-token prompt (the case study predicts text from a short context) and 8 new tokens;
-    4 characters per token (GPT-2's BPE on English text averages about 4); 3 warm-up and 20
-    timed inferences; GPT-2's vocabulary (50257, the head is a large part of a step's cost)
-    and 1024 positions; weights and prompt from `seed`. `timeout_s` bounds one worker process
-    and is not part of the protocol fingerprint.
+    Defaults: ONNX Runtime on the CPU with one intra-op thread (the reference's protocol);
+    prompts of `min_prompt_tokens` to `prompt_tokens` tokens (`None` = a quarter of
+    `prompt_tokens`, at least 1: 16-64 tokens, the short contexts of text prediction) and 8 new
+    tokens; 3 warm-up and 20 timed inferences (20 prompts); GPT-2's vocabulary (50257, the head
+    is a large part of a step's cost) and 1024 positions; weights and prompt draw from `seed`.
+    `timeout_s` bounds one worker process and is not part of the protocol fingerprint.
     """
 
     backend: str = "onnxruntime"
@@ -136,7 +155,7 @@ class LTSMeasureSettings:
     threads: int = 1
     prompt_tokens: int = 64
     new_tokens: int = 8
-    chars_per_token: float = 4.0
+    min_prompt_tokens: int | None = None
     warmup: int = 3
     runs: int = 20
     vocab_size: int = 50257
@@ -172,11 +191,17 @@ class LTSMeasureSettings:
                 raise ConfigError(f"measure.{name} must be an integer >= {low}, got {value!r}")
         if not _is_int(self.seed):
             raise ConfigError(f"measure.seed must be an integer, got {self.seed!r}")
-        for name in ("chars_per_token", "timeout_s"):
-            value = getattr(self, name)
-            if not _is_number(value) or value <= 0:
-                raise ConfigError(f"measure.{name} must be a number > 0, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        if not _is_number(self.timeout_s) or self.timeout_s <= 0:
+            raise ConfigError(f"measure.timeout_s must be a number > 0, got {self.timeout_s!r}")
+        object.__setattr__(self, "timeout_s", float(self.timeout_s))
+        low = self.min_prompt_tokens
+        if low is None:
+            object.__setattr__(self, "min_prompt_tokens", max(1, self.prompt_tokens // 4))
+        elif not _is_int(low) or not 1 <= low <= self.prompt_tokens:
+            raise ConfigError(
+                f"measure.min_prompt_tokens must be an integer in [1, measure.prompt_tokens = "
+                f"{self.prompt_tokens}], got {low!r}"
+            )
         fed = self.prompt_tokens + self.new_tokens - 1  # the last new token is never fed back
         if fed > self.n_positions:
             raise ConfigError(
@@ -190,6 +215,11 @@ class LTSMeasureSettings:
         if not isinstance(values, Mapping):
             raise ConfigError(f"measure settings must be a mapping, got {type(values).__name__}")
         names = [f.name for f in fields(cls)]
+        if "chars_per_token" in values:
+            raise ConfigError(
+                "measure.chars_per_token is no longer a setting: characters per token come from "
+                "the tokenizer trained on the text corpus (config key lts.text)"
+            )
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise ConfigError(
@@ -201,22 +231,27 @@ class LTSMeasureSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def protocol(self) -> dict[str, Any]:
-        """What the figures depend on: every setting but `timeout_s`, plus `PROTOCOL_VERSION`."""
+    def protocol(self, text: TextSet) -> dict[str, Any]:
+        """What the figures depend on: every setting but `timeout_s`, `PROTOCOL_VERSION` and the
+        text set's fingerprint (its tokenizer and held-out ids: the prompts and characters)."""
         out = self.to_dict()
         out.pop("timeout_s")
-        return {"protocol_version": PROTOCOL_VERSION, **out}
+        return {"protocol_version": PROTOCOL_VERSION, **out, "text": text.fingerprint}
 
-    def fingerprint(self) -> str:
-        """16 hex digits identifying `protocol()` (a `MeasurementCache` protocol key)."""
+    def fingerprint(self, text: TextSet) -> str:
+        """16 hex digits identifying `protocol(text)` (a `MeasurementCache` protocol key)."""
         from nasflow.search.state import fingerprint
 
-        return fingerprint(self.protocol())
+        return fingerprint(self.protocol(text))
 
-    @property
-    def chars_per_inference(self) -> float:
-        """Characters produced by one inference: `new_tokens * chars_per_token`."""
-        return self.new_tokens * self.chars_per_token
+    def prompts(self, text: TextSet) -> list[np.ndarray]:
+        """The `runs` prompts of the timed inferences (see the module docstring)."""
+        if text.vocab_size > self.vocab_size:
+            raise ConfigError(
+                f"the tokenizer has {text.vocab_size} pieces, more than measure.vocab_size "
+                f"({self.vocab_size}): its ids would not be valid model inputs"
+            )
+        return text.prompts(self.runs, self.min_prompt_tokens, self.prompt_tokens, self.seed)
 
 
 # ---- result -----------------------------------------------------------------------------------
@@ -224,8 +259,9 @@ class LTSMeasureSettings:
 class LTSMeasurement:
     """Latency and memory of one architecture (definitions in the module docstring).
 
-    `samples` holds the per-run values (`prompt_ms`, `token_ms`, `latency_ms`, in run order)
-    for the spread; `environment` the device, threads and library versions.
+    `samples` holds the per-run values (`prompt_tokens` of each run's prompt, `prompt_ms`,
+    `token_ms`, `latency_ms`, in run order) for the spread; `text` the text set's fingerprint,
+    corpus and tokenizer; `environment` the device, threads and library versions.
     """
 
     arch_id: str
@@ -234,8 +270,8 @@ class LTSMeasurement:
     device: str
     threads: int
     prompt_tokens: int
+    min_prompt_tokens: int
     new_tokens: int
-    chars_per_token: float
     warmup: int
     runs: int
     decoder_params: int
@@ -244,13 +280,17 @@ class LTSMeasurement:
     token_ms: float
     latency_ms: float
     p95_ms: float
-    latency_per_char_ms: float
+    latency_char_ms_per_token: float
+    p95_latency_char_ms_per_token: float
+    chars_per_token: float
+    ms_per_char: float
     p95_ms_per_char: float
     memory_mb: float
     loaded_mb: float
     peak_rss_mb: float
     memory_method: str
     samples: dict[str, list[float]] = field(default_factory=dict)
+    text: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
 
     #: The evaluator's metrics (the search objectives and the text-prediction figures).
@@ -262,7 +302,10 @@ class LTSMeasurement:
         "prompt_ms",
         "token_ms",
         "p95_ms",
-        "latency_per_char_ms",
+        "latency_char_ms_per_token",
+        "p95_latency_char_ms_per_token",
+        "chars_per_token",
+        "ms_per_char",
         "p95_ms_per_char",
     )
 
@@ -280,18 +323,24 @@ def summarize(
     defines them."""
     if not prompt or len(prompt) != len(token):
         raise MeasureError(f"need as many prompt as token samples, got {len(prompt)}, {len(token)}")
+    if not _is_number(chars_per_token) or chars_per_token <= 0:
+        raise MeasureError(f"chars_per_token must be a number > 0, got {chars_per_token!r}")
     pl, tl = np.asarray(prompt, dtype=float), np.asarray(token, dtype=float)
     n = new_tokens
     end_to_end = pl + (n - 1) * tl
-    prompt_ms, token_ms = float(np.median(pl)), float(np.median(tl))
-    chars = n * chars_per_token
+    latency_char = end_to_end / n  # the case study's latency_char(n), ms per generated token
+    median_char = float(np.median(latency_char))
+    p95_char = float(np.percentile(latency_char, 95))
     return {
-        "prompt_ms": prompt_ms,
-        "token_ms": token_ms,
+        "prompt_ms": float(np.median(pl)),
+        "token_ms": float(np.median(tl)),
         "latency_ms": float(np.median(end_to_end)),
         "p95_ms": float(np.percentile(end_to_end, 95)),
-        "latency_per_char_ms": (prompt_ms + (n - 1) * token_ms) / chars,
-        "p95_ms_per_char": float(np.percentile(end_to_end / chars, 95)),
+        "latency_char_ms_per_token": median_char,
+        "p95_latency_char_ms_per_token": p95_char,
+        "chars_per_token": float(chars_per_token),
+        "ms_per_char": median_char / chars_per_token,
+        "p95_ms_per_char": p95_char / chars_per_token,
     }
 
 
@@ -368,9 +417,13 @@ def _export_for(arch: GPTArch, settings: LTSMeasureSettings, folder: Path) -> An
 
 
 def measure_arch(
-    arch: GPTArch, settings: LTSMeasureSettings | None = None, workdir: str | Path | None = None
+    arch: GPTArch,
+    text: TextSet,
+    settings: LTSMeasureSettings | None = None,
+    workdir: str | Path | None = None,
 ) -> LTSMeasurement:
-    """Latency and peak memory of `arch` under `settings` (see the module docstring).
+    """Latency and peak memory of `arch` on prompts of `text` under `settings` (see the module
+    docstring).
 
     `workdir`: with `backend="onnxruntime"` the export goes to `<workdir>/<arch id>/` and is
     kept (a later call reuses it when the vocabulary, positions and seed match); `None` uses a
@@ -379,14 +432,14 @@ def measure_arch(
     settings = settings or LTSMeasureSettings()
     if not isinstance(arch, GPTArch):
         raise MeasureError(f"measure_arch needs a GPTArch, got {type(arch).__name__}")
+    prompts = settings.prompts(text)
     job: dict[str, Any] = {
         "backend": settings.backend,
         "device": settings.device,
         "threads": settings.threads,
-        "prompt_tokens": settings.prompt_tokens,
+        "prompts": [p.tolist() for p in prompts],
         "new_tokens": settings.new_tokens,
         "warmup": settings.warmup,
-        "runs": settings.runs,
         "vocab_size": settings.vocab_size,
         "n_positions": settings.n_positions,
         "seed": settings.seed,
@@ -410,10 +463,11 @@ def measure_arch(
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
     stats = summarize(
-        result["prompt_ms"], result["token_ms"], settings.new_tokens, settings.chars_per_token
+        result["prompt_ms"], result["token_ms"], settings.new_tokens, text.chars_per_token
     )
     pl, tl = np.asarray(result["prompt_ms"]), np.asarray(result["token_ms"])
     samples = {
+        "prompt_tokens": [int(p.size) for p in prompts],
         "prompt_ms": [float(v) for v in pl],
         "token_ms": [float(v) for v in tl],
         "latency_ms": [float(v) for v in pl + (settings.new_tokens - 1) * tl],
@@ -425,8 +479,8 @@ def measure_arch(
         device=settings.device,
         threads=settings.threads,
         prompt_tokens=settings.prompt_tokens,
+        min_prompt_tokens=int(settings.min_prompt_tokens or 1),
         new_tokens=settings.new_tokens,
-        chars_per_token=settings.chars_per_token,
         warmup=settings.warmup,
         runs=settings.runs,
         decoder_params=decoder_params(arch),
@@ -436,6 +490,7 @@ def measure_arch(
         peak_rss_mb=float(result["peak_rss_mb"]),
         memory_method=str(result["memory_method"]),
         samples=samples,
+        text={"fingerprint": text.fingerprint, **text.info},
         environment=_environment(settings, result),
         **stats,
     )
@@ -537,18 +592,20 @@ def _ort_session(path: str, threads: int) -> Any:
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def _ort_inference(job: dict[str, Any]) -> tuple[Callable[[], tuple[float, float]], dict]:
+Inference = Callable[[Any], tuple[float, float]]
+
+
+def _ort_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
     import onnxruntime as ort
 
     threads, n = job["threads"], job["new_tokens"]
     prompt_session = _ort_session(job["prompt_path"], threads)
     step_session = _ort_session(job["step_path"], threads)
     past_names = [i.name for i in step_session.get_inputs() if i.name.startswith("past_")]
-    rng = np.random.default_rng(job["seed"])
-    prompt = rng.integers(0, job["vocab_size"], (1, job["prompt_tokens"]), dtype=np.int64)
+    prompts = [np.asarray(p, dtype=np.int64).reshape(1, -1) for p in job["prompts"]]
     clock = time.perf_counter
 
-    def infer() -> tuple[float, float]:
+    def infer(prompt: np.ndarray) -> tuple[float, float]:
         start = clock()
         logits, *cache = prompt_session.run(None, {"tokens": prompt})
         token = logits.argmax(-1).astype(np.int64).reshape(1, 1)
@@ -564,10 +621,10 @@ def _ort_inference(job: dict[str, Any]) -> tuple[Callable[[], tuple[float, float
         return prompt_s * 1000.0, steps * 1000.0 / (n - 1)
 
     env = {"onnxruntime": ort.__version__, "providers": step_session.get_providers()}
-    return infer, env
+    return infer, prompts, env
 
 
-def _torch_inference(job: dict[str, Any]) -> tuple[Callable[[], tuple[float, float]], dict]:
+def _torch_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
     import torch
 
     from nasflow.lts.onnx_export import PromptGraph, StepGraph
@@ -584,14 +641,12 @@ def _torch_inference(job: dict[str, Any]) -> tuple[Callable[[], tuple[float, flo
         vocab_size=job["vocab_size"],
         n_positions=job["n_positions"],
         seed=job["seed"],
-        prompt_tokens=job["prompt_tokens"],
+        prompt_tokens=max(len(p) for p in job["prompts"]),
         new_tokens=job["new_tokens"],
     )
     model = build_model(GPTArch.from_dict(job["arch"]), settings).to(device)
     prompt_graph, step_graph = PromptGraph(model), StepGraph(model)
-    rng = np.random.default_rng(job["seed"])
-    prompt_np = rng.integers(0, job["vocab_size"], (1, job["prompt_tokens"]), dtype=np.int64)
-    prompt = torch.from_numpy(prompt_np).to(device)
+    prompts = [torch.tensor([p], dtype=torch.long, device=device) for p in job["prompts"]]
     n = job["new_tokens"]
     cuda = device.type == "cuda"
 
@@ -601,7 +656,7 @@ def _torch_inference(job: dict[str, Any]) -> tuple[Callable[[], tuple[float, flo
         return time.perf_counter()
 
     @torch.inference_mode()
-    def infer() -> tuple[float, float]:
+    def infer(prompt: torch.Tensor) -> tuple[float, float]:
         start = clock()
         logits, *cache = prompt_graph(prompt)
         token = logits.argmax(-1, keepdim=True)
@@ -617,14 +672,14 @@ def _torch_inference(job: dict[str, Any]) -> tuple[Callable[[], tuple[float, flo
     env = {"torch_threads": torch.get_num_threads()}
     if cuda:
         env["cuda_device_name"] = torch.cuda.get_device_name(device)
-    return infer, env
+    return infer, prompts, env
 
 
 def _worker(job: dict[str, Any]) -> dict[str, Any]:
     import gc
 
     backend = job["backend"]
-    infer, env = (_torch_inference if backend == "torch" else _ort_inference)(job)
+    infer, prompts, env = (_torch_inference if backend == "torch" else _ort_inference)(job)
     cuda = backend == "torch" and job["device"] == "cuda"
     gc.collect()
     trimmed = _trim_heap()
@@ -638,11 +693,11 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     reset = status is not None and _reset_peak()
     status = _status_kib()
     base_kib = status["VmRSS"] if status is not None else _maxrss_kib()
-    for _ in range(job["warmup"]):
-        infer()
+    for j in range(job["warmup"]):
+        infer(prompts[j % len(prompts)])
     prompt_ms, token_ms = [], []
-    for _ in range(job["runs"]):
-        pl, tl = infer()
+    for prompt in prompts:
+        pl, tl = infer(prompt)
         prompt_ms.append(pl)
         token_ms.append(tl)
     status = _status_kib()

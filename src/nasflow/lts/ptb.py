@@ -10,6 +10,8 @@ Files, in `folder`: `ptb.{train,valid,test}.txt` or the same with `.gz` (also ac
 the `ptb.` prefix). When there is no validation file, the validation split is the **last 5% of the
 training lines** (`ceil(0.05 * lines)`, configurable) and the training split keeps the rest;
 `LMCorpus.valid_source` says which was used. A missing test file is allowed (`test` is empty).
+`read_splits` returns the raw lines of the same splits (also of a single plain-text file), for
+the latency protocol's tokenizer (`nasflow.lts.text`).
 
 `batchify` lays a token stream out as `batch` contiguous rows; `window` cuts the input/target
 pair at a column offset (targets are the inputs shifted by one token).
@@ -111,48 +113,79 @@ def _find(folder: Path, split: str) -> Path | None:
     return None
 
 
-def load_corpus(folder: str | Path, valid_fraction: float = VALID_FRACTION) -> LMCorpus:
-    """Load a PTB-layout word-level corpus from `folder` (see the module docstring)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: corpus folder not found")
-    train_path = _find(folder, "train")
+@dataclass(frozen=True)
+class TextSplits:
+    """The raw lines of a corpus's splits, and where each came from."""
+
+    train: list[str]
+    valid: list[str]
+    test: list[str]
+    files: dict[str, str]
+    valid_source: str
+
+
+def _split_off_valid(lines: list[str], name: str, fraction: float) -> tuple[list, list, str]:
+    """(train, valid, description): valid is the last `ceil(fraction * len)` lines."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"valid_fraction must be in (0, 1), got {fraction}")
+    n_valid = math.ceil(fraction * len(lines))
+    if n_valid >= len(lines):
+        raise DataError(f"{name}: too few lines ({len(lines)}) to split off valid")
+    train = lines[:-n_valid]
+    source = (
+        f"last {n_valid} of {len(lines)} lines of {Path(name).name} "
+        f"({fraction:g}); train keeps the first {len(train)}"
+    )
+    return train, lines[-n_valid:], source
+
+
+def read_splits(path: str | Path, valid_fraction: float = VALID_FRACTION) -> TextSplits:
+    """The lines of a PTB-layout folder (see the module docstring), or of one plain-text file
+    (`.gz` allowed) whose last `valid_fraction` of lines is the validation split."""
+    path = Path(path)
+    if path.is_file():
+        train, valid, source = _split_off_valid(read_lines(path), str(path), valid_fraction)
+        return TextSplits(train, valid, [], {"train": path.name}, source)
+    if not path.is_dir():
+        raise DataError(f"{path}: corpus folder not found")
+    train_path = _find(path, "train")
     if train_path is None:
-        raise DataError(f"{folder}: no ptb.train.txt(.gz) or train.txt(.gz)")
+        raise DataError(f"{path}: no ptb.train.txt(.gz) or train.txt(.gz)")
     train_lines = read_lines(train_path)
     files = {"train": train_path.name}
-    valid_path = _find(folder, "valid")
+    valid_path = _find(path, "valid")
     if valid_path is not None:
         valid_lines = read_lines(valid_path)
         files["valid"] = valid_path.name
         valid_source = valid_path.name
     else:
-        if not 0.0 < valid_fraction < 1.0:
-            raise DataError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
-        n_valid = math.ceil(valid_fraction * len(train_lines))
-        if n_valid >= len(train_lines):
-            raise DataError(f"{train_path}: too few lines ({len(train_lines)}) to split off valid")
-        valid_lines = train_lines[-n_valid:]
-        train_lines = train_lines[:-n_valid]
-        valid_source = (
-            f"last {n_valid} of {len(train_lines) + n_valid} lines of {train_path.name} "
-            f"({valid_fraction:g}); train keeps the first {len(train_lines)}"
+        train_lines, valid_lines, valid_source = _split_off_valid(
+            train_lines, train_path.name, valid_fraction
         )
-    test_path = _find(folder, "test")
+    test_path = _find(path, "test")
     test_lines = read_lines(test_path) if test_path is not None else []
     if test_path is not None:
         files["test"] = test_path.name
-    train_tokens = tokenize(train_lines)
+    return TextSplits(train_lines, valid_lines, test_lines, files, valid_source)
+
+
+def load_corpus(folder: str | Path, valid_fraction: float = VALID_FRACTION) -> LMCorpus:
+    """Load a PTB-layout word-level corpus from `folder` (see the module docstring)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: corpus folder not found")
+    splits = read_splits(folder, valid_fraction)
+    train_tokens = tokenize(splits.train)
     vocab = build_vocab(train_tokens)
     index = {w: i for i, w in enumerate(vocab)}
     corpus = LMCorpus(
         vocab=vocab,
         train=encode(train_tokens, index),
-        valid=encode(tokenize(valid_lines), index),
-        test=encode(tokenize(test_lines), index),
+        valid=encode(tokenize(splits.valid), index),
+        test=encode(tokenize(splits.test), index),
         folder=str(folder),
-        valid_source=valid_source,
-        files=files,
+        valid_source=splits.valid_source,
+        files=splits.files,
     )
     corpus.__dict__["index"] = index
     return corpus

@@ -1,16 +1,21 @@
 """The LTS chain from the `lts` config section: the Pareto search and the case study.
 
-`lts_search` runs the evolutionary Pareto search (maximise decoder parameters, minimise measured
-latency and peak memory) through the persistent measurement cache and writes the frontier, every
-architecture seen, the history and the frontier-evolution plot. `case_study` follows the
-text-prediction paper: frontier candidates with slightly more decoder parameters than a baseline,
-and their `n_head` variants, measured against the baseline (prompt/token latency, latency and P95
-latency per character).
+`build_text` trains the tokenizer and encodes the held-out text once per experiment (the text
+set, `nasflow.lts.text`); both steps below measure on its prompts, loaded from `text_dir`, or,
+without one, built from the configured corpus first (a `ConfigError` naming `lts.text.corpus`
+before any measurement when there is none). `lts_search` runs the evolutionary Pareto search
+(maximise decoder parameters, minimise measured latency and peak memory) through the persistent
+measurement cache and writes the frontier, every architecture seen, the history and the
+frontier-evolution plot. `case_study` follows the text-prediction paper: frontier candidates
+with slightly more decoder parameters than a baseline, and their `n_head` variants, measured
+against the baseline (PL, TL, latency_char per token and per character, their P95).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ import pandas as pd
 
 from nasflow.errors import ConfigError, DataError
 from nasflow.lts.space import GPTArch, LTSSpace, resolve_space
+from nasflow.lts.text import TextSet, build_text_set, load_text_set, text_corpus, tokenizer_vocab
 
 Progress = Callable[[str], None]
 
@@ -31,11 +37,26 @@ CASE_COLUMNS = (
     "decoder_params_m",
     "prompt_ms",
     "token_ms",
-    "latency_per_char_ms",
+    "latency_char_ms_per_token",
+    "p95_latency_char_ms_per_token",
+    "ms_per_char",
     "p95_ms_per_char",
     "memory_mb",
-    "p95_per_char_vs_baseline",
+    "p95_latency_char_vs_baseline",
 )
+MEASURED = CASE_COLUMNS[7:14]
+#: Headers of the case study's markdown table.
+HEADERS = {
+    "decoder_params_m": "decoder params (M)",
+    "prompt_ms": "PL (ms)",
+    "token_ms": "TL (ms)",
+    "latency_char_ms_per_token": "latency_char (ms/token)",
+    "p95_latency_char_ms_per_token": "P95 latency_char (ms/token)",
+    "ms_per_char": "latency (ms/char)",
+    "p95_ms_per_char": "P95 latency (ms/char)",
+    "memory_mb": "peak memory (MiB)",
+    "p95_latency_char_vs_baseline": "P95 vs baseline",
+}
 
 
 def lts_space(section: Mapping[str, Any]) -> LTSSpace:
@@ -46,7 +67,36 @@ def lts_space(section: Mapping[str, Any]) -> LTSSpace:
         raise ConfigError(f"config key lts.space: {error}") from None
 
 
-def _evaluator(section: Mapping[str, Any], workdir: Path | None):
+def build_text(
+    section: Mapping[str, Any],
+    out_dir: str | Path,
+    corpus: str | Path | None = None,
+    vocab_size: int | None = None,
+) -> TextSet:
+    """Train the tokenizer on `corpus` with `vocab_size` pieces (defaults: the configured
+    ones) and write the text set to `out_dir`."""
+    source = Path(corpus) if corpus is not None else text_corpus(section)
+    vocab = tokenizer_vocab(section) if vocab_size is None else vocab_size
+    return build_text_set(source, out_dir, vocab)
+
+
+def text_set(section: Mapping[str, Any], text_dir: str | Path | None) -> TextSet:
+    """The text set in `text_dir` (checked against `lts.text.vocab_size`), or one built now
+    from the configured corpus."""
+    vocab = tokenizer_vocab(section)
+    if text_dir is None:
+        with tempfile.TemporaryDirectory(prefix="lts-text-") as scratch:
+            return build_text_set(text_corpus(section), scratch, vocab)
+    text = load_text_set(text_dir)
+    if text.vocab_size != vocab:
+        raise ConfigError(
+            f"config key lts.text.vocab_size: {vocab}, but the text set in {text_dir} has "
+            f"{text.vocab_size} pieces; rebuild it with `nasflow lts text`"
+        )
+    return text
+
+
+def _evaluator(section: Mapping[str, Any], text_dir: str | Path | None):
     from nasflow.lts.evaluator import LTSEvaluator
     from nasflow.lts.measure import LTSMeasureSettings
 
@@ -54,7 +104,11 @@ def _evaluator(section: Mapping[str, Any], workdir: Path | None):
         settings = LTSMeasureSettings.from_mapping(section.get("measure") or {})
     except ConfigError as error:
         raise ConfigError(f"config key lts.{error}") from None
-    return LTSEvaluator(settings, workdir=workdir)
+    text = text_set(section, text_dir)
+    try:
+        return LTSEvaluator(text, settings)
+    except (ConfigError, DataError) as error:
+        raise ConfigError(f"config key lts.{error}") from None
 
 
 def _cache(path: str | Path, evaluator: Any):
@@ -68,6 +122,7 @@ def lts_search(
     state_dir: str | Path | None,
     cache_path: str | Path,
     *,
+    text_dir: str | Path | None = None,
     fresh: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -77,7 +132,9 @@ def lts_search(
 
     space = lts_space(section)
     settings = ParetoSettings.from_mapping(section.get("search") or {})
-    evaluator = _evaluator(section, None)
+    evaluator = _evaluator(section, text_dir)
+    if progress is not None:
+        progress(_describe(evaluator))
 
     def report(row: Mapping[str, Any]) -> None:
         if progress is not None:
@@ -120,16 +177,48 @@ def baseline_arch(section: Mapping[str, Any]) -> GPTArch:
         ) from None
 
 
+@dataclass(frozen=True)
+class CaseStudy:
+    """The case-study table (columns `CASE_COLUMNS`) and a note on how it was measured."""
+
+    table: pd.DataFrame
+    note: str
+
+    def markdown(self) -> str:
+        """The table with readable headers (rounded to 3 decimals), then the note."""
+        shown = self.table.round(3).rename(columns=HEADERS)
+        return f"{shown.to_markdown(index=False)}\n\n{self.note}\n"
+
+
+def _describe(evaluator: Any) -> str:
+    """How latency_char and the per-character figures were measured, in one paragraph."""
+    s, text = evaluator.settings, evaluator.text
+    info = text.info
+    corpus = info.get("corpus", "?")
+    return (
+        f"latency_char(n) = (PL + (n - 1) TL) / n in ms per generated token, n = {s.new_tokens}; "
+        f"per character = latency_char / {text.chars_per_token:.3f} characters per token "
+        f"(SentencePiece BPE with {text.vocab_size} pieces trained on {corpus}, decoded "
+        f"held-out text: {info.get('heldout_chars', text.chars)} characters / {text.tokens} "
+        f"tokens); medians and P95 over {s.runs} held-out prompts of {s.min_prompt_tokens}-"
+        f"{s.prompt_tokens} tokens (seed {s.seed}), {s.backend} on {s.device}, "
+        f"{s.threads} thread(s); the model's head has {s.vocab_size} outputs."
+    )
+
+
 def case_study(
     section: Mapping[str, Any],
     frontier_csv: str | Path,
     cache_path: str | Path,
     progress: Progress | None = None,
-) -> pd.DataFrame:
+    *,
+    text_dir: str | Path | None = None,
+) -> CaseStudy:
     """The baseline, the selected frontier candidates and their head variants, measured.
 
-    Columns `CASE_COLUMNS`; `p95_per_char_vs_baseline` is each row's P95 latency per character
-    divided by the baseline's (0.77 = 23% lower, the paper's headline).
+    Columns `CASE_COLUMNS`; `p95_latency_char_vs_baseline` is each row's P95 latency_char
+    divided by the baseline's (the same ratio per character; 0.77 = 23% lower, the paper's
+    headline).
     """
     from nasflow.lts.params import decoder_params
     from nasflow.lts.select import head_variants, select_candidates
@@ -140,6 +229,7 @@ def case_study(
     frontier = pd.read_csv(frontier_csv, dtype={"arch_id": str})
     space = lts_space(section)
     baseline = baseline_arch(section)
+    evaluator = _evaluator(section, text_dir)
     selection = dict(section.get("selection") or {})
     picked = select_candidates(
         frontier,
@@ -157,12 +247,11 @@ def case_study(
             tuple(selection.get("heads", (8, 16))),
         )
         archs += [(f"candidate n_head={n}", variant) for n, variant in variants]
-    evaluator = _evaluator(section, None)
     with _cache(cache_path, evaluator) as cache:
         metrics = _measure_through(cache, evaluator, [a for _, a in archs])
     if progress is not None:
         progress(f"case study: baseline + {len(archs) - 1} architectures measured")
-    base_p95 = metrics[0]["p95_ms_per_char"]
+    base_p95 = metrics[0]["p95_latency_char_ms_per_token"]
     rows = [
         {
             "role": role,
@@ -172,12 +261,12 @@ def case_study(
             "d_inner": _compact(arch.d_inner),
             "n_head": _compact(arch.n_head),
             "decoder_params_m": decoder_params(arch) / 1e6,
-            **{k: m[k] for k in CASE_COLUMNS[7:12]},
-            "p95_per_char_vs_baseline": m["p95_ms_per_char"] / base_p95,
+            **{k: m[k] for k in MEASURED},
+            "p95_latency_char_vs_baseline": m["p95_latency_char_ms_per_token"] / base_p95,
         }
         for (role, arch), m in zip(archs, metrics, strict=True)
     ]
-    return pd.DataFrame(rows, columns=list(CASE_COLUMNS))
+    return CaseStudy(pd.DataFrame(rows, columns=list(CASE_COLUMNS)), _describe(evaluator))
 
 
 def _arch_dict(text: str) -> dict[str, Any]:

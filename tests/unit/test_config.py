@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from nasflow.cli import main
-from nasflow.config import config_hash, load_config, load_schema, read_yaml, validate_config
+from nasflow.config import (
+    config_hash,
+    load_config,
+    load_schema,
+    read_yaml,
+    resolve_config,
+    validate_config,
+)
 from nasflow.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,3 +259,39 @@ def test_partial_lts_mappings_keep_the_other_defaults() -> None:
     assert lts["proxy_check"]["k"] == 4 and lts["proxy_check"]["space"] == "lts-demo"
     assert lts["selection"] == {"margin": 0.1, "limit": 3, "heads": [2, 4]}
     assert lts["baseline"] == {"n_layer": 2, "d_model": 128, "d_inner": 256, "n_head": 4}
+
+
+def test_more_demonstrations_than_train_archs_names_both_numbers():
+    config = _with("tfs", {"num_archs": 6})
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    message = str(error.value)
+    assert "llm.demonstrations asks for 10 demonstrations" in message
+    assert "has 2 demonstration architectures per split seed (tfs.num_archs 6" in message
+    assert "distill.demonstrations asks for 10" in message
+    config = _with("tfs", {"num_archs": 6})
+    config["llm"] = {"demonstrations": [2]}
+    config["distill"] = {"demonstrations": 2}
+    assert validate_config(config)["tfs"]["num_archs"] == 6
+
+
+def test_a_chain_needs_its_keys_in_the_file(tmp_path):
+    lts_only = tmp_path / "lts.yaml"
+    lts_only.write_text("experiment: x\nchains: [lts]\n")
+    assert "data" in resolve_config([lts_only])  # defaults filled, nothing required
+    mt = tmp_path / "mt.yaml"
+    mt.write_text("experiment: x\n")
+    with pytest.raises(ConfigError, match=r"missing required config key space \(the hsnas chain"):
+        resolve_config([mt])
+
+
+def test_resolve_merges_files_in_order_and_overrides_on_top(tmp_path):
+    base, extra = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    base.write_text(
+        "experiment: a\nspace: demo\ndata: {corpus: multi30k, source_lang: en, "
+        "target_lang: de}\nsearch: {population: 20, parents: 4}\n"
+    )
+    extra.write_text("search: {population: 30}\n")
+    config = resolve_config([base, extra], {"search": {"parents": 5}})
+    assert config["search"]["population"] == 30 and config["search"]["parents"] == 5
+    assert config["experiment"] == "a" and config["search"]["mutations"] == 50

@@ -153,6 +153,18 @@ def test_bad_config_fails_before_any_job(tmp_path, override, message):
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
+def test_more_demonstrations_than_tfs_archs_fails_before_any_job(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["llm"]["demonstrations"] = [5]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--cores", "1", "--configfile", str(path), cwd=tmp_path)
+    assert result.returncode != 0
+    message = "llm.demonstrations asks for 5 demonstrations, but the TFS-Eval set has 2"
+    assert message in result.stderr and "tfs.num_archs 6" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_bad_config_file_fails_before_any_job(tmp_path):
     config = tmp_path / "bad.yaml"
     write_config(config, vocab_size="lots")

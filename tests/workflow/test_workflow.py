@@ -107,7 +107,7 @@ STAGES = {
     "search": ({"run_search", "latency_predictor", "distill_train"}, {"train_final"}),
     "final": ({"train_final", "score_final", "measure_final"}, {"search_tables", "lts_search"}),
     "tables": ({"search_tables", "llm_pp_evaluate", "table1_baselines"}, {"lts_search"}),
-    "lts": ({"lts_search", "lts_case_study", "lts_proxy_check"}, {"prepare_data"}),
+    "lts": ({"lts_text", "lts_search", "lts_case_study", "lts_proxy_check"}, {"prepare_data"}),
 }
 
 
@@ -211,7 +211,8 @@ def tiny_config(tmp_path: Path) -> Path:
                                   "hsnas": hsnas},
                       "final_train": {"max_updates": 6}}  # fmt: skip
     data["lts"] = {"measure": {"prompt_tokens": 8, "new_tokens": 3, "warmup": 1, "runs": 2,
-                               "vocab_size": 100, "n_positions": 64},
+                               "vocab_size": 400, "n_positions": 64},
+                   "text": {"corpus": str(corpus / "train.en"), "vocab_size": 300},
                    "search": {"population": 4, "parents": 2, "mutations": 1, "crossovers": 1,
                               "iterations": 2},
                    "cache": "resources/lts.sqlite",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from nasflow.config import final_train_settings, resolve_tfs_eval_dir, tfs_train_size
+from nasflow.lts.text import resolve_text_corpus
 from nasflow.space import get_space, tfs_sample
 
 EXP = config["experiment"]
@@ -199,6 +200,132 @@ def llm_pp_predictions(scope):
     ]
 
 
+def llm_task_example_corpora(scope):
+    """Training corpora named for the scope's released tasks (`llm.task_example_corpora`)."""
+    corpora = config["llm"].get("task_example_corpora") or {}
+    return {task: corpora[task] for task in llm_scope_tasks(scope) if task in corpora}
+
+
+def llm_task_example_args(scope):
+    """`--examples-train TASK=DIR ...` for the scope's named training corpora."""
+    corpora = llm_task_example_corpora(scope)
+    if not corpora:
+        return ""
+    pairs = " ".join(
+        shlex.quote(f"{task}={folder}") for task, folder in corpora.items()
+    )
+    return f"--examples-train {pairs}"
+
+
+def llm_task_example_files(wildcards):
+    """Files the scope's task examples are read from, so that a new or changed source reruns
+    the predictions (prompts change with it): each named training corpus (made first when a
+    rule writes it, e.g. fetch_corpus), else the mirror's development set where present.
+    """
+    from nasflow.llm.examples import DEV_FALLBACK, TASK_LANGUAGES, train_corpus_files
+
+    corpora = llm_task_example_corpora(wildcards.scope)
+    files = []
+    for task in llm_scope_tasks(wildcards.scope):
+        if task in corpora:
+            files += train_corpus_files(Path(corpora[task]), TASK_LANGUAGES[task])
+        elif task in DEV_FALLBACK and MIRROR:
+            pair, name = DEV_FALLBACK[task]
+            paths = [
+                Path(MIRROR, "newstest", f"{pair}.{name}.{lang}.gz")
+                for lang in TASK_LANGUAGES[task]
+            ]
+            files += [path for path in paths if path.is_file()]
+    return list(dict.fromkeys(str(path) for path in files))
+
+
+def llm_main_prompt():
+    """(variant, demonstrations) of the LLM-PP predictions Table 11 and the robustness run
+    use: the full prompt (else the last configured variant) with the most demonstrations.
+    """
+    variants = config["llm"]["variants"]
+    variant = "full" if "full" in variants else variants[-1]
+    return variant, max(config["llm"]["demonstrations"])
+
+
+def llm_main_predictions(scope):
+    """Each setup's predictions with the main prompt (`llm_main_prompt`)."""
+    variant, k = llm_main_prompt()
+    return [
+        f"results/{scope}/llm_pp/{name}/{variant}-k{k}/predictions.jsonl"
+        for name in LLM_PREDICTORS
+    ]
+
+
+def llm_main_setup_predictions(wildcards):
+    """The main-prompt predictions of one setup (`{scope}`, `{llm}`)."""
+    variant, k = llm_main_prompt()
+    return f"results/{wildcards.scope}/llm_pp/{wildcards.llm}/{variant}-k{k}/predictions.jsonl"
+
+
+def llm_robustness_args(name):
+    """`llm_predict_args` of a setup with `llm.robustness_samples` replies per architecture
+    (each sample its own cached request; sample 0 is the ordinary run's reply)."""
+    samples = config["llm"]["robustness_samples"]
+    return re.sub(r"--samples \S+", f"--samples {samples}", llm_predict_args(name))
+
+
+def llm_robustness_files(scope):
+    """Robustness predictions and usage of every setup in a scope."""
+    return [
+        path
+        for name in LLM_PREDICTORS
+        for path in outputs_of(rules.llm_pp_robustness_predict, scope=scope, llm=name)
+    ]
+
+
+def llm_robustness_predictions(scope):
+    """Robustness predictions of every setup in a scope."""
+    return [
+        f"results/{scope}/llm_pp/{name}/robustness/predictions.jsonl"
+        for name in LLM_PREDICTORS
+    ]
+
+
+def table11_inputs(wildcards):
+    """What Table 11 reads: the TFS-Eval set and the LLM-PP predictions; for the experiment's
+    own set also its supernet (timed in the job) with the prepared data, and the distilled
+    MLPs of every split seed."""
+    inputs = {
+        "tfs_eval": llm_scope_tfs_eval(wildcards),
+        "predictions": llm_main_predictions(wildcards.scope),
+    }
+    if wildcards.scope != "paper":
+        inputs.update(
+            supernet=f"results/{EXP}/supernet/model.pt",
+            manifest=data_files()["manifest"],
+            valid=data_files()["valid"],
+            distill=distill_models(),
+        )
+    return inputs
+
+
+def table11_options(wildcards, input):
+    """Options of `nasflow predictors table11` beyond the TFS-Eval set and the outputs."""
+    options = [
+        "--task",
+        ",".join(llm_scope_tasks(wildcards.scope)),
+        "--predictions",
+        *input.predictions,
+    ]
+    if wildcards.scope != "paper":
+        options += ["--distill-models", *input.distill, "--supernet", input.supernet]
+        options += ["--data", str(Path(input.manifest).parent)]
+        options += ["--config-json", run_config("train", "evaluate")]
+    return " ".join(shlex.quote(str(option)) for option in options)
+
+
+def table11_gpu(wildcards):
+    """The `gpu` resource of Table 11: the supernet's as in supernet_quality; none for the
+    released sets (nothing runs a model there)."""
+    return 0 if wildcards.scope == "paper" else uses_gpu("train")(wildcards)
+
+
 SEARCH = config["search"]
 # Filled in by validation (null: the first latency target).
 SEARCH_TARGET = SEARCH["latency_target"]
@@ -346,8 +473,20 @@ def lts_proxy_corpus():
 
 
 def lts_targets():
-    """The LTS chain: search, case study, and the proxy check when PTB is available."""
-    targets = [*rules.lts_search.output, *rules.lts_case_study.output]
+    """The LTS chain: text set, search, case study, and the proxy check when PTB is available;
+    nothing (with the reason) without a text corpus."""
+    if resolve_text_corpus(LTS) is None:
+        print(
+            "nasflow: skipping the LTS chain: its latency per character needs a text corpus: "
+            "set NASFLOW_MIRROR (with ptb/), lts.text.corpus or lts.proxy_check.corpus",
+            file=sys.stderr,
+        )
+        return []
+    targets = [
+        *rules.lts_text.output,
+        *rules.lts_search.output,
+        *rules.lts_case_study.output,
+    ]
     if LTS["proxy_check"].get("enabled", True):
         if lts_proxy_corpus() is not None:
             targets += rules.lts_proxy_check.output
@@ -378,12 +517,16 @@ def data_files():
 
 
 def paper_tables():
-    """Table 1 on the released TFS-Eval sets, when they are available."""
+    """Tables 1 and 11 and LLM-PP's robustness (A.8.4) on the released TFS-Eval sets, when
+    they are available."""
     if config["paper"]["enabled"] and TFS_EVAL_DIR is not None:
         return [
             *rules.table1_baselines.output,
             *llm_pp_files("paper"),
             *outputs_of(rules.llm_pp_evaluate, scope="paper"),
+            *outputs_of(rules.table11, scope="paper"),
+            *llm_robustness_files("paper"),
+            *outputs_of(rules.llm_pp_robustness, scope="paper"),
         ]
     return []
 
@@ -473,6 +616,9 @@ def stage_artifacts(stage):
         return [
             *rules.search_tables.output,
             *outputs_of(rules.llm_pp_evaluate, scope=EXP),
+            *outputs_of(rules.table11, scope=EXP),
+            *llm_robustness_files(EXP),
+            *outputs_of(rules.llm_pp_robustness, scope=EXP),
             *paper_tables(),
         ]
     raise ValueError(f"unknown stage {stage!r}")

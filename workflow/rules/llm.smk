@@ -4,47 +4,8 @@
 # experiment's own from-scratch runs (rule tfs_eval). Task examples (prompt instruction 2) come
 # from a task's training data: the built set's own pool, or for the released tasks the corpus named
 # in llm.task_example_corpora, else the WMT'14 development set newstest2013 of the mirror (never a
-# test set; nasflow.llm.examples).
-
-from nasflow.llm.examples import DEV_FALLBACK, TASK_LANGUAGES, train_corpus_files
-
-
-def llm_task_example_corpora(scope):
-    """Training corpora named for the scope's released tasks (`llm.task_example_corpora`)."""
-    corpora = config["llm"].get("task_example_corpora") or {}
-    return {task: corpora[task] for task in llm_scope_tasks(scope) if task in corpora}
-
-
-def llm_task_example_args(scope):
-    """`--examples-train TASK=DIR ...` for the scope's named training corpora."""
-    corpora = llm_task_example_corpora(scope)
-    if not corpora:
-        return ""
-    pairs = " ".join(
-        shlex.quote(f"{task}={folder}") for task, folder in corpora.items()
-    )
-    return f"--examples-train {pairs}"
-
-
-def llm_task_example_files(wildcards):
-    """Files the scope's task examples are read from, so that a new or changed source reruns
-    the predictions (prompts change with it): each named training corpus (made first when a
-    rule writes it, e.g. fetch_corpus), else the mirror's development set where present.
-    """
-    corpora = llm_task_example_corpora(wildcards.scope)
-    files = []
-    for task in llm_scope_tasks(wildcards.scope):
-        if task in corpora:
-            files += train_corpus_files(Path(corpora[task]), TASK_LANGUAGES[task])
-        elif task in DEV_FALLBACK and MIRROR:
-            pair, name = DEV_FALLBACK[task]
-            paths = [
-                Path(MIRROR, "newstest", f"{pair}.{name}.{lang}.gz")
-                for lang in TASK_LANGUAGES[task]
-            ]
-            files += [path for path in paths if path.is_file()]
-    return list(dict.fromkeys(str(path) for path in files))
-
+# test set; nasflow.llm.examples). Then Table 11 (time for 10 architectures and quality of each
+# predictor) and LLM-PP's robustness to repeated samples (A.8.4). Helpers live in common.smk.
 
 # The API keys' environment variables must be set before any job runs (never in configs).
 if LLM_API_KEY_ENVS:
@@ -56,6 +17,7 @@ if LLM_API_KEY_ENVS:
 # API-calling jobs run where the key and the network are (not on compute nodes).
 localrules:
     llm_pp_predict,
+    llm_pp_robustness_predict,
 
 
 rule llm_pp_predict:
@@ -129,3 +91,93 @@ rule llm_pp_evaluate:
         " --predictions {input.predictions} {params.distill} --baselines --out {output.csv}"
         " --markdown {output.md} --ablation {output.ablation}"
         " --ablation-markdown {output.ablation_md} --plot {output.plot} > {log} 2>&1"
+
+
+rule table11:
+    input:
+        unpack(table11_inputs),
+    output:
+        csv="results/{scope}/tables/table11.csv",
+        md=report(
+            "results/{scope}/tables/table11.md",
+            caption="../report/table11.rst",
+            category="Prediction time and robustness (Table 11, A.8.4)",
+            subcategory="{scope}",
+        ),
+    log:
+        "logs/{scope}/table11.log",
+    benchmark:
+        "benchmarks/{scope}/table11.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=table11_gpu,
+        mem_mb=8000,
+        runtime=120,
+    params:
+        options=table11_options,
+    shell:
+        "nasflow predictors table11 --tfs-eval {input.tfs_eval} {params.options}"
+        " --out {output.csv} --markdown {output.md} > {log} 2>&1"
+
+
+# Every test architecture asked llm.robustness_samples times with the prompt Table 11 uses;
+# sample 0 is the ordinary run's reply, from the reply cache.
+rule llm_pp_robustness_predict:
+    input:
+        tfs_eval=llm_scope_tfs_eval,
+        examples=llm_task_example_files,
+        # After the ordinary run, whose replies are sample 0 here (never asked twice).
+        ordinary=llm_main_setup_predictions,
+    output:
+        predictions="results/{scope}/llm_pp/{llm}/robustness/predictions.jsonl",
+        usage="results/{scope}/llm_pp/{llm}/robustness/usage.json",
+    log:
+        "logs/{scope}/llm_pp_robustness_predict/{llm}.log",
+    benchmark:
+        "benchmarks/{scope}/llm_pp_robustness_predict/{llm}.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    resources:
+        llm=1,
+        mem_mb=2000,
+        runtime=24 * 60,
+    params:
+        options=lambda wildcards: llm_robustness_args(wildcards.llm),
+        tasks=lambda wildcards: " ".join(llm_scope_tasks(wildcards.scope)),
+        examples=lambda wildcards: llm_task_example_args(wildcards.scope),
+        variant=llm_main_prompt()[0],
+        k=llm_main_prompt()[1],
+    shell:
+        "nasflow llm-pp predict --tfs-eval {input.tfs_eval} --task {params.tasks}"
+        " --variant {params.variant} --demonstrations {params.k} {params.options}"
+        " {params.examples}"
+        " --out {output.predictions} --usage {output.usage} > {log} 2>&1"
+
+
+rule llm_pp_robustness:
+    input:
+        predictions=lambda wildcards: llm_robustness_predictions(wildcards.scope),
+    output:
+        csv="results/{scope}/tables/llm_pp_robustness.csv",
+        md=report(
+            "results/{scope}/tables/llm_pp_robustness.md",
+            caption="../report/llm_pp_robustness.rst",
+            category="Prediction time and robustness (Table 11, A.8.4)",
+            subcategory="{scope}",
+        ),
+    log:
+        "logs/{scope}/llm_pp_robustness.log",
+    benchmark:
+        "benchmarks/{scope}/llm_pp_robustness.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        samples=config["llm"]["robustness_samples"],
+    shell:
+        "nasflow predictors robustness --predictions {input.predictions}"
+        " --samples {params.samples} --out {output.csv} --markdown {output.md} > {log} 2>&1"

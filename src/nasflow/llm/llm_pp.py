@@ -82,10 +82,14 @@ ABLATION_COLUMNS = (
 )
 
 
+OFFLINE_SETUP = "offline stand-in (no LLM)"
+"""The `setup` of predictions made by the offline stand-in (deterministic, no language model)."""
+
+
 def setup_name(provider: Provider) -> str:
     """`provider/model`, or the stand-in's label."""
     if provider.name == "offline":
-        return "offline stand-in (no LLM)"
+        return OFFLINE_SETUP
     return f"{provider.name}/{provider.model}"
 
 
@@ -163,8 +167,9 @@ def llm_pp_predictions(
     examples_for_task: Callable[[str], TaskExamples | None],
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One record per (seed, task, test architecture): prediction, replies, cache use, usage,
-    and where the prompt's task examples came from (`task_examples`: origin `train`, `dev
+    """One record per (seed, task, test architecture): prediction, replies (with each sample's
+    value and each reply's recorded request latency), cache use, usage, and where the prompt's
+    task examples came from (`task_examples`: origin `train`, `dev
     fallback` or `none`, corpus split, files, number shown)."""
     template = PromptTemplate.load(prompts.template)
     label = predictor_label(provider, prompts)
@@ -193,6 +198,8 @@ def llm_pp_predictions(
                         "prediction": result.value,
                         "failed": result.failed,
                         "replies": result.replies,
+                        "sample_values": result.sample_values,
+                        "latencies_s": result.latencies_s,
                         "requests": result.requests,
                         "cache_hits": result.cache_hits,
                         "prompt_tokens": result.prompt_tokens,

@@ -28,10 +28,18 @@ class PredictSettings:
 
 @dataclass
 class Prediction:
-    """One architecture's prediction; `value` is None when every sample failed."""
+    """One architecture's prediction; `value` is None when every sample failed.
+
+    `sample_values` holds each sample's parsed value (None where its attempts all failed), the
+    spread that LLM-PP's robustness is measured on. `latencies_s` is aligned with `replies`: each
+    reply's request latency as the cache recorded it when the reply was first asked for (a reply
+    served from the cache keeps its original request's latency; None where none was recorded).
+    """
 
     value: float | None
     replies: list[str] = field(default_factory=list)
+    sample_values: list[float | None] = field(default_factory=list)
+    latencies_s: list[float | None] = field(default_factory=list)
     requests: int = 0
     cache_hits: int = 0
     prompt_tokens: int = 0
@@ -54,6 +62,7 @@ def predict(
     result = Prediction(value=None)
     values: list[float] = []
     for sample in range(settings.samples):
+        result.sample_values.append(None)
         for attempt in range(settings.parse_retries + 1):
             key = RequestKey(
                 provider.name, provider.endpoint, provider.model, prompt, _params(provider),
@@ -72,10 +81,12 @@ def predict(
             else:
                 result.cache_hits += 1
             result.replies.append(entry.reply)
+            result.latencies_s.append(entry.latency_s)
             result.prompt_tokens += entry.prompt_tokens or 0
             result.completion_tokens += entry.completion_tokens or 0
             if entry.value is not None:
                 values.append(entry.value)
+                result.sample_values[-1] = entry.value
                 break
     if values:
         result.value = float(AGGREGATES[settings.aggregate](values))

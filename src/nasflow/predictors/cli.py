@@ -1,17 +1,23 @@
-"""`nasflow predictors evaluate`: predictor quality on the released TFS-Eval sets."""
+"""`nasflow predictors evaluate|table11|robustness`: predictor quality on TFS-Eval sets, the
+time each predictor takes (Table 11) and LLM-PP's robustness to repeated samples (A.8.4)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nasflow import __version__
+from nasflow.errors import ConfigError, DataError
 from nasflow.io import atomic_path, write_text_atomic
 from nasflow.tfs_eval import TASK_VOCAB_SIZES, read_tfs_eval
 
 if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
     import pandas as pd
+
+    from nasflow.predictors.base import Predictor
+    from nasflow.predictors.timing import Entry
 
 DECIMALS = 4
 
@@ -54,6 +60,131 @@ def _markdown_document(markdown: str, folder: Path, table: pd.DataFrame) -> str:
     )
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_table11(args: argparse.Namespace) -> int:
+    from nasflow.distill.cli import read_seed_models
+    from nasflow.llm.cli import read_predictions
+    from nasflow.llm.llm_pp import SeedPredictions
+    from nasflow.predictors.baselines import StoredPredictor
+    from nasflow.predictors.quality import default_predictors
+    from nasflow.predictors.timing import (
+        Entry,
+        not_timed,
+        recorded_latency,
+        table11,
+        table11_markdown,
+        time_predictor,
+        timing_pairs,
+    )
+
+    if args.archs < 1:
+        raise ConfigError(f"--archs must be >= 1, got {args.archs}")
+    records = read_predictions(args.predictions or [])
+    seeds = sorted({int(r["seed"]) for r in records}) or None
+    table = read_tfs_eval(args.tfs_eval, tasks=args.task, seeds=seeds)
+    tasks = args.task or list(table["task"].unique())
+    names = list(dict.fromkeys(r["predictor"] for r in records))
+    distilled = read_seed_models(args.distill_models or [])
+    supernet, supernet_note = _load_supernet(args) if args.supernet else (None, "")
+    notes: dict[str, dict[str, str]] = {}
+
+    def entries(task: str) -> list[Entry]:
+        pairs = timing_pairs(table, task, args.archs)
+        rows: list[Entry] = []
+        stored = [p for p in default_predictors(table, task) if isinstance(p, StoredPredictor)]
+        for predictor in stored:
+            if supernet is not None and predictor.name == supernet.name:
+                timing = time_predictor(lambda seed: supernet, pairs, supernet_note)
+            else:
+                timing = not_timed(
+                    pairs, "predictions stored in the TFS-Eval set, which records no timing"
+                )
+            rows.append(Entry("supernet", predictor, timing))
+        if supernet is not None and supernet.name not in {p.name for p in stored}:
+            raise DataError(
+                f"{args.tfs_eval}: no stored {supernet.name!r} block for task {task}, so the "
+                "timed supernet has no quality; build the set with --supernet-quality"
+            )
+        for name in names:
+            task_records = [r for r in records if r["task"] == task]
+            timing = recorded_latency(task_records, task, pairs, name)
+            rows.append(Entry("LLM-PP", SeedPredictions(name, task_records), timing))
+        for models in distilled.get(task, {}).values():
+            timing = time_predictor(
+                lambda seed, m=models: _load_distilled(m, seed), pairs, _cpu_note()
+            )
+            rows.append(Entry("LLM-Distill-PP", models, timing))
+        for entry in rows:
+            notes.setdefault(entry.predictor.name, {})[task] = entry.timing.note
+        return rows
+
+    results = table11(table, tasks, entries)
+    with atomic_path(args.out) as tmp:
+        results.round(6).to_csv(tmp, index=False, na_rep="")
+    markdown = table11_markdown(results, notes)
+    print(markdown)
+    if args.markdown:
+        seeds_text = ", ".join(str(s) for s in sorted(table["seed"].unique()))
+        footer = f"\n_nasflow {__version__}; data: `{args.tfs_eval}`; split seeds {seeds_text}_\n"
+        write_text_atomic(args.markdown, markdown + footer)
+    return 0
+
+
+def _load_supernet(args: argparse.Namespace) -> tuple[Predictor, str]:
+    """The experiment's supernet predictor as the config describes it, and where it runs."""
+    import torch
+
+    from nasflow.device import environment
+    from nasflow.search.runner import supernet_predictor
+    from nasflow.train.cli import read_config
+
+    if args.data is None:
+        raise ConfigError("--supernet needs --data (the prepared data folder)")
+    config = read_config(args)
+    torch.set_num_threads(int(config["threads"]))
+    predictor = supernet_predictor(config, args.supernet, args.data, args.device)
+    env = environment(predictor.device, predictor.dtype)
+    return predictor, (
+        f"scored on {predictor.sentences} valid sentences each; {env['device_name']} "
+        f"({env['device']}, {env['dtype']}, torch threads: {env['threads']})"
+    )
+
+
+def _load_distilled(models, seed: int) -> Predictor:
+    """The distilled MLP of one split seed (`SeedModels.models`), loaded outside the timing."""
+    from nasflow.distill.mlp import DistilledPredictor
+
+    if seed not in models.models:
+        raise DataError(f"{models.name}: no distilled model for split seed {seed}")
+    return DistilledPredictor.load(models.models[seed])
+
+
+def _cpu_note() -> str:
+    import torch
+
+    threads = torch.get_num_threads()
+    return f"one batched predict() per split seed on the CPU (torch threads: {threads})"
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from nasflow.llm.cli import read_predictions
+    from nasflow.predictors.robustness import robustness_markdown, robustness_table
+
+    records = read_predictions(args.predictions)
+    table = robustness_table(records, args.samples)
+    with atomic_path(args.out) as tmp:
+        table.round(6).to_csv(tmp, index=False, na_rep="")
+    markdown = robustness_markdown(table)
+    print(markdown)
+    if args.markdown:
+        files = ", ".join(f"`{p}`" for p in args.predictions)
+        write_text_atomic(args.markdown, f"{markdown}\n_nasflow {__version__}; {files}_\n")
+    return 0
+
+
 def _parse_tasks(text: str) -> list[str] | None:
     """`all` (None: every task of the folder) or comma-separated distinct task names, in order.
 
@@ -67,7 +198,7 @@ def _parse_tasks(text: str) -> list[str] | None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `nasflow predictors evaluate`."""
+    """Add `nasflow predictors evaluate|table11|robustness`."""
     group = subparsers.add_parser("predictors", help="performance predictors and their quality")
     sub = group.add_subparsers(dest="predictors_command", required=True, metavar="SUBCOMMAND")
     evaluate = sub.add_parser(
@@ -89,3 +220,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--markdown", type=Path, metavar="FILE.md")
     evaluate.add_argument("--plot", type=Path, metavar="FILE.png")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    from nasflow.train.cli import add_config_options
+
+    timing = sub.add_parser(
+        "table11",
+        help="Table 11: time to predict 10 architectures, and MAE / Kendall tau, per predictor",
+    )
+    timing.add_argument("--tfs-eval", type=Path, required=True, metavar="DIR")
+    timing.add_argument(
+        "--task", type=_parse_tasks, metavar="TASK[,TASK...]|all", help="default: all"
+    )
+    timing.add_argument(
+        "--predictions", type=Path, nargs="+", help="LLM-PP predictions (`llm-pp predict`)"
+    )
+    timing.add_argument(
+        "--distill-models", type=Path, nargs="+", help="LLM-Distill-PP models, one per seed"
+    )
+    timing.add_argument(
+        "--supernet", type=Path, help="the experiment's supernet (.pt): its stored block is timed"
+    )
+    timing.add_argument("--data", type=Path, help="prepared data folder (with --supernet)")
+    add_config_options(timing)
+    timing.add_argument("--device", help="override train.device for the supernet")
+    timing.add_argument("--archs", type=int, default=10, help="architectures timed (10)")
+    timing.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+    timing.add_argument("--markdown", type=Path, metavar="FILE.md")
+    timing.set_defaults(func=_cmd_table11)
+
+    robust = sub.add_parser(
+        "robustness", help="LLM-PP robustness: mean over archs of the std of repeated samples"
+    )
+    robust.add_argument(
+        "--predictions", type=Path, nargs="+", required=True, help="`llm-pp predict --samples N`"
+    )
+    robust.add_argument("--samples", type=int, help="samples expected per architecture")
+    robust.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+    robust.add_argument("--markdown", type=Path, metavar="FILE.md")
+    robust.set_defaults(func=_cmd_robustness)

@@ -106,7 +106,10 @@ STAGES = {
     "distill": ({"distill_dataset", "distill_train"}, {"run_search", "latency_dataset"}),
     "search": ({"run_search", "latency_predictor", "distill_train"}, {"train_final"}),
     "final": ({"train_final", "score_final", "measure_final"}, {"search_tables", "lts_search"}),
-    "tables": ({"search_tables", "llm_pp_evaluate", "table1_baselines"}, {"lts_search"}),
+    "tables": (
+        {"search_tables", "llm_pp_evaluate", "table1_baselines", "table11", "llm_pp_robustness"},
+        {"lts_search"},
+    ),
     "lts": ({"lts_text", "lts_search", "lts_case_study", "lts_proxy_check"}, {"prepare_data"}),
 }
 

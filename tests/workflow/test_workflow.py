@@ -205,7 +205,8 @@ def tiny_config(tmp_path: Path) -> Path:
     data["evaluate"] = {"beam": 2, "max_len_a": 1.0, "max_len_b": 3, "valid_sentences": 10}
     data["latency"] = {"dataset_size": 12, "runs": 2, "warmup": 1, "length": 6,
                        "predictor": {"steps": 200, "hidden_dim": 32}}  # fmt: skip
-    data["distill"] = {"num_archs": 20, "mlp": {"steps": 50}}
+    data["llm"]["demonstrations"] = [1]  # 3 architectures: 1 train + 2 test per split seed
+    data["distill"] = {"num_archs": 20, "demonstrations": 1, "mlp": {"steps": 50}}
     hsnas = {"iterations": 2, "default": "supernet",
              "segments": [{"predictor": "distill", "start": 1, "end": 1}]}  # fmt: skip
     data["search"] = {"population": 4, "parents": 2, "mutations": 1, "crossovers": 1,

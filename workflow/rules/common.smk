@@ -176,6 +176,13 @@ def llm_scope_tasks(scope):
     return config["paper"]["tasks"] if scope == "paper" else [EXP]
 
 
+def llm_scope_demonstrations(scope):
+    """Numbers of demonstrations in a scope: `paper.demonstrations` on the released sets,
+    `llm.demonstrations` on the experiment's own (validated against its train split)."""
+    section = "paper" if scope == "paper" else "llm"
+    return config[section]["demonstrations"]
+
+
 def llm_pp_files(scope):
     """Prediction and usage files of every configured setup, variant and number of
     demonstrations."""
@@ -183,7 +190,7 @@ def llm_pp_files(scope):
         path
         for name in LLM_PREDICTORS
         for variant in config["llm"]["variants"]
-        for k in config["llm"]["demonstrations"]
+        for k in llm_scope_demonstrations(scope)
         for path in outputs_of(
             rules.llm_pp_predict, scope=scope, llm=name, variant=variant, k=k
         )
@@ -196,7 +203,7 @@ def llm_pp_predictions(scope):
         f"results/{scope}/llm_pp/{name}/{variant}-k{k}/predictions.jsonl"
         for name in LLM_PREDICTORS
         for variant in config["llm"]["variants"]
-        for k in config["llm"]["demonstrations"]
+        for k in llm_scope_demonstrations(scope)
     ]
 
 
@@ -239,18 +246,19 @@ def llm_task_example_files(wildcards):
     return list(dict.fromkeys(str(path) for path in files))
 
 
-def llm_main_prompt():
+def llm_main_prompt(scope):
     """(variant, demonstrations) of the LLM-PP predictions Table 11 and the robustness run
-    use: the full prompt (else the last configured variant) with the most demonstrations.
+    use in a scope: the full prompt (else the last configured variant) with the most
+    demonstrations.
     """
     variants = config["llm"]["variants"]
     variant = "full" if "full" in variants else variants[-1]
-    return variant, max(config["llm"]["demonstrations"])
+    return variant, max(llm_scope_demonstrations(scope))
 
 
 def llm_main_predictions(scope):
     """Each setup's predictions with the main prompt (`llm_main_prompt`)."""
-    variant, k = llm_main_prompt()
+    variant, k = llm_main_prompt(scope)
     return [
         f"results/{scope}/llm_pp/{name}/{variant}-k{k}/predictions.jsonl"
         for name in LLM_PREDICTORS
@@ -259,7 +267,7 @@ def llm_main_predictions(scope):
 
 def llm_main_setup_predictions(wildcards):
     """The main-prompt predictions of one setup (`{scope}`, `{llm}`)."""
-    variant, k = llm_main_prompt()
+    variant, k = llm_main_prompt(wildcards.scope)
     return f"results/{wildcards.scope}/llm_pp/{wildcards.llm}/{variant}-k{k}/predictions.jsonl"
 
 

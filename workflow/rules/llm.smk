@@ -147,8 +147,8 @@ rule llm_pp_robustness_predict:
         options=lambda wildcards: llm_robustness_args(wildcards.llm),
         tasks=lambda wildcards: " ".join(llm_scope_tasks(wildcards.scope)),
         examples=lambda wildcards: llm_task_example_args(wildcards.scope),
-        variant=llm_main_prompt()[0],
-        k=llm_main_prompt()[1],
+        variant=lambda wildcards: llm_main_prompt(wildcards.scope)[0],
+        k=lambda wildcards: llm_main_prompt(wildcards.scope)[1],
     shell:
         "nasflow llm-pp predict --tfs-eval {input.tfs_eval} --task {params.tasks}"
         " --variant {params.variant} --demonstrations {params.k} {params.options}"

@@ -197,7 +197,11 @@ def _cmd_text(args: argparse.Namespace) -> int:
 
     if args.vocab_size is not None and args.vocab_size < 2:
         raise ConfigError(f"--vocab-size must be >= 2, got {args.vocab_size}")
-    text = build_text(_lts_section(args), args.out_dir, args.corpus, args.vocab_size)
+    # The config is read only for what the options leave out (the rule passes both).
+    given = args.corpus is not None and args.vocab_size is not None
+    text = build_text(
+        {} if given else _lts_section(args), args.out_dir, args.corpus, args.vocab_size
+    )
     info = text.info
     _log(
         f"{args.out_dir}: {text.vocab_size}-piece tokenizer trained on {info['corpus']} "

@@ -36,6 +36,7 @@ scores (the paper's Distilled HAT, method `distilled-hat` of Table 16: the MLP f
 # Keys of the `search` section that are not `EvolutionSettings` fields.
 SECTION_KEYS = (
     "seeds",
+    "method_seeds",
     "latency_target",
     "constraints",
     "methods",

@@ -42,6 +42,15 @@ def tfs_dir(mirror: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def ptb_dir(mirror: Path) -> Path:
+    """Penn Treebank in the shared data mirror (skipped when absent)."""
+    folder = mirror / "ptb"
+    if not (folder / "ptb.train.txt.gz").is_file():
+        pytest.skip(f"{folder} has no ptb.train.txt.gz")
+    return folder
+
+
 # A learnable toy translation task: 16 synthetic words per language, translated word for word.
 TOY_EN = [a + b for a in ("ka", "lo", "mi", "tu") for b in ("n", "s", "r", "p")]
 TOY_DE = [a + b for a in ("zö", "be", "fa", "gu") for b in ("ch", "t", "ß", "m")]

@@ -13,14 +13,6 @@ from nasflow.lts.ptb import EOS, UNK, load_corpus
 pytestmark = pytest.mark.shared
 
 
-@pytest.fixture
-def ptb_dir(mirror: Path) -> Path:
-    folder = mirror / "ptb"
-    if not (folder / "ptb.train.txt.gz").is_file():
-        pytest.skip(f"{folder} has no ptb.train.txt.gz")
-    return folder
-
-
 def test_ptb_corpus_and_a_tiny_proxy_check(ptb_dir: Path, tmp_path: Path) -> None:
     corpus = load_corpus(ptb_dir)
     # Mikolov's PTB: 10k types with <unk> and <eos>; the usual token counts (one <eos> per line)

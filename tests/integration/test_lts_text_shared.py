@@ -17,14 +17,6 @@ from nasflow.lts.text import DEFAULT_VOCAB, build_text_set, load_text_set, text_
 pytestmark = pytest.mark.shared
 
 
-@pytest.fixture
-def ptb_dir(mirror: Path) -> Path:
-    folder = mirror / "ptb"
-    if not (folder / "ptb.train.txt.gz").is_file():
-        pytest.skip(f"{folder} has no ptb.train.txt.gz")
-    return folder
-
-
 def test_ptb_text_set_and_a_measurement_on_its_prompts(
     ptb_dir: Path, mirror: Path, tmp_path: Path
 ) -> None:

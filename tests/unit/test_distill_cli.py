@@ -31,6 +31,7 @@ def test_dataset_is_labelled_through_the_cache(tfs_eval: Path, tmp_path: Path) -
     assert len(frame) == 60 and not frame["failed"].any()
     usage = json.loads(out.with_suffix(".usage.json").read_text())
     assert usage["requests"] == 60 and usage["cache_hits"] == 0 and usage["tfs_seed"] == 1
+    assert usage["prompt"]["examples_from"]["demo"]["origin"] == "train"
     # A rerun asks nothing: every reply comes from the cache, with identical labels.
     first = frame["prediction"].tolist()
     _dataset(tfs_eval, tmp_path, seed=1)

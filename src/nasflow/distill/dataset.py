@@ -20,6 +20,7 @@ from nasflow.efficiency.counts import count_flops
 from nasflow.errors import DataError, NasflowError
 from nasflow.io import iter_jsonl
 from nasflow.llm.cache import ReplyCache
+from nasflow.llm.examples import examples_metadata
 from nasflow.llm.llm_pp import (
     ExamplePairs,
     PromptSettings,
@@ -106,6 +107,8 @@ def label_archs(
             usage.append(
                 {
                     "predictor": label,
+                    "task": task,
+                    "task_examples": examples_metadata(examples, len(pairs)),
                     "failed": result.failed,
                     "requests": result.requests,
                     "cache_hits": result.cache_hits,

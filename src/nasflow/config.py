@@ -11,8 +11,9 @@ import argparse
 import copy
 import hashlib
 import json
-from collections.abc import Sequence
-from functools import cache
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,8 @@ def _check_semantics(config: Config) -> list[str]:
     if "hsnas" in config.get("chains", ()):
         problems += _check_demonstrations(config)
     problems += _check_search(config)
+    if not problems:
+        problems += _check_settings(config)
     problems += _check_final_train(config)
     for section in ("supernet", "train"):
         settings = config.get(section, {})
@@ -271,6 +274,62 @@ def _check_chains(config: Config) -> list[str]:
         for key in CHAIN_KEYS.get(chain, ())
         if key not in config
     ]
+
+
+def _settings_problem(key: str, check: Callable[[], object]) -> list[str]:
+    """The error of one settings class's own validation, as a problem naming the config key."""
+    try:
+        check()
+    except (ConfigError, TypeError, ValueError) as error:
+        text = str(error)
+        return [text if text.startswith("config key ") else f"config key {key}: {text}"]
+    return []
+
+
+def _check_settings(config: Config) -> list[str]:
+    """The settings the jobs build from free-form sections, validated by the library's own
+    settings classes now, so that a value only a job would reject stops the run before any job
+    (e.g. search.parents > search.population, an unknown LTS space)."""
+    problems = []
+    chains = config.get("chains", ())
+    if "hsnas" in chains:
+        from nasflow.search.evolution import EvolutionSettings
+
+        search = config["search"]
+        names = {f.name for f in fields(EvolutionSettings)} - {"iterations", "seed"}
+        evolution = {k: v for k, v in search.items() if k in names}
+        for method in search["run"]:
+            problems += _settings_problem(
+                "search",
+                partial(
+                    EvolutionSettings,
+                    **evolution,
+                    iterations=search["methods"][method]["iterations"],
+                ),
+            )
+        if config["tfs"]["num_archs"] >= 2:  # the MLPs are trained only with a TFS-Eval set
+            from nasflow.distill.mlp import DistillSettings
+
+            problems += _settings_problem(
+                "distill.mlp", lambda: DistillSettings.from_mapping(config["distill"]["mlp"])
+            )
+    if "lts" in chains:
+        from nasflow.lts.measure import LTSMeasureSettings
+        from nasflow.lts.search import ParetoSettings
+        from nasflow.lts.space import get_space, resolve_space
+
+        lts = config["lts"]
+        problems += _settings_problem("lts.space", lambda: resolve_space(lts["space"]))
+        problems += _settings_problem(
+            "lts.proxy_check.space", lambda: get_space(lts["proxy_check"]["space"])
+        )
+        problems += _settings_problem(
+            "lts.search", lambda: ParetoSettings.from_mapping(lts["search"])
+        )
+        problems += _settings_problem(
+            "lts.measure", lambda: LTSMeasureSettings.from_mapping(lts["measure"])
+        )
+    return list(dict.fromkeys(problems))
 
 
 def validate_config(config: Config, source: str = "config", *, complete: bool = True) -> Config:

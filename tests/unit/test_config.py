@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -289,9 +290,45 @@ def test_resolve_merges_files_in_order_and_overrides_on_top(tmp_path):
     base, extra = tmp_path / "a.yaml", tmp_path / "b.yaml"
     base.write_text(
         "experiment: a\nspace: demo\ndata: {corpus: multi30k, source_lang: en, "
-        "target_lang: de}\nsearch: {population: 20, parents: 4}\n"
+        "target_lang: de}\nsearch: {population: 20, parents: 4, mutations: 8, crossovers: 8}\n"
     )
-    extra.write_text("search: {population: 30}\n")
+    extra.write_text("search: {population: 21}\n")
     config = resolve_config([base, extra], {"search": {"parents": 5}})
-    assert config["search"]["population"] == 30 and config["search"]["parents"] == 5
-    assert config["experiment"] == "a" and config["search"]["mutations"] == 50
+    assert config["search"]["population"] == 21 and config["search"]["parents"] == 5
+    assert config["experiment"] == "a" and config["search"]["mutations"] == 8
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (
+            "search",
+            {"population": 10, "parents": 20},
+            "config key search: search.population (10) must equal parents + mutations",
+        ),
+        ("distill", {"mlp": {"step": 10}}, "config key distill.mlp: "),
+    ],
+)
+def test_settings_only_a_job_checked_fail_at_validation(section, values, message):
+    """What a job's settings class would reject later stops the run at validation."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(_with(section, values))
+
+
+@pytest.mark.parametrize(
+    ("lts", "message"),
+    [
+        ({"space": "no-such-space"}, "config key lts.space: unknown LTS space 'no-such-space'"),
+        ({"proxy_check": {"space": "nope"}}, "config key lts.proxy_check.space: unknown LTS"),
+        ({"space": {"min_decoder_params": 5}}, "config key lts.space: space: unknown key(s)"),
+        (
+            {"search": {"populaton": 5}},
+            "config key lts.search: unknown search setting(s): populaton",
+        ),
+        ({"measure": {"runz": 3}}, "config key lts.measure: unknown measure setting(s): runz"),
+    ],
+)
+def test_lts_settings_fail_at_validation(lts, message):
+    config = {"experiment": "x", "chains": ["lts"], "lts": lts}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(config)

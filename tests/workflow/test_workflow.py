@@ -168,6 +168,23 @@ def test_more_demonstrations_than_tfs_archs_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_config_errors_only_a_job_would_find_stop_the_run_first(tmp_path):
+    """Duplicate keys (Snakemake itself keeps the last) and settings a job's own class would
+    reject fail before any job, naming the file and key."""
+    text = (REPO / "config" / "config.yaml").read_text()
+    duplicate = tmp_path / "dup.yaml"
+    duplicate.write_text(text + "seed: 2\n")
+    result = snakemake("--cores", "1", "--configfile", str(duplicate), cwd=tmp_path)
+    assert result.returncode != 0 and "duplicate key 'seed'" in result.stderr
+    config = yaml.safe_load(text)
+    config["search"]["parents"] = 20
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake("--cores", "1", "--configfile", str(bad), cwd=tmp_path)
+    assert result.returncode != 0 and "search.population (12) must equal" in result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
 def test_bad_config_file_fails_before_any_job(tmp_path):
     config = tmp_path / "bad.yaml"
     write_config(config, vocab_size="lots")

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -135,8 +134,21 @@ LLM_API_KEY_ENVS = sorted(
 )
 
 
-def llm_predict_args(name):
-    """`nasflow llm-pp predict` options of one `llm.predictors` entry and the shared settings."""
+def shell_args(options):
+    """`[flag, value, ...]` of the options whose value is set, as strings. Rules write such a
+    list as `{params.x:q}`, which quotes each word for the shell: config values never reach a
+    shell command unquoted."""
+    return [
+        str(word)
+        for flag, value in options.items()
+        if value is not None
+        for word in (flag, value)
+    ]
+
+
+def llm_predict_args(name, samples=None):
+    """`nasflow llm-pp predict` options (a list, see `shell_args`) of one `llm.predictors` entry
+    and the shared settings; `samples` replaces `llm.samples`."""
     entry, llm = LLM_PREDICTORS[name], config["llm"]
     options = {
         "--provider": entry["provider"],
@@ -149,7 +161,7 @@ def llm_predict_args(name):
         "--price-completion": entry.get("price_completion"),
         "--task-examples": llm["task_examples"],
         "--template": llm["template"],
-        "--samples": llm["samples"],
+        "--samples": llm["samples"] if samples is None else samples,
         "--aggregate": llm["aggregate"],
         "--parse-retries": llm["parse_retries"],
         "--concurrency": llm["concurrency"],
@@ -157,11 +169,7 @@ def llm_predict_args(name):
         "--timeout": llm["timeout"],
         "--cache": llm["cache"],
     }
-    return " ".join(
-        f"{flag} {shlex.quote(str(value))}"
-        for flag, value in options.items()
-        if value is not None
-    )
+    return shell_args(options)
 
 
 def llm_scope_tfs_eval(wildcards):
@@ -214,14 +222,15 @@ def llm_task_example_corpora(scope):
 
 
 def llm_task_example_args(scope):
-    """`--examples-train TASK=DIR ...` for the scope's named training corpora."""
+    """`--examples-train TASK=DIR ...` for the scope's named training corpora (a list, see
+    `shell_args`)."""
     corpora = llm_task_example_corpora(scope)
     if not corpora:
-        return ""
-    pairs = " ".join(
-        shlex.quote(f"{task}={folder}") for task, folder in corpora.items()
-    )
-    return f"--examples-train {pairs}"
+        return []
+    return [
+        "--examples-train",
+        *(f"{task}={folder}" for task, folder in corpora.items()),
+    ]
 
 
 def llm_task_example_files(wildcards):
@@ -274,8 +283,7 @@ def llm_main_setup_predictions(wildcards):
 def llm_robustness_args(name):
     """`llm_predict_args` of a setup with `llm.robustness_samples` replies per architecture
     (each sample its own cached request; sample 0 is the ordinary run's reply)."""
-    samples = config["llm"]["robustness_samples"]
-    return re.sub(r"--samples \S+", f"--samples {samples}", llm_predict_args(name))
+    return llm_predict_args(name, samples=config["llm"]["robustness_samples"])
 
 
 def llm_robustness_files(scope):
@@ -314,7 +322,8 @@ def table11_inputs(wildcards):
 
 
 def table11_options(wildcards, input):
-    """Options of `nasflow predictors table11` beyond the TFS-Eval set and the outputs."""
+    """Options of `nasflow predictors table11` beyond the TFS-Eval set and the outputs (a
+    list, see `shell_args`)."""
     options = [
         "--task",
         ",".join(llm_scope_tasks(wildcards.scope)),
@@ -325,7 +334,7 @@ def table11_options(wildcards, input):
         options += ["--distill-models", *input.distill, "--supernet", input.supernet]
         options += ["--data", str(Path(input.manifest).parent)]
         options += ["--config-json", run_config("train", "evaluate")]
-    return " ".join(shlex.quote(str(option)) for option in options)
+    return [str(option) for option in options]
 
 
 def table11_gpu(wildcards):
@@ -356,10 +365,11 @@ def distill_label(llm):
 
 def distill_archs_option():
     """`--archs FILE`, or `--n N --sample-seed SEED` (the experiment seed: the sample has a
-    stream of its own and excludes the TFS-Eval architectures)."""
+    stream of its own and excludes the TFS-Eval architectures); a list, see `shell_args`.
+    """
     if DISTILL["archs_file"]:
-        return f"--archs {shlex.quote(DISTILL['archs_file'])}"
-    return f"--n {DISTILL['num_archs']} --sample-seed {config['seed']}"
+        return shell_args({"--archs": DISTILL["archs_file"]})
+    return shell_args({"--n": DISTILL["num_archs"], "--sample-seed": config["seed"]})
 
 
 def distill_models():
@@ -428,13 +438,15 @@ def search_state(wildcards):
 
 
 def search_options(wildcards, input):
-    """`--distill`, `--supernet-mlp` and `--latency-predictor` options of `nasflow search run`."""
-    options = f"--latency-predictor {input.latency}"
-    if "distill" in input.keys():
-        options += f" --distill {input.distill}"
-    if "supernet_mlp" in input.keys():
-        options += f" --supernet-mlp {input.supernet_mlp}"
-    return options
+    """`--distill`, `--supernet-mlp` and `--latency-predictor` options of `nasflow search run`
+    (a list, see `shell_args`)."""
+    return shell_args(
+        {
+            "--latency-predictor": input.latency,
+            "--distill": input.get("distill"),
+            "--supernet-mlp": input.get("supernet_mlp"),
+        }
+    )
 
 
 def search_runs():

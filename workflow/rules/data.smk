@@ -32,8 +32,8 @@ if FETCHED:
             cache=f"{config['data']['cache_dir']}/wmt",
             out=lambda wildcards, output: Path(output.recipe).parent,
         shell:
-            "nasflow data fetch-wmt --corpus {params.corpus} --out {params.out}"
-            " --cache {params.cache} > {log} 2>&1"
+            "nasflow data fetch-wmt --corpus {params.corpus:q} --out {params.out:q}"
+            " --cache {params.cache:q} > {log:q} 2>&1"
 
 
 rule prepare_data:
@@ -57,23 +57,27 @@ rule prepare_data:
         src=config["data"]["source_lang"],
         tgt=config["data"]["target_lang"],
         source=config["data"]["source"],
+        # `--local-dir DIR`, or nothing (each word quoted by `:q`).
         local_dir=(
-            f"--local-dir {config['data']['local_dir']}"
+            ["--local-dir", config["data"]["local_dir"]]
             if config["data"]["local_dir"]
-            else ""
+            else []
         ),
         cache_dir=config["data"]["cache_dir"],
-        splits=config["data"]["splits"],
+        train=config["data"]["splits"]["train"],
+        valid=config["data"]["splits"]["valid"],
+        test=config["data"]["splits"]["test"],
         vocab_size=config["data"]["vocab_size"],
         model_type=config["data"]["model_type"],
         coverage=config["data"]["character_coverage"],
         seed=config["seed"],
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
-        "nasflow data prepare --corpus {params.corpus}"
-        " --source-lang {params.src} --target-lang {params.tgt}"
-        " --train {params.splits[train]} --valid {params.splits[valid]}"
-        " --test {params.splits[test]} --source {params.source} {params.local_dir}"
-        " --cache-dir {params.cache_dir} --vocab-size {params.vocab_size}"
-        " --model-type {params.model_type} --character-coverage {params.coverage}"
-        " --seed {params.seed} --threads {threads} --out {params.out} > {log} 2>&1"
+        "nasflow data prepare --corpus {params.corpus:q}"
+        " --source-lang {params.src:q} --target-lang {params.tgt:q}"
+        " --train {params.train:q} --valid {params.valid:q} --test {params.test:q}"
+        " --source {params.source:q} {params.local_dir:q}"
+        " --cache-dir {params.cache_dir:q} --vocab-size {params.vocab_size:q}"
+        " --model-type {params.model_type:q} --character-coverage {params.coverage:q}"
+        " --seed {params.seed:q} --threads {threads:q} --out {params.out:q}"
+        " > {log:q} 2>&1"

@@ -22,8 +22,8 @@ rule latency_dataset:
         config=run_config("latency", "data"),
         state=lambda wildcards: f"state/{EXP}/latency/{wildcards.target}",
     shell:
-        "nasflow latency dataset --config-json {params.config:q} --target {wildcards.target}"
-        " --out {output.csv} --state {params.state} > {log} 2>&1"
+        "nasflow latency dataset --config-json {params.config:q} --target {wildcards.target:q}"
+        " --out {output.csv:q} --state {params.state:q} > {log:q} 2>&1"
 
 
 rule latency_predictor:
@@ -53,6 +53,6 @@ rule latency_predictor:
         out=lambda wildcards, output: Path(output.model).parent,
         space=config["space"],
     shell:
-        "nasflow latency train-predictor --dataset {input} --space {params.space}"
-        " --settings-json {params.settings:q} --threads {threads} --out {params.out}"
-        " > {log} 2>&1"
+        "nasflow latency train-predictor --dataset {input:q} --space {params.space:q}"
+        " --settings-json {params.settings:q} --threads {threads:q} --out {params.out:q}"
+        " > {log:q} 2>&1"

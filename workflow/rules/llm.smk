@@ -39,13 +39,13 @@ rule llm_pp_predict:
         runtime=24 * 60,
     params:
         options=lambda wildcards: llm_predict_args(wildcards.llm),
-        tasks=lambda wildcards: " ".join(llm_scope_tasks(wildcards.scope)),
+        tasks=lambda wildcards: llm_scope_tasks(wildcards.scope),
         examples=lambda wildcards: llm_task_example_args(wildcards.scope),
     shell:
-        "nasflow llm-pp predict --tfs-eval {input.tfs_eval} --task {params.tasks}"
-        " --variant {wildcards.variant} --demonstrations {wildcards.k} {params.options}"
-        " {params.examples}"
-        " --out {output.predictions} --usage {output.usage} > {log} 2>&1"
+        "nasflow llm-pp predict --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
+        " --variant {wildcards.variant:q} --demonstrations {wildcards.k:q} {params.options:q}"
+        " {params.examples:q}"
+        " --out {output.predictions:q} --usage {output.usage:q} > {log:q} 2>&1"
 
 
 rule llm_pp_evaluate:
@@ -82,15 +82,15 @@ rule llm_pp_evaluate:
         mem_mb=2000,
         runtime=10,
     params:
-        tasks=lambda wildcards: " ".join(llm_scope_tasks(wildcards.scope)),
+        tasks=lambda wildcards: llm_scope_tasks(wildcards.scope),
         distill=lambda wildcards, input: (
-            f"--distill-models {' '.join(input.distill)}" if input.distill else ""
+            ["--distill-models", *input.distill] if input.distill else []
         ),
     shell:
-        "nasflow llm-pp evaluate --tfs-eval {input.tfs_eval} --task {params.tasks}"
-        " --predictions {input.predictions} {params.distill} --baselines --out {output.csv}"
-        " --markdown {output.md} --ablation {output.ablation}"
-        " --ablation-markdown {output.ablation_md} --plot {output.plot} > {log} 2>&1"
+        "nasflow llm-pp evaluate --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
+        " --predictions {input.predictions:q} {params.distill:q} --baselines --out {output.csv:q}"
+        " --markdown {output.md:q} --ablation {output.ablation:q}"
+        " --ablation-markdown {output.ablation_md:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
 rule table11:
@@ -118,8 +118,8 @@ rule table11:
     params:
         options=table11_options,
     shell:
-        "nasflow predictors table11 --tfs-eval {input.tfs_eval} {params.options}"
-        " --out {output.csv} --markdown {output.md} > {log} 2>&1"
+        "nasflow predictors table11 --tfs-eval {input.tfs_eval:q} {params.options:q}"
+        " --out {output.csv:q} --markdown {output.md:q} > {log:q} 2>&1"
 
 
 # Every test architecture asked llm.robustness_samples times with the prompt Table 11 uses;
@@ -145,15 +145,15 @@ rule llm_pp_robustness_predict:
         runtime=24 * 60,
     params:
         options=lambda wildcards: llm_robustness_args(wildcards.llm),
-        tasks=lambda wildcards: " ".join(llm_scope_tasks(wildcards.scope)),
+        tasks=lambda wildcards: llm_scope_tasks(wildcards.scope),
         examples=lambda wildcards: llm_task_example_args(wildcards.scope),
         variant=lambda wildcards: llm_main_prompt(wildcards.scope)[0],
         k=lambda wildcards: llm_main_prompt(wildcards.scope)[1],
     shell:
-        "nasflow llm-pp predict --tfs-eval {input.tfs_eval} --task {params.tasks}"
-        " --variant {params.variant} --demonstrations {params.k} {params.options}"
-        " {params.examples}"
-        " --out {output.predictions} --usage {output.usage} > {log} 2>&1"
+        "nasflow llm-pp predict --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
+        " --variant {params.variant:q} --demonstrations {params.k:q} {params.options:q}"
+        " {params.examples:q}"
+        " --out {output.predictions:q} --usage {output.usage:q} > {log:q} 2>&1"
 
 
 rule llm_pp_robustness:
@@ -179,5 +179,5 @@ rule llm_pp_robustness:
     params:
         samples=config["llm"]["robustness_samples"],
     shell:
-        "nasflow predictors robustness --predictions {input.predictions}"
-        " --samples {params.samples} --out {output.csv} --markdown {output.md} > {log} 2>&1"
+        "nasflow predictors robustness --predictions {input.predictions:q}"
+        " --samples {params.samples:q} --out {output.csv:q} --markdown {output.md:q} > {log:q} 2>&1"

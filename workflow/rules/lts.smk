@@ -31,8 +31,8 @@ rule lts_text:
         vocab=tokenizer_vocab(config["lts"]),
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
-        "nasflow lts text --corpus {input.corpus:q} --vocab-size {params.vocab}"
-        " --out-dir {params.out} > {log} 2>&1"
+        "nasflow lts text --corpus {input.corpus:q} --vocab-size {params.vocab:q}"
+        " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
 rule lts_search:
@@ -65,9 +65,9 @@ rule lts_search:
         cache=config["lts"]["cache"],
         text=lambda wildcards, input: Path(input.text).parent,
     shell:
-        "nasflow lts search --config-json {params.config:q} --out-dir {params.out}"
-        " --state-dir {params.state} --cache {params.cache} --text {params.text}"
-        " > {log} 2>&1"
+        "nasflow lts search --config-json {params.config:q} --out-dir {params.out:q}"
+        " --state-dir {params.state:q} --cache {params.cache:q} --text {params.text:q}"
+        " > {log:q} 2>&1"
 
 
 rule lts_case_study:
@@ -96,9 +96,9 @@ rule lts_case_study:
         cache=config["lts"]["cache"],
         text=lambda wildcards, input: Path(input.text).parent,
     shell:
-        "nasflow lts case-study --config-json {params.config:q} --frontier {input.frontier}"
-        " --cache {params.cache} --text {params.text} --out {output.csv}"
-        " --markdown {output.md} > {log} 2>&1"
+        "nasflow lts case-study --config-json {params.config:q} --frontier {input.frontier:q}"
+        " --cache {params.cache:q} --text {params.text:q} --out {output.csv:q}"
+        " --markdown {output.md:q} > {log:q} 2>&1"
 
 
 rule lts_proxy_check:
@@ -121,10 +121,10 @@ rule lts_proxy_check:
         check=config["lts"]["proxy_check"],
         state=f"state/{EXP}/lts/proxy_check.jsonl",
     shell:
-        "nasflow lts proxy-check --corpus {input.corpus} --space {params.check[space]}"
-        " --k {params.check[k]} --steps {params.check[steps]} --batch {params.check[batch]}"
-        " --seq-len {params.check[seq_len]} --lr {params.check[lr]} --threads {threads}"
-        " --state {params.state} --out {output.json} --csv {output.csv} > {log} 2>&1"
+        "nasflow lts proxy-check --corpus {input.corpus:q} --space {params.check[space]:q}"
+        " --k {params.check[k]:q} --steps {params.check[steps]:q} --batch {params.check[batch]:q}"
+        " --seq-len {params.check[seq_len]:q} --lr {params.check[lr]:q} --threads {threads:q}"
+        " --state {params.state:q} --out {output.json:q} --csv {output.csv:q} > {log:q} 2>&1"
 
 
 rule lts:

@@ -26,5 +26,5 @@ rule table1_baselines:
     params:
         tasks=",".join(config["paper"]["tasks"]),
     shell:
-        "nasflow predictors evaluate --tfs-eval {input.tfs_eval} --task {params.tasks}"
-        " --out {output.csv} --markdown {output.md} --plot {output.png} > {log} 2>&1"
+        "nasflow predictors evaluate --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
+        " --out {output.csv:q} --markdown {output.md:q} --plot {output.png:q} > {log:q} 2>&1"

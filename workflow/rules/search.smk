@@ -31,10 +31,10 @@ rule distill_dataset:
         k=DISTILL["demonstrations"],
         task=EXP,
     shell:
-        "nasflow distill dataset --tfs-eval {input.tfs_eval} --task {params.task}"
-        " --seed {wildcards.split} {params.archs} --variant {params.variant}"
-        " --demonstrations {params.k} {params.options}"
-        " --out {output.csv} --usage {output.usage} > {log} 2>&1"
+        "nasflow distill dataset --tfs-eval {input.tfs_eval:q} --task {params.task:q}"
+        " --seed {wildcards.split:q} {params.archs:q} --variant {params.variant:q}"
+        " --demonstrations {params.k:q} {params.options:q}"
+        " --out {output.csv:q} --usage {output.usage:q} > {log:q} 2>&1"
 
 
 rule distill_train:
@@ -59,9 +59,9 @@ rule distill_train:
         name=lambda wildcards: distill_label(wildcards.llm),
         task=EXP,
     shell:
-        "nasflow distill train --dataset {input.dataset} --settings-json {params.settings:q}"
-        " --name {params.name:q} --tfs-eval {input.tfs_eval} --task {params.task}"
-        " --seed {wildcards.split} --threads {threads} --out {output.model} > {log} 2>&1"
+        "nasflow distill train --dataset {input.dataset:q} --settings-json {params.settings:q}"
+        " --name {params.name:q} --tfs-eval {input.tfs_eval:q} --task {params.task:q}"
+        " --seed {wildcards.split:q} --threads {threads:q} --out {output.model:q} > {log:q} 2>&1"
 
 
 rule supernet_mlp_dataset:
@@ -88,8 +88,8 @@ rule supernet_mlp_dataset:
         n=DISTILL["supernet_archs"],
     shell:
         "nasflow distill score-supernet --config-json {params.config:q}"
-        " --supernet {input.supernet} --data {params.data} --n {params.n}"
-        " --out {output} > {log} 2>&1"
+        " --supernet {input.supernet:q} --data {params.data:q} --n {params.n:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule supernet_mlp_train:
@@ -111,9 +111,9 @@ rule supernet_mlp_train:
     params:
         settings=json.dumps(config["distill"]["mlp"], sort_keys=True),
     shell:
-        "nasflow distill train --dataset {input} --settings-json {params.settings:q}"
-        " --name 'Distilled HAT (MLP on supernet scores)' --threads {threads}"
-        " --out {output.model} > {log} 2>&1"
+        "nasflow distill train --dataset {input:q} --settings-json {params.settings:q}"
+        " --name 'Distilled HAT (MLP on supernet scores)' --threads {threads:q}"
+        " --out {output.model:q} > {log:q} 2>&1"
 
 
 rule run_search:
@@ -143,10 +143,10 @@ rule run_search:
         out=lambda wildcards, output: Path(output.best).parent,
         state=search_state,
     shell:
-        "nasflow search run --config-json {params.config:q} --method {wildcards.method}"
-        " --constraint {wildcards.constraint} --seed {wildcards.seed}"
-        " --supernet {input.supernet} --data {params.data} {params.options}"
-        " --out-dir {params.out} --state-dir {params.state} > {log} 2>&1"
+        "nasflow search run --config-json {params.config:q} --method {wildcards.method:q}"
+        " --constraint {wildcards.constraint:q} --seed {wildcards.seed:q}"
+        " --supernet {input.supernet:q} --data {params.data:q} {params.options:q}"
+        " --out-dir {params.out:q} --state-dir {params.state:q} > {log:q} 2>&1"
 
 
 rule train_final:
@@ -177,9 +177,9 @@ rule train_final:
             f"state/{EXP}/final/{wildcards.method}/{wildcards.constraint}/seed{wildcards.seed}"
         ),
     shell:
-        "nasflow arch train --config-json {params.config:q} --arch {input.arch}"
-        " --data {params.data} --out {output.model} --curve {output.curve}"
-        " --state-dir {params.state} --no-progress > {log} 2>&1"
+        "nasflow arch train --config-json {params.config:q} --arch {input.arch:q}"
+        " --data {params.data:q} --out {output.model:q} --curve {output.curve:q}"
+        " --state-dir {params.state:q} --no-progress > {log:q} 2>&1"
 
 
 rule score_final:
@@ -209,9 +209,9 @@ rule score_final:
         config=run_config("train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
     shell:
-        "nasflow arch score --config-json {params.config:q} --model {input.model}"
-        " --data {params.data} --out {output.scores} --hypotheses {output.hypotheses}"
-        " > {log} 2>&1"
+        "nasflow arch score --config-json {params.config:q} --model {input.model:q}"
+        " --data {params.data:q} --out {output.scores:q} --hypotheses {output.hypotheses:q}"
+        " > {log:q} 2>&1"
 
 
 rule measure_final:
@@ -235,8 +235,8 @@ rule measure_final:
         config=run_config("latency", "data"),
         target=SEARCH_TARGET,
     shell:
-        "nasflow latency measure --config-json {params.config:q} --target {params.target}"
-        " --model {input.model} --predictor {input.predictor} --out {output} > {log} 2>&1"
+        "nasflow latency measure --config-json {params.config:q} --target {params.target:q}"
+        " --model {input.model:q} --predictor {input.predictor:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule search_tables:
@@ -286,4 +286,4 @@ rule search_tables:
         runs=search_run_dirs(),
         out=lambda wildcards, output: Path(output.results).parent,
     shell:
-        "nasflow search tables --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+        "nasflow search tables --runs {params.runs:q} --out-dir {params.out:q} > {log:q} 2>&1"

@@ -28,9 +28,9 @@ rule train_supernet:
         data=lambda wildcards, input: Path(input.manifest).parent,
         state=f"state/{EXP}/supernet",
     shell:
-        "nasflow supernet train --config-json {params.config:q} --data {params.data}"
-        " --out {output.model} --curve {output.curve} --state-dir {params.state}"
-        " --no-progress > {log} 2>&1"
+        "nasflow supernet train --config-json {params.config:q} --data {params.data:q}"
+        " --out {output.model:q} --curve {output.curve:q} --state-dir {params.state:q}"
+        " --no-progress > {log:q} 2>&1"
 
 
 rule supernet_quality:
@@ -56,5 +56,5 @@ rule supernet_quality:
         config=run_config("train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
     shell:
-        "nasflow supernet quality --config-json {params.config:q} --model {input.model}"
-        " --data {params.data} --scores {input.scores} --out {output} > {log} 2>&1"
+        "nasflow supernet quality --config-json {params.config:q} --model {input.model:q}"
+        " --data {params.data:q} --scores {input.scores:q} --out {output:q} > {log:q} 2>&1"

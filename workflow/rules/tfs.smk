@@ -28,8 +28,8 @@ rule train_arch:
         state=lambda wildcards: f"state/{EXP}/tfs/{wildcards.arch_id}",
     shell:
         "nasflow arch train --config-json {params.config:q} --arch {params.arch:q}"
-        " --data {params.data} --out {output.model} --curve {output.curve}"
-        " --state-dir {params.state} --no-progress > {log} 2>&1"
+        " --data {params.data:q} --out {output.model:q} --curve {output.curve:q}"
+        " --state-dir {params.state:q} --no-progress > {log:q} 2>&1"
 
 
 rule score_arch:
@@ -56,9 +56,9 @@ rule score_arch:
         config=run_config("train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
     shell:
-        "nasflow arch score --config-json {params.config:q} --model {input.model}"
-        " --data {params.data} --out {output.scores} --hypotheses {output.hypotheses}"
-        " > {log} 2>&1"
+        "nasflow arch score --config-json {params.config:q} --model {input.model:q}"
+        " --data {params.data:q} --out {output.scores:q} --hypotheses {output.hypotheses:q}"
+        " > {log:q} 2>&1"
 
 
 rule tfs_eval:
@@ -77,13 +77,13 @@ rule tfs_eval:
         runtime=10,
     params:
         data=lambda wildcards, input: Path(input.manifest).parent,
-        seeds=" ".join(map(str, config["tfs"]["split_seeds"])),
+        seeds=config["tfs"]["split_seeds"],
         train=tfs_train_size(config),
         pool=config["tfs"]["example_pool"],
         seed=config["seed"],
         task=EXP,
     shell:
-        "nasflow tfs-eval build --scores {input.scores} --data {params.data} --task {params.task}"
-        " --seeds {params.seeds} --train {params.train} --example-pool {params.pool}"
-        " --pool-seed {params.seed} --supernet-quality {input.supernet_quality}"
-        " --out {output} > {log} 2>&1"
+        "nasflow tfs-eval build --scores {input.scores:q} --data {params.data:q} --task {params.task:q}"
+        " --seeds {params.seeds:q} --train {params.train:q} --example-pool {params.pool:q}"
+        " --pool-seed {params.seed:q} --supernet-quality {input.supernet_quality:q}"
+        " --out {output:q} > {log:q} 2>&1"

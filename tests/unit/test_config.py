@@ -332,3 +332,13 @@ def test_lts_settings_fail_at_validation(lts, message):
     config = {"experiment": "x", "chains": ["lts"], "lts": lts}
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate_config(config)
+
+
+@pytest.mark.parametrize("section", ["constraints", "methods"])
+def test_search_names_used_in_paths_are_restricted(section):
+    entry = (
+        {"gflops": 1.0} if section == "constraints" else {"iterations": 2, "default": "supernet"}
+    )
+    config = _with("search", {section: {"a b;$(touch x)": entry}})
+    with pytest.raises(ConfigError, match=f"config key search.{section}: 'a b;"):
+        validate_config(config)

@@ -6,13 +6,17 @@ import json
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from nasflow.cli import main
 from nasflow.llm.cache import CachedReply, ReplyCache, RequestKey
+from nasflow.llm.keys import needs_api_key
+from nasflow.llm.llm_pp import PromptSettings, usage_summary
 from nasflow.llm.predict import PredictSettings, predict, predict_many
 from nasflow.llm.prompts import Demonstration, PromptTemplate, TaskInfo, render_prompt
 from nasflow.llm.providers import LLMError, OfflineProvider, OpenAIProvider
@@ -22,11 +26,13 @@ SECRET = "sk-test-SECRET-4242"
 
 
 class Server:
-    """Chat completions on 127.0.0.1; `script` holds the next responses, else `default`."""
+    """Chat completions on 127.0.0.1; `script` holds the next responses, else `default` (a reply,
+    or a function of the request's number that gives one) after `delay` seconds."""
 
     def __init__(self) -> None:
         self.script: list[dict] = []
-        self.default = "27.5"
+        self.default: str | Callable[[int], str] = "27.5"
+        self.delay = 0.0
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         owner = self
@@ -39,8 +45,10 @@ class Server:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with owner.lock:
                     owner.requests.append({"body": body, "auth": self.headers.get("Authorization")})
-                    step = owner.script.pop(0) if owner.script else {"reply": owner.default}
-                time.sleep(step.get("sleep", 0))
+                    number, default = len(owner.requests), owner.default
+                    reply = default(number) if callable(default) else default
+                    step = owner.script.pop(0) if owner.script else {"reply": reply}
+                time.sleep(step.get("sleep", owner.delay))
                 status = step.get("status", 200)
                 if status == 200:
                     payload = {
@@ -193,3 +201,177 @@ def test_offline_provider_through_the_same_path(tmp_path: Path) -> None:
     result = predict(OfflineProvider(), cache, prompt, PredictSettings())
     assert result.value == 21.0 and result.requests == 1  # the test arch is a demonstration
     assert predict(OfflineProvider(), cache, prompt, PredictSettings()).cache_hits == 1
+
+
+# The API key: required unless the endpoint is a local server; a 401/403 names the variable.
+
+
+@pytest.mark.parametrize(
+    ("base_url", "needed"),
+    [
+        (None, True),  # api.openai.com
+        ("https://api.openai.com/v1", True),
+        ("https://RESOURCE.openai.azure.com/openai/v1/", True),
+        ("https://10.0.0.5/v1", True),  # https to a host that is not loopback: remote
+        ("http://example.com:8000/v1", True),
+        ("http://8.8.8.8/v1", True),
+        ("http://localhost:8000/v1", False),
+        ("http://127.0.0.1:11434/v1", False),
+        ("http://[::1]:8000/v1", False),
+        ("https://localhost:8443/v1", False),
+        ("http://10.0.0.5:8000/v1", False),
+        ("http://192.168.1.20/v1", False),
+        ("http://gpu-node:8000/v1", False),
+        ("http://vllm.internal/v1", False),
+    ],
+)
+def test_which_endpoints_need_a_key(base_url, needed) -> None:
+    assert needs_api_key(base_url) is needed
+
+
+def test_remote_base_url_without_key_stops_naming_the_variable(monkeypatch, server) -> None:
+    monkeypatch.delenv("NASFLOW_NO_SUCH_KEY", raising=False)
+    remote = "https://my-resource.openai.azure.com/openai/v1/"
+    with pytest.raises(LLMError, match=r"\$NASFLOW_NO_SUCH_KEY"):
+        OpenAIProvider("gpt-4", base_url=remote, api_key_env="NASFLOW_NO_SUCH_KEY")
+    local = OpenAIProvider("m", base_url=server.url, api_key_env="NASFLOW_NO_SUCH_KEY")
+    assert local.complete("p").text == "27.5"  # a local server runs without one
+
+
+def test_cli_without_key_stops_before_any_request(monkeypatch, tfs_eval, tmp_path, capsys) -> None:
+    monkeypatch.delenv("NASFLOW_NO_SUCH_KEY", raising=False)
+    argv = ["llm-pp", "predict", "--tfs-eval", str(tfs_eval), "--provider", "openai"]
+    argv += ["--model", "m", "--base-url", "https://llm.example.invalid/v1"]
+    argv += ["--api-key-env", "NASFLOW_NO_SUCH_KEY", "--cache", str(tmp_path / "c.sqlite")]
+    assert main([*argv, "--out", str(tmp_path / "p.jsonl")]) == 2
+    assert "$NASFLOW_NO_SUCH_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_key_names_the_variable_never_the_key(server, provider, tmp_path, status) -> None:
+    server.script = [{"status": status}]
+    with pytest.raises(LLMError) as error:
+        predict(provider, ReplyCache(tmp_path / "c.sqlite"), "p", PredictSettings())
+    message = str(error.value)
+    assert f"HTTP {status}" in message and "$NASFLOW_TEST_KEY" in message
+    assert SECRET not in message and "rejected the API key" in message
+
+
+def test_local_server_that_wants_a_key_names_the_unset_variable(server, monkeypatch) -> None:
+    monkeypatch.delenv("NASFLOW_UNSET_KEY", raising=False)
+    local = OpenAIProvider("m", base_url=server.url, api_key_env="NASFLOW_UNSET_KEY")
+    server.script = [{"status": 401}]
+    with pytest.raises(LLMError, match=r"\$NASFLOW_UNSET_KEY is not set"):
+        local.complete("p")
+
+
+# The reply cache: one request per prompt across processes, the first reply kept.
+
+
+def _unique_reply(number: int) -> str:
+    return f"{20 + number / 100:.2f}"  # every request gets its own value: overwrites show
+
+
+def _label(path: str, url: str, prompts: list[str], go, out: str) -> None:
+    """A labelling job: waits for `go`, then predicts every prompt through the shared cache."""
+    provider = OpenAIProvider("m", base_url=url, api_key_env="NASFLOW_UNSET_KEY", timeout_s=10)
+    cache = ReplyCache(path)
+    go.wait(30)
+    results = predict_many(provider, cache, prompts, PredictSettings(concurrency=4))
+    records = [{**vars(result), "failed": result.failed} for result in results]
+    usage = usage_summary(records, provider, PromptSettings(), PredictSettings())
+    Path(out).write_text(json.dumps({"values": [r.value for r in results], "usage": usage}))
+
+
+def test_two_processes_labelling_the_same_prompts_pay_once(server, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("NASFLOW_UNSET_KEY", raising=False)
+    server.default, server.delay = _unique_reply, 0.02
+    prompts = [f"architecture {i}" for i in range(60)]
+    path = str(tmp_path / "shared.sqlite")
+    context = multiprocessing.get_context("fork")
+    go = context.Event()
+    outs = [str(tmp_path / f"job{j}.json") for j in range(2)]
+    jobs = [
+        context.Process(target=_label, args=(path, server.url, prompts, go, out)) for out in outs
+    ]
+    for job in jobs:
+        job.start()
+    go.set()  # both start at once
+    for job in jobs:
+        job.join(120)
+        assert job.exitcode == 0
+    asked = Counter(request["body"]["messages"][0]["content"] for request in server.requests)
+    assert asked == dict.fromkeys(prompts, 1)  # the server saw each prompt once
+    first, second = (json.loads(Path(out).read_text()) for out in outs)
+    cache = ReplyCache(path)
+    stored = [
+        cache.get(RequestKey("openai", server.url, "m", p, {"max_tokens": 25}, 0)) for p in prompts
+    ]
+    assert first["values"] == second["values"] == [entry.value for entry in stored]
+    assert first["usage"]["requests"] + second["usage"]["requests"] == len(server.requests) == 60
+    assert first["usage"]["cache_hits"] + second["usage"]["cache_hits"] == 60
+
+
+def test_a_stored_reply_is_never_replaced(server, provider, tmp_path) -> None:
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    key = RequestKey("openai", server.url, "test-model", "p", provider.params, 0)
+    assert cache.put(key, CachedReply("31.0", 31.0, 1, 1, 0.1))
+    assert not cache.put(key, CachedReply("12.0", 12.0, 1, 1, 0.1))
+    assert cache.get(key).value == 31.0
+    result = predict(provider, cache, "p", PredictSettings())  # served, not asked again
+    assert result.value == 31.0 and result.cache_hits == 1 and not server.requests
+
+
+def _ask_and_hang(path: str, url: str) -> None:
+    """A job whose request hangs (the server sleeps): it holds its claim until it is killed."""
+    cache = ReplyCache(path)
+    cache.claim_ttl_s = 2.0
+    provider = OpenAIProvider("m", base_url=url, api_key_env="NASFLOW_UNSET_KEY", timeout_s=30)
+    predict(provider, cache, "p", PredictSettings())
+
+
+def test_a_killed_owners_claim_is_taken_over_after_expiry(server, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("NASFLOW_UNSET_KEY", raising=False)
+    server.script = [{"sleep": 8.0, "reply": "11.0"}]  # the first request hangs
+    path = str(tmp_path / "shared.sqlite")
+    job = multiprocessing.get_context("fork").Process(target=_ask_and_hang, args=(path, server.url))
+    job.start()
+    deadline = time.monotonic() + 30
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(server.requests) == 1
+    cache = ReplyCache(path)
+    key = RequestKey("openai", server.url, "m", "p", {"max_tokens": 25}, 0)
+    time.sleep(3.0)  # past the 2 s TTL: the owner's heartbeat keeps its claim alive
+    assert cache._get_or_claim(key) == (None, None)
+    job.kill()
+    job.join(10)
+    assert cache._get_or_claim(key) == (None, None)  # renewed at most 0.5 s ago: not expired
+    provider = OpenAIProvider("m", base_url=server.url, api_key_env="NASFLOW_UNSET_KEY")
+    start = time.monotonic()
+    result = predict(provider, cache, "p", PredictSettings())
+    assert result.value == 27.5 and result.requests == 1  # taken over once expired
+    assert time.monotonic() - start < 6.0 and len(server.requests) == 2
+    assert cache.get(key).value == 27.5
+
+
+# usage.json: every request sent, timed-out and failed attempts included.
+
+
+def test_usage_counts_every_attempt_the_server_saw(server, tfs_eval, tmp_path, monkeypatch):
+    monkeypatch.delenv("NASFLOW_UNSET_KEY", raising=False)
+    slow = {"sleep": 3.0, "reply": "1.0"}  # past the 1 s client timeout
+    server.script = [slow, {"status": 500}, slow, slow]
+    out = tmp_path / "pred.jsonl"
+    argv = ["llm-pp", "predict", "--tfs-eval", str(tfs_eval), "--demonstrations", "3"]
+    argv += ["--provider", "openai", "--model", "m", "--base-url", server.url, "--timeout", "1"]
+    argv += ["--api-key-env", "NASFLOW_UNSET_KEY", "--cache", str(tmp_path / "c.sqlite")]
+    assert main([*argv, "--out", str(out)]) == 0
+    usage = json.loads(out.with_suffix(".usage.json").read_text())
+    assert usage["requests"] == len(server.requests) == 12 + 4  # 12 test archs, 4 failed tries
+    assert usage["attempts"] == {
+        "sent": 16, "replied": 12, "timeouts": 3, "errors": {"HTTP 500": 1},
+    }  # fmt: skip
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sum(r["timeouts"] for r in records) == 3 and sum(r["errors"] for r in records) == 1

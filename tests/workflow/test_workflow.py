@@ -392,6 +392,19 @@ def test_api_key_is_required_up_front_and_never_printed(tmp_path, mirror, monkey
     monkeypatch.delenv("NASFLOW_KEY_T", raising=False)
     missing = snakemake(*base, cwd=tmp_path, mirror=mirror)
     assert missing.returncode != 0 and "NASFLOW_KEY_T" in missing.stdout + missing.stderr
+    # A remote https base URL needs the key too; a local server may run without one.
+    remote = {**setup, "base_url": "https://my-resource.openai.azure.com/openai/v1/"}
+    local = {**setup, "name": "vllm", "base_url": "http://localhost:8000/v1"}
+    for setups, needed in (([offline, remote], True), ([offline, local], False)):
+        other = tmp_path / "base_url.yaml"
+        other.write_text(yaml.safe_dump({"llm": {"predictors": setups}}))
+        args = ("-n", "--configfile", str(REPO / "config" / "config.yaml"), str(other))
+        run = snakemake(*args, cwd=tmp_path, mirror=mirror)
+        said = run.stdout + run.stderr
+        if needed:
+            assert run.returncode != 0 and "NASFLOW_KEY_T" in said, said[-2000:]
+        else:
+            assert run.returncode == 0, said[-2000:]
     monkeypatch.setenv("NASFLOW_KEY_T", "sk-secret-xyz")
     result = snakemake(*base, "--printshellcmds", cwd=tmp_path, mirror=mirror)
     assert result.returncode == 0, result.stderr[-2000:]

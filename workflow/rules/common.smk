@@ -124,14 +124,12 @@ def target_uses_gpu(target):
 
 
 LLM_PREDICTORS = {entry["name"]: entry for entry in config["llm"]["predictors"]}
-# Keys the openai setups need; a local server (base_url set) may run without one.
-LLM_API_KEY_ENVS = sorted(
-    {
-        entry.get("api_key_env", "OPENAI_API_KEY")
-        for entry in LLM_PREDICTORS.values()
-        if entry["provider"] == "openai" and not entry.get("base_url")
-    }
-)
+# Keys the openai setups need (llm.smk's envvars: checked before any job). Only a local server
+# (base_url on localhost/127.0.0.1/::1, or plain http:// to a private host) may run without one;
+# no base_url (api.openai.com) or a remote https:// one needs its api_key_env set.
+from nasflow.llm.keys import required_key_envs
+
+LLM_API_KEY_ENVS = required_key_envs(LLM_PREDICTORS.values())
 
 
 def shell_args(options):

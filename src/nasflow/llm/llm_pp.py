@@ -201,6 +201,8 @@ def llm_pp_predictions(
                         "sample_values": result.sample_values,
                         "latencies_s": result.latencies_s,
                         "requests": result.requests,
+                        "timeouts": result.timeouts,
+                        "errors": result.errors,
                         "cache_hits": result.cache_hits,
                         "prompt_tokens": result.prompt_tokens,
                         "completion_tokens": result.completion_tokens,
@@ -220,10 +222,28 @@ def usage_summary(
 ) -> dict[str, Any]:
     """Requests, cache hits, tokens and the estimated cost (USD) of a prediction step; the prompt
     block says, per task, where its task examples came from (`examples_from`, from records that
-    carry `task_examples`)."""
+    carry `task_examples`).
+
+    `requests` counts every request sent, timed-out and failed attempts that were retried
+    included (providers usually bill a request that timed out); `attempts` splits them into
+    `replied`, `timeouts` and `errors` by kind, from the provider's log of this process (else
+    from the records). Tokens are those of the replies: a timed-out request reports none, so
+    with timeouts the cost estimate is a lower bound."""
     prompt_tokens = sum(int(r["prompt_tokens"]) for r in records)
     completion_tokens = sum(int(r["completion_tokens"]) for r in records)
     requests = sum(int(r["requests"]) for r in records)
+    log = getattr(provider, "attempt_log", None)
+    if log is not None:
+        attempts = log.summary()
+    else:
+        timeouts = sum(int(r.get("timeouts", 0)) for r in records)
+        errors = sum(int(r.get("errors", 0)) for r in records)
+        attempts = {
+            "sent": requests,
+            "replied": requests - timeouts - errors,
+            "timeouts": timeouts,
+            "errors": {"retried": errors} if errors else {},
+        }
     cost = None
     if prices_per_million:
         cost = (
@@ -239,6 +259,7 @@ def usage_summary(
         "architectures": len(records),
         "failed": sum(bool(r["failed"]) for r in records),
         "requests": requests,
+        "attempts": attempts,
         "cache_hits": sum(int(r["cache_hits"]) for r in records),
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

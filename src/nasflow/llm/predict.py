@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from nasflow.llm.cache import CachedReply, ReplyCache, RequestKey
 from nasflow.llm.parsing import parse_prediction
-from nasflow.llm.providers import Provider
+from nasflow.llm.providers import Completion, Provider
 
 AGGREGATES = {"mean": statistics.fmean, "median": statistics.median}
 
@@ -41,6 +41,8 @@ class Prediction:
     sample_values: list[float | None] = field(default_factory=list)
     latencies_s: list[float | None] = field(default_factory=list)
     requests: int = 0
+    timeouts: int = 0
+    errors: int = 0
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -68,16 +70,23 @@ def predict(
                 provider.name, provider.endpoint, provider.model, prompt, _params(provider),
                 sample, attempt,
             )  # fmt: skip
-            entry = cache.get(key)
-            if entry is None:
+            sent: list[Completion] = []
+
+            def ask(sent: list[Completion] = sent) -> CachedReply:
                 completion = provider.complete(prompt)
+                sent.append(completion)
                 value = parse_prediction(completion.text, settings.low, settings.high)
-                entry = CachedReply(
+                return CachedReply(
                     completion.text, value, completion.prompt_tokens,
                     completion.completion_tokens, completion.latency_s,
                 )  # fmt: skip
-                cache.put(key, entry)
-                result.requests += 1
+
+            # Asked at most once across processes; the stored (first) reply is the one used.
+            entry, _ = cache.fetch(key, ask)
+            if sent:
+                result.requests += sent[0].attempts
+                result.timeouts += sent[0].timeouts
+                result.errors += sent[0].errors
             else:
                 result.cache_hits += 1
             result.replies.append(entry.reply)

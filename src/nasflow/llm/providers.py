@@ -3,9 +3,15 @@
 - `offline`: the deterministic nearest-neighbour stand-in (`nasflow.llm.offline`), no network.
 - `openai`: the official `openai` SDK (>= 1) against any OpenAI-compatible endpoint (OpenAI,
   Azure OpenAI through its `/openai/v1` base URL, vLLM, Ollama, llama.cpp). The key is read
-  from the environment variable the settings name and never stored. Rate limits (429, honouring
-  Retry-After), timeouts, connection errors and 5xx are retried with exponential backoff and
-  jitter up to `max_retries`; 400/401/403/404 stop at once with a clear message.
+  from the environment variable the settings name and never stored; it is required unless the
+  base URL is a local server (`nasflow.llm.keys.needs_api_key`), and a 401/403 names the variable.
+  Rate limits (429, honouring Retry-After), timeouts, connection errors and 5xx are retried with
+  exponential backoff and jitter up to `max_retries`; 400/401/403/404 stop at once with a clear
+  message.
+
+Every request sent is counted, timed-out and failed attempts included (providers usually bill a
+request that timed out on the client): each `Completion` says how many attempts it took, and
+`Provider.attempt_log` tallies every attempt of the process by outcome.
 """
 
 from __future__ import annotations
@@ -15,11 +21,16 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from nasflow.errors import NasflowError
+from nasflow.llm.keys import DEFAULT_API_KEY_ENV, needs_api_key
 from nasflow.llm.offline import offline_reply
+
+REPLY = "reply"
+TIMEOUT = "timeout"
 
 
 class LLMError(NasflowError):
@@ -28,12 +39,41 @@ class LLMError(NasflowError):
 
 @dataclass(frozen=True)
 class Completion:
-    """One reply with its usage."""
+    """One reply with its usage; `attempts` requests were sent for it (the last one answered),
+    `timeouts` of the others timed out and `errors` failed otherwise (429, 5xx, connection)."""
 
     text: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_s: float = 0.0
+    attempts: int = 1
+    timeouts: int = 0
+    errors: int = 0
+
+
+@dataclass
+class AttemptLog:
+    """Every request a provider sent in this process, by outcome (thread-safe): `reply`,
+    `timeout`, or the error (`HTTP 429`, `HTTP 500`, `connection error`, ...)."""
+
+    counts: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, outcome: str) -> None:
+        with self._lock:
+            self.counts[outcome] += 1
+
+    def summary(self) -> dict[str, Any]:
+        """`sent` (every attempt), `replied`, `timeouts`, and `errors` by kind."""
+        with self._lock:
+            counts = dict(self.counts)
+        errors = {k: v for k, v in sorted(counts.items()) if k not in (REPLY, TIMEOUT)}
+        return {
+            "sent": sum(counts.values()),
+            "replied": counts.get(REPLY, 0),
+            "timeouts": counts.get(TIMEOUT, 0),
+            "errors": errors,
+        }
 
 
 class Provider(ABC):
@@ -42,6 +82,7 @@ class Provider(ABC):
     name: str
     endpoint: str
     model: str
+    attempt_log: AttemptLog
 
     @abstractmethod
     def complete(self, prompt: str) -> Completion:
@@ -58,10 +99,12 @@ class OfflineProvider(Provider):
         self.k = k
         self.metric = metric
         self.model = f"nearest-neighbour-k{k}"
+        self.attempt_log = AttemptLog()
 
     def complete(self, prompt: str) -> Completion:
         start = time.perf_counter()
         text = offline_reply(prompt, self.metric, self.k)
+        self.attempt_log.record(REPLY)
         return Completion(text, latency_s=time.perf_counter() - start)
 
 
@@ -93,7 +136,7 @@ class OpenAIProvider(Provider):
         model: str,
         *,
         base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
+        api_key_env: str = DEFAULT_API_KEY_ENV,
         temperature: float | None = None,
         max_tokens: int = 25,
         timeout_s: float = 60.0,
@@ -106,15 +149,20 @@ class OpenAIProvider(Provider):
         import openai
 
         key = os.environ.get(api_key_env)
-        if not key:
-            if base_url is None:
-                raise LLMError(
-                    f"the openai provider needs an API key in ${api_key_env} (set it in the "
-                    "environment; it is never read from config files)"
-                )
-            key = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) ignore it
         self.model = model
         self.endpoint = base_url or "https://api.openai.com/v1"
+        self.api_key_env = api_key_env
+        self.key_set = bool(key)
+        if not key:
+            if needs_api_key(base_url):
+                raise LLMError(
+                    f"the openai provider needs an API key in ${api_key_env} for "
+                    f"{self.endpoint} (set it in the environment; it is never read from config "
+                    "files; only a local server, on localhost or plain http to a private host, "
+                    "may run without one)"
+                )
+            key = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) ignore it
+        self.attempt_log = AttemptLog()
         self.params: dict[str, Any] = {"max_tokens": max_tokens}
         if temperature is not None:
             self.params["temperature"] = temperature
@@ -152,7 +200,9 @@ class OpenAIProvider(Provider):
             errors.PermissionDeniedError,
             errors.NotFoundError,
             errors.BadRequestError,
+            errors.APIStatusError,  # any other 4xx: not retried either
         )
+        timeouts = failures = 0
         for attempt in range(self.max_retries + 1):
             self.limiter.wait()
             start = time.perf_counter()
@@ -162,24 +212,50 @@ class OpenAIProvider(Provider):
                     messages=[{"role": "user", "content": prompt}],
                     **self.params,
                 )
-            except fatal as error:
-                status = getattr(error, "status_code", "?")
-                raise LLMError(
-                    f"{self.endpoint} refused the request for model {self.model!r} "
-                    f"(HTTP {status}, {type(error).__name__}); not retried"
-                ) from None
             except retryable as error:
+                if isinstance(error, errors.APITimeoutError):
+                    self.attempt_log.record(TIMEOUT)
+                    timeouts += 1
+                else:
+                    status = getattr(error, "status_code", None)
+                    self.attempt_log.record(f"HTTP {status}" if status else "connection error")
+                    failures += 1
                 if attempt == self.max_retries:
                     raise LLMError(
                         f"{self.endpoint}: {type(error).__name__} after {attempt + 1} attempts"
                     ) from None
                 time.sleep(self._delay(attempt, error))
                 continue
+            except fatal as error:  # after retryable: 429 and 5xx are APIStatusErrors too
+                status = getattr(error, "status_code", "?")
+                self.attempt_log.record(f"HTTP {status}")
+                raise LLMError(
+                    f"{self.endpoint} refused the request for model {self.model!r} "
+                    f"(HTTP {status}, {type(error).__name__}); not retried" + self._key_hint(status)
+                ) from None
+            self.attempt_log.record(REPLY)
             usage = response.usage
             return Completion(
                 text=response.choices[0].message.content or "",
                 prompt_tokens=usage.prompt_tokens if usage else None,
                 completion_tokens=usage.completion_tokens if usage else None,
                 latency_s=time.perf_counter() - start,
+                attempts=attempt + 1,
+                timeouts=timeouts,
+                errors=failures,
             )
         raise AssertionError("unreachable")
+
+    def _key_hint(self, status: Any) -> str:
+        """What a 401/403 says about the key: the variable it came from, never the key."""
+        if status not in (401, 403):
+            return ""
+        if self.key_set:
+            return (
+                f"; the server rejected the API key read from ${self.api_key_env} (check that "
+                "variable: the right key for this endpoint, with access to the model)"
+            )
+        return (
+            f"; ${self.api_key_env} is not set and this server wants a key: set it in the "
+            "environment"
+        )

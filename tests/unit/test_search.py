@@ -440,6 +440,17 @@ def test_corrupt_state_is_refused(tmp_path: Path):
         search(state_dir=tmp_path)
 
 
+def test_a_state_missing_a_key_names_the_file(tmp_path: Path):
+    search(state_dir=tmp_path)
+    path = tmp_path / "search_state.json"
+    state = json.loads(path.read_text())
+    del state["scores"]
+    path.write_text(json.dumps(state))
+    with pytest.raises(SearchStateError) as error:
+        search(state_dir=tmp_path)
+    assert str(error.value).startswith(f"{path}: the search state lacks key 'scores'")
+
+
 # ---- outputs ------------------------------------------------------------------------------------
 
 

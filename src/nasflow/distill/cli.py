@@ -13,7 +13,7 @@ import numpy as np
 
 from nasflow.config import parse_json_object
 from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path, write_json_atomic
+from nasflow.io import atomic_path, read_state_rows, write_json_atomic
 from nasflow.predictors.base import Predictor
 from nasflow.space import Arch
 
@@ -85,13 +85,16 @@ def _cmd_score_supernet(args: argparse.Namespace) -> int:
     archs = held_out_sample(space, args.n, config["seed"], "supernet-mlp", exclude=tfs_ids)
     state = args.out.with_suffix(".partial.jsonl")
     done: dict[str, float] = {}
-    if state.is_file():
-        for line in state.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[row["arch_id"]] = float(row["score"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                break  # a torn last line from a kill: rescore from here
+    hint = "delete it to score again"
+    # A torn last line from a kill is dropped; any other damaged row names the file and line.
+    for number, row in read_state_rows(state, "supernet score", ("arch_id", "score"), hint):
+        try:
+            done[str(row["arch_id"])] = float(row["score"])
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{state}:{number}: the supernet score row's score is {row['score']!r}, not a "
+                f"number; {hint}"
+            ) from None
     todo = [arch for arch in archs if arch.id not in done]
     if todo:
         predictor = supernet_predictor(config, args.supernet, args.data, args.device)

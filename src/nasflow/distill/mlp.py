@@ -33,7 +33,7 @@ from torch import nn
 
 from nasflow.efficiency.latency_predictor import LatencyMLP
 from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path
+from nasflow.io import atomic_path, load_torch
 from nasflow.metrics import kendall, mae
 from nasflow.predictors.base import Predictor, check_scores
 from nasflow.space import Arch, ArchError, SearchSpace, get_space
@@ -310,12 +310,7 @@ class DistilledPredictor(Predictor):
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: distill MLP checkpoint not found")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for corrupt files
-            raise DataError(
-                f"{path}: cannot read distill MLP checkpoint ({type(error).__name__}: {error})"
-            ) from None
+        payload = load_torch(path, "distill MLP checkpoint")  # weights_only: never runs code
         try:
             return cls._from_payload(payload, name, device)
         except (

@@ -29,8 +29,8 @@ from typing import Any
 
 import pandas as pd
 
-from nasflow.errors import ConfigError
-from nasflow.io import atomic_path, write_json_atomic, write_text_atomic
+from nasflow.errors import ConfigError, DataError
+from nasflow.io import atomic_path, read_state_rows, write_json_atomic
 from nasflow.space import LATENCY_FEATURE_NAMES, Arch, SearchSpace, get_space
 
 ROWS_FILE = "rows.jsonl"
@@ -99,20 +99,18 @@ Key = tuple[str, int]  # (arch id, pass)
 
 def read_rows(path: Path) -> dict[Key, dict[str, Any]]:
     """Rows already measured, by (arch id, pass). A truncated last line (a kill mid-write) is
-    dropped from the file too, so that the next row starts on a line of its own."""
+    dropped from the file too, so that the next row starts on a line of its own; any other
+    damaged row is refused naming the file and the line (`nasflow.io.read_state_rows`)."""
+    hint = "delete the state folder (or pass --fresh) to measure again"
     rows: dict[Key, dict[str, Any]] = {}
-    if not path.is_file():
-        return rows
-    text = path.read_text(encoding="utf-8")
-    for line in text.splitlines():
+    for number, row in read_state_rows(path, "latency measurement", ("arch_id",), hint):
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        rows[(row["arch_id"], int(row.get("pass", 0)))] = row
-    if text and not text.endswith("\n"):
-        lines = [json.dumps(row, sort_keys=True) + "\n" for row in rows.values()]
-        write_text_atomic(path, "".join(lines))
+            rows[(str(row["arch_id"]), int(row.get("pass", 0)))] = row
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{path}:{number}: the latency measurement row's pass is {row.get('pass')!r}, "
+                f"not a number; {hint}"
+            ) from None
     return rows
 
 

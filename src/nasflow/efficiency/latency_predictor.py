@@ -35,7 +35,7 @@ from torch import nn
 
 from nasflow.efficiency.latency_dataset import DATASET_COLUMNS
 from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path, write_json_atomic
+from nasflow.io import atomic_path, load_torch, write_json_atomic
 from nasflow.metrics import kendall
 from nasflow.space import LATENCY_FEATURE_NAMES, Arch, ArchError, get_space
 
@@ -447,12 +447,7 @@ class LatencyPredictor:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: latency predictor model file not found")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for corrupt files
-            raise DataError(
-                f"{path}: cannot read latency predictor ({type(error).__name__}: {error})"
-            ) from None
+        payload = load_torch(path, "latency predictor")  # weights_only: never runs code
         try:
             if payload.get("format") != MODEL_FORMAT:
                 raise ValueError(f"format is {payload.get('format')!r}, expected {MODEL_FORMAT!r}")

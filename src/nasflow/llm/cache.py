@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nasflow.io import connect_sqlite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY,
@@ -91,18 +93,27 @@ class CachedReply:
     latency_s: float | None
 
 
+def open_cache_db(path: Path, timeout_s: float) -> sqlite3.Connection:
+    """The cache file's connection (WAL, busy timeout, the replies table). A damaged file (not
+    a database, malformed) is refused with one line that names it and says how to move it
+    aside; it is never rewritten, since it holds paid replies (`nasflow.io.connect_sqlite`)."""
+    return connect_sqlite(
+        path,
+        "LLM reply cache",
+        setup=("PRAGMA journal_mode=WAL", f"PRAGMA busy_timeout={int(timeout_s * 1000)}", SCHEMA),
+        timeout=timeout_s,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+
+
 class ReplyCache:
     """The cache file at `path` (created on first use)."""
 
     def __init__(self, path: str | Path, timeout_s: float = 120.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-        self._db.execute(SCHEMA)
+        self._db = open_cache_db(self.path, timeout_s)
         self._lock = threading.Lock()  # one connection shared by the request threads
 
     def get(self, key: RequestKey) -> CachedReply | None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nasflow.errors import ConfigError, DataError
+from nasflow.io import gzip_errors
 
 ORIGIN_TRAIN = "train"
 ORIGIN_DEV = "dev fallback"
@@ -100,7 +101,7 @@ def _open_binary(path: Path):
 def count_lines(path: Path) -> int:
     """Lines of a (gzipped) text file, as `nasflow.io.read_lines` splits them."""
     count, last = 0, b"\n"
-    with _open_binary(path) as handle:
+    with gzip_errors(path), _open_binary(path) as handle:
         while chunk := handle.read(1 << 20):
             count += chunk.count(b"\n")
             last = chunk[-1:]
@@ -109,7 +110,7 @@ def count_lines(path: Path) -> int:
 
 def _pick_lines(path: Path, indices: Sequence[int]) -> list[str]:
     wanted, picked = set(indices), []
-    with _open_binary(path) as handle:
+    with gzip_errors(path), _open_binary(path) as handle:
         for number, raw in enumerate(handle):
             if number in wanted:
                 try:

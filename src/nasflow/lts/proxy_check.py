@@ -46,7 +46,7 @@ import torch
 from scipy import stats
 
 from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path
+from nasflow.io import atomic_path, read_state_rows
 from nasflow.lts.model import GPTDecoder, lm_loss
 from nasflow.lts.params import decoder_params, total_params
 from nasflow.lts.ptb import LMCorpus, batchify, load_corpus, n_windows, window
@@ -250,21 +250,9 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # ---- state ----------------------------------------------------------------------------------
 def read_state(path: Path, expected: str) -> dict[str, dict[str, Any]]:
     """Finished rows by arch id; a torn last line (interrupted write) is dropped from the file."""
-    if not path.exists():
-        return {}
-    lines = path.read_text(encoding="utf-8").splitlines()
     done: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):  # interrupted append: drop it and rewrite the file
-                with atomic_path(path) as tmp:
-                    tmp.write_text("".join(x + "\n" for x in lines[:-1]), encoding="utf-8")
-                break
-            raise DataError(f"{path}:{number}: invalid JSON in the proxy-check state") from None
+    hint = "delete it or use another state file"
+    for number, row in read_state_rows(path, "proxy-check state", ("id",), hint):
         if row.get("fingerprint") != expected:
             raise DataError(
                 f"{path}:{number}: state written for other settings (fingerprint "

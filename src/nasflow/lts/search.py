@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from nasflow.errors import ConfigError, NasflowError
-from nasflow.io import atomic_path, write_json_atomic
+from nasflow.io import atomic_path, connect_sqlite, write_json_atomic
 from nasflow.lts.pareto import (
     Objective,
     crowding_distance,
@@ -219,17 +218,19 @@ class MeasurementCache:
         self.protocol = protocol if isinstance(protocol, str) else fingerprint(dict(protocol))
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=60.0)
-            with self._db:
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS measurements ("
-                    " arch_id TEXT NOT NULL, device TEXT NOT NULL, protocol TEXT NOT NULL,"
-                    " metrics TEXT NOT NULL, created REAL NOT NULL,"
-                    " PRIMARY KEY (arch_id, device, protocol))"
-                )
-        except sqlite3.DatabaseError as error:
-            raise NasflowError(f"{self.path}: not a usable measurement cache ({error})") from None
+        # A damaged file is refused with a one-line message and left as it is (it holds hours of
+        # measurements), never recreated.
+        self._db = connect_sqlite(
+            self.path,
+            "measurement cache",
+            setup=[
+                "CREATE TABLE IF NOT EXISTS measurements ("
+                " arch_id TEXT NOT NULL, device TEXT NOT NULL, protocol TEXT NOT NULL,"
+                " metrics TEXT NOT NULL, created REAL NOT NULL,"
+                " PRIMARY KEY (arch_id, device, protocol))"
+            ],
+            timeout=60.0,
+        )
 
     def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Cached metrics of those of `ids` measured on this device under this protocol."""
@@ -426,8 +427,9 @@ class _ParetoSearch:
             folder.clear()
         state = folder.load() if folder is not None else None
         resumed_from = 0
-        if state is not None:
-            self.restore(state)
+        if folder is not None and state is not None:
+            with folder.restoring():
+                self.restore(state)
             resumed_from = self.done
         else:
             start = time.perf_counter()

@@ -8,11 +8,12 @@ from typing import Any
 import torch
 
 from nasflow.errors import NasflowError
-from nasflow.io import atomic_path
+from nasflow.io import atomic_path, load_torch, one_line
 from nasflow.model.supertransformer import ModelConfig, SuperTransformer
-from nasflow.space import Arch
+from nasflow.space import Arch, ArchError
 
 FORMAT = "nasflow-model-1"
+PAYLOAD_KEYS = ("format", "space", "vocab_size", "config", "layout", "arch", "state_dict")
 
 
 class CheckpointError(NasflowError):
@@ -66,12 +67,13 @@ def load_model(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: model file not found")
+    payload = load_torch(path, "model", error=CheckpointError)  # weights_only: never runs code
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for corrupt files
-        raise CheckpointError(
-            f"{path}: cannot read model ({type(error).__name__}: {error})"
-        ) from None
-    model = model_from_payload(payload, str(path)).to(device)
+        model = model_from_payload(payload, str(path))
+    except (KeyError, TypeError, ValueError, RuntimeError, ArchError) as error:
+        missing = [key for key in PAYLOAD_KEYS if key not in payload]
+        reason = f"lacks {', '.join(missing)}" if missing else one_line(error)
+        raise CheckpointError(f"{path}: not a usable nasflow model ({reason})") from None
+    model = model.to(device)
     model.eval()
     return model, payload.get("meta", {})

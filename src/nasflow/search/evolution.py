@@ -292,8 +292,9 @@ class _Search:
             folder.clear()
         state = folder.load() if folder is not None else None
         resumed_from = 0
-        if state is not None:
-            self.restore(state)
+        if folder is not None and state is not None:
+            with folder.restoring():
+                self.restore(state)
             resumed_from = self.done
         else:
             start = time.perf_counter()

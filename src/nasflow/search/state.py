@@ -6,14 +6,16 @@ with a message naming what differs, so a stale folder never silently changes a s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from nasflow.errors import NasflowError
-from nasflow.io import write_text_atomic
+from nasflow.io import one_line, write_text_atomic
 
 STATE_FILE = "search_state.json"
 STATE_VERSION = 1
@@ -91,6 +93,27 @@ class StateFolder:
                 "start over."
             )
         return state
+
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[None]:
+        """Around restoring a loaded state: a missing key or a value of the wrong kind (a state
+        edited by hand, or written by another version) becomes one line naming the file."""
+        try:
+            yield
+        except SearchStateError as error:
+            if str(self.state_file) in str(error):
+                raise
+            raise SearchStateError(f"{self.state_file}: {error}") from None
+        except KeyError as error:
+            raise SearchStateError(
+                f"{self.state_file}: the search state lacks key {error}; delete the folder (or "
+                "pass --fresh) to start over"
+            ) from None
+        except (AttributeError, IndexError, TypeError, ValueError) as error:
+            raise SearchStateError(
+                f"{self.state_file}: the search state holds a value of the wrong kind "
+                f"({one_line(error)}); delete the folder (or pass --fresh) to start over"
+            ) from None
 
     def save(self, state: dict[str, Any]) -> None:
         """Write `state` atomically (a kill mid-save leaves the previous state intact)."""

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from nasflow.data.prepare import load_split, load_vocab_size, read_manifest
 from nasflow.device import autocast, environment, resolve_device, resolve_precision
 from nasflow.evaluate.loss import prepare_batches, validation_loss
-from nasflow.io import write_text_atomic
+from nasflow.io import load_torch, one_line, write_text_atomic
 from nasflow.model.checkpoint import save_model
 from nasflow.model.supertransformer import ModelConfig, SuperTransformer
 from nasflow.space import Arch, SearchSpace, get_space
@@ -40,7 +40,7 @@ from nasflow.train.batching import batch_indices, collate
 from nasflow.train.loss import label_smoothed_nll_loss
 from nasflow.train.schedule import make_schedule
 from nasflow.train.settings import TrainSettings
-from nasflow.train.state import StateFolder, rng_state, set_rng_state
+from nasflow.train.state import StateFolder, TrainStateError, rng_state, set_rng_state
 
 CURVE_COLUMNS = (
     "update",
@@ -95,6 +95,23 @@ def data_fingerprint(data_dir: Path) -> dict[str, Any]:
         "vocab_size": manifest.get("vocab_size"),
         "files": {k: v for k, v in outputs.items() if k in ("spm.model", "train.npz", "valid.npz")},
     }
+
+
+# Keys of `state.pt`, checked before resuming (a state missing any is refused, naming them).
+STATE_KEYS = (
+    "model",
+    "optimizer",
+    "scaler",
+    "rng",
+    "updates",
+    "epoch",
+    "position",
+    "curve",
+    "train_seconds",
+    "target_tokens",
+    "window",
+)
+_SNAPSHOT_HINT = "delete the state folder (or pass --fresh) to start over"
 
 
 class Trainer:
@@ -182,15 +199,21 @@ class Trainer:
         curve: list[dict[str, Any]] = []
         train_seconds, target_tokens = 0.0, 0
         window: dict[str, float] = {"loss": 0.0, "nll": 0.0, "tokens": 0, "seconds": 0.0}
-        saved = self.state.load()
+        saved = self.state.load(required=STATE_KEYS)
         if saved is not None:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scaler.load_state_dict(saved["scaler"])
-            updates, epoch, position = saved["updates"], saved["epoch"], saved["position"]
-            curve, train_seconds = saved["curve"], saved["train_seconds"]
-            target_tokens, window = saved["target_tokens"], saved["window"]
-            set_rng_state(saved["rng"])
+            try:
+                model.load_state_dict(saved["model"])
+                optimizer.load_state_dict(saved["optimizer"])
+                scaler.load_state_dict(saved["scaler"])
+                updates, epoch, position = saved["updates"], saved["epoch"], saved["position"]
+                curve, train_seconds = saved["curve"], saved["train_seconds"]
+                target_tokens, window = saved["target_tokens"], saved["window"]
+                set_rng_state(saved["rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:
+                raise TrainStateError(
+                    f"{self.state.state_file}: the resumable state does not fit this run "
+                    f"({one_line(error)}); delete the folder (or pass --fresh) to start over"
+                ) from None
             say(f"resumed from {self.state.state_file} at update {updates}")
 
         def epoch_batches(epoch: int) -> list[np.ndarray]:
@@ -393,7 +416,10 @@ class Trainer:
         if self.settings.mode != "fixed" or n <= 1:
             return model
         snapshots = sorted(self._snapshot_dir().glob("update*.pt"))[-n:]
-        states = [torch.load(path, map_location="cpu", weights_only=True) for path in snapshots]
+        states = [
+            load_torch(path, "weight snapshot", error=TrainStateError, hint=_SNAPSHOT_HINT)
+            for path in snapshots
+        ]
         averaged = {
             key: sum(state[key].double() for state in states) / len(states) for key in states[0]
         }

@@ -3,6 +3,9 @@
 The state folder lives outside the rule's declared outputs (Snakemake deletes those before a
 job runs). A state written for different inputs (data, settings, architecture, model) is refused
 with a message that names what differs, so a stale folder never silently contaminates a run.
+
+`state.pt` is read with `weights_only=True` (the folder comes from the command line, so a crafted
+pickle there must not run code): it holds only tensors and plain data, the RNG states included.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ import numpy as np
 import torch
 
 from nasflow.errors import NasflowError
-from nasflow.io import atomic_path, write_json_atomic
+from nasflow.io import atomic_path, load_torch, write_json_atomic
 
 STATE_FILE = "state.pt"
 INPUTS_FILE = "inputs.json"
@@ -46,11 +50,20 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 
 
 def rng_state() -> dict[str, Any]:
-    """Every RNG the training loop draws from."""
+    """Every RNG the training loop draws from, as tensors and plain data (no numpy arrays, so
+    that `torch.load(weights_only=True)` reads it back)."""
+    version, internal, gauss_next = random.getstate()
+    numpy_state = np.random.get_state(legacy=False)
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [version, list(internal), gauss_next],
+        "numpy": {
+            "bit_generator": numpy_state["bit_generator"],
+            "key": [int(v) for v in numpy_state["state"]["key"]],
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -59,10 +72,34 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    saved = state["numpy"]
+    if isinstance(saved, dict) and "key" in saved:
+        np.random.set_state(
+            {
+                "bit_generator": saved["bit_generator"],
+                "state": {"key": np.asarray(saved["key"], dtype=np.uint32), "pos": saved["pos"]},
+                "has_gauss": saved["has_gauss"],
+                "gauss": saved["gauss"],
+            }
+        )
+    else:  # a state saved before the RNG states were plain data
+        np.random.set_state(saved)
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _legacy_numpy_types() -> list[Any]:
+    """The numpy types of `np.random.get_state()`'s array, which states saved before the RNG
+    states were plain data hold: rebuilt as data (no code), so older folders still resume."""
+    multiarray = getattr(np, "_core", None) or np.core
+    return [
+        multiarray.multiarray._reconstruct,
+        np.ndarray,
+        np.dtype,
+        type(np.dtype(np.uint32)),
+    ]
 
 
 class StateFolder:
@@ -96,15 +133,33 @@ class StateFolder:
                 "Delete the folder (or pass --fresh) to start over."
             )
 
-    def load(self) -> dict[str, Any] | None:
-        """The saved state, or None when there is none yet."""
+    def load(self, required: Iterable[str] = ()) -> dict[str, Any] | None:
+        """The saved state, or None when there is none yet.
+
+        Read with `weights_only=True`: a file that needs any Python object beyond tensors and
+        plain data (a crafted pickle) is refused before anything in it runs. A state that is
+        not a dict, or lacks any of the `required` keys, is refused naming the missing keys.
+        """
         self.check()
         if not self.state_file.is_file():
             return None
-        try:
-            return torch.load(self.state_file, map_location="cpu", weights_only=False)
-        except Exception as error:  # torch raises many types for truncated files
-            raise TrainStateError(f"{self.state_file}: unreadable state ({error})") from None
+        hint = "delete the folder (or pass --fresh) to start over"
+        state = load_torch(
+            self.state_file,
+            "resumable training state",
+            error=TrainStateError,
+            allow=_legacy_numpy_types(),
+            hint=hint,
+        )
+        if not isinstance(state, dict):
+            raise TrainStateError(
+                f"{self.state_file}: not a resumable state (a {type(state).__name__}, expected "
+                f"a dict); {hint}"
+            )
+        missing = ", ".join(key for key in required if key not in state)
+        if missing:
+            raise TrainStateError(f"{self.state_file}: the resumable state lacks {missing}; {hint}")
+        return state
 
     def save(self, state: dict[str, Any]) -> None:
         """Write the state atomically (a kill mid-save leaves the previous state intact)."""

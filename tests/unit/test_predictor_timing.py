@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from nasflow.cli import main
@@ -28,7 +27,6 @@ from nasflow.predictors.timing import (
 )
 from nasflow.space import get_space
 from nasflow.tfs_eval import read_tfs_eval
-from nasflow.tfs_eval_build import SplitSettings, build_tfs_eval
 
 SPACE = get_space("demo")
 TINY_ARCHS = SPACE.sample_unique(9, seed=5)  # the same as conftest.TINY_ARCHS
@@ -36,34 +34,6 @@ TINY_ARCHS = SPACE.sample_unique(9, seed=5)  # the same as conftest.TINY_ARCHS
 
 def _gold(arch) -> float:
     return arch.encoder_embed_dim / 10 + arch.decoder_layer_num
-
-
-@pytest.fixture()
-def tfs_with_supernet(tmp_path: Path) -> Path:
-    """The conftest `tfs_eval` set (9 archs, seeds 1 and 2, 6 test archs each) with a stored
-    `Supernet (loss)` block, as `nasflow tfs-eval build --supernet-quality` writes it."""
-    scores = []
-    for arch in TINY_ARCHS:
-        path = tmp_path / "tfs" / arch.id / "score.json"
-        path.parent.mkdir(parents=True)
-        valid = {"bleu": _gold(arch), "loss_bits": 4.0}
-        path.write_text(json.dumps({"arch": arch.to_dict(), "valid": valid, "test": valid}))
-        scores.append(path)
-    quality = tmp_path / "supernet_quality.json"
-    rows = [{"arch_id": a.id, "predicted": -5.0 + a.decoder_layer_num / 10} for a in TINY_ARCHS]
-    quality.write_text(
-        json.dumps({"predictor": "Supernet (loss)", "bleu_scale": False, "rows": rows})
-    )
-    data = tmp_path / "data"
-    data.mkdir()
-    manifest = {"vocab_size": 500, "languages": {"source": "en", "target": "de"}}
-    (data / "manifest.json").write_text(json.dumps({**manifest, "corpus": "multi30k"}))
-    (data / "train.en").write_text("a b\nc d\n")
-    (data / "train.de").write_text("e f\ng h\n")
-    out = tmp_path / "tfs_eval"
-    split = SplitSettings((1, 2), train_size=3)
-    build_tfs_eval(scores, data, out, "demo", split, supernet_quality=quality)
-    return out
 
 
 def _predictions(tfs_eval: Path, tmp_path: Path) -> Path:
@@ -88,9 +58,9 @@ def _distill_models(tfs_eval: Path, tmp_path: Path) -> list[str]:
 
 
 def test_table11_times_10_archs_per_predictor_and_reuses_table1(
-    tfs_with_supernet: Path, tiny_data: Path, tmp_path: Path, capsys
+    tfs_eval_with_supernet: Path, tiny_data: Path, tmp_path: Path, capsys
 ) -> None:
-    tfs = tfs_with_supernet
+    tfs = tfs_eval_with_supernet
     predictions = _predictions(tfs, tmp_path)
     models = _distill_models(tfs, tmp_path)
     torch.manual_seed(0)
@@ -142,9 +112,9 @@ def test_table11_times_10_archs_per_predictor_and_reuses_table1(
     assert "Table 11" in capsys.readouterr().out
 
 
-def test_stored_blocks_without_a_supernet_are_not_timed(tfs_with_supernet, tmp_path) -> None:
+def test_stored_blocks_without_a_supernet_are_not_timed(tfs_eval_with_supernet, tmp_path) -> None:
     out = tmp_path / "t.csv"
-    argv = ["predictors", "table11", "--tfs-eval", str(tfs_with_supernet), "--out", str(out)]
+    argv = ["predictors", "table11", "--tfs-eval", str(tfs_eval_with_supernet), "--out", str(out)]
     assert main(argv) == 0
     table = pd.read_csv(out)
     assert list(table["predictor"]) == ["Supernet (loss)"]

@@ -214,10 +214,10 @@ def collect_latency_dataset(
         state.clear()
         rows_path.unlink(missing_ok=True)
     state.check()
+    done = read_rows(rows_path)  # a damaged state is refused before anything is written
     state.path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(state.path / INPUTS_FILE, state.inputs)
     archs = sample_archs(settings)
-    done = read_rows(rows_path)
     space = settings.sampling_space
     device = torch.device(settings.device)
     torch.set_num_threads(settings.threads)

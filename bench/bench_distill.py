@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from nasflow.distill import DistillSettings, distill_feature_matrix, train_distill_mlp
-from nasflow.space import Arch, get_space
+from nasflow.predictors.distilled import DistillSettings, distill_feature_matrix, train_distill_mlp
+from nasflow.space.hat import Arch, get_space
 
 SPACE = "hat-wmt"
 SIZES = (10, 1_000, 100_000)

@@ -34,7 +34,7 @@ import torch
 
 from nasflow.efficiency.latency import measure
 from nasflow.model import SuperTransformer
-from nasflow.space import SPACES, Arch, get_space
+from nasflow.space.hat import SPACES, Arch, get_space
 
 ORT_TARGET = 0.7
 PREDICTOR_TARGET = 0.05
@@ -90,7 +90,7 @@ def bench_stability(args: argparse.Namespace) -> None:
 
 def bench_predictor(args: argparse.Namespace) -> None:
     from nasflow.efficiency.latency_dataset import DatasetSettings, collect_latency_dataset
-    from nasflow.efficiency.latency_predictor import PredictorSettings, train_latency_predictor
+    from nasflow.predictors.latency import PredictorSettings, train_latency_predictor
 
     settings = DatasetSettings(
         space=args.space,

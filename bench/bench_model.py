@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nasflow.model.supertransformer import EOS, ModelConfig, SuperTransformer
-from nasflow.space import SPACES, Arch, get_space
+from nasflow.space.hat import SPACES, Arch, get_space
 
 TARGET = 1.10
 FIRST_TOKEN = 4  # ids below are pad/bos/eos/unk

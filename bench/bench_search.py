@@ -30,12 +30,12 @@ import torch
 
 from nasflow.data import prepare_corpus
 from nasflow.data.prepare import load_vocab_size
-from nasflow.distill import DistillSettings, train_distill_mlp
-from nasflow.efficiency.constraints import constraints_from_mapping
 from nasflow.model import SuperTransformer
+from nasflow.predictors.distilled import DistillSettings, train_distill_mlp
 from nasflow.predictors.supernet import SupernetPredictor
 from nasflow.search import EvolutionSettings, PredictorSchedule, run_search
-from nasflow.space import get_space
+from nasflow.search.constraints import constraints_from_mapping
+from nasflow.space.hat import get_space
 
 WORDS = [f"w{i}" for i in range(400)]
 

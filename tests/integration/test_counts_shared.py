@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from nasflow.core.io import iter_jsonl
 from nasflow.efficiency import count_embedding_params, count_flops, count_params
-from nasflow.io import iter_jsonl
-from nasflow.space import Arch, get_space
-from nasflow.tfs_eval import TASK_VOCAB_SIZES
+from nasflow.space.hat import Arch, get_space
+from nasflow.tfs.format import TASK_VOCAB_SIZES
 
 
 @pytest.mark.shared

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from nasflow.cli import main
-from nasflow.io import read_lines
-from nasflow.metrics import kendall, mae
+from nasflow.core.io import read_lines
+from nasflow.core.metrics import kendall, mae
 
 pytestmark = pytest.mark.shared
 

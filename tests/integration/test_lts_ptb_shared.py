@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from nasflow.data.ptb import EOS, UNK, load_corpus
 from nasflow.lts.proxy_check import proxy_check
-from nasflow.lts.ptb import EOS, UNK, load_corpus
 
 pytestmark = pytest.mark.shared
 

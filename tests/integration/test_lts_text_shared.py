@@ -11,8 +11,8 @@ import sentencepiece as spm
 
 from nasflow.lts.evaluator import LTSEvaluator
 from nasflow.lts.measure import LTSMeasureSettings
-from nasflow.lts.space import GPTArch
 from nasflow.lts.text import DEFAULT_VOCAB, build_text_set, load_text_set, text_corpus
+from nasflow.space.gpt import GPTArch
 
 pytestmark = pytest.mark.shared
 

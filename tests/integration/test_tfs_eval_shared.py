@@ -13,7 +13,7 @@ from scipy import stats
 
 from nasflow.cli import main
 from nasflow.predictors.quality import PAPER_ORDER, RESULT_COLUMNS
-from nasflow.tfs_eval import STORED_PREDICTORS, TASK_VOCAB_SIZES, read_tfs_eval
+from nasflow.tfs.format import STORED_PREDICTORS, TASK_VOCAB_SIZES, read_tfs_eval
 
 SEEDS = (123, 456, 789)
 pytestmark = pytest.mark.shared

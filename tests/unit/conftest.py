@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nasflow.space import get_space
-from nasflow.tfs_eval_build import SplitSettings, build_tfs_eval
+from nasflow.space.hat import get_space
+from nasflow.tfs.build import SplitSettings, build_tfs_eval
 
 # Nine demo architectures; the `tfs_eval` fixture gives them BLEU growing with embedding size.
 TINY_ARCHS = get_space("demo").sample_unique(9, seed=5)

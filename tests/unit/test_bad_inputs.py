@@ -19,7 +19,7 @@ from tests.unit.conftest import TINY_ARCHS
 import nasflow.llm
 from nasflow.cli import main
 from nasflow.model.checkpoint import FORMAT
-from nasflow.space import get_space
+from nasflow.space.hat import get_space
 
 DEMO = get_space("demo")
 ARCH = DEMO.smallest().to_dict()

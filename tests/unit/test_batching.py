@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from nasflow.data.prepare import EncodedSplit
-from nasflow.errors import DataError
-from nasflow.train.batching import (
+from nasflow.core.errors import DataError
+from nasflow.data.batching import (
     EOS,
     PAD,
     Batch,
@@ -17,6 +16,7 @@ from nasflow.train.batching import (
     filter_by_length,
     sentence_lengths,
 )
+from nasflow.data.prepare import EncodedSplit
 
 
 def make_split(pairs: list[tuple[list[int], list[int]]]) -> EncodedSplit:

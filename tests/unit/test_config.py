@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from nasflow.cli import main
-from nasflow.config import (
+from nasflow.config.resolve import (
     config_hash,
     load_config,
     load_schema,
@@ -18,7 +18,7 @@ from nasflow.config import (
     resolve_config,
     validate_config,
 )
-from nasflow.errors import ConfigError
+from nasflow.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = {

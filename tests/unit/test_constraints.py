@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from nasflow.efficiency.constraints import (
+from nasflow.core.errors import ConfigError
+from nasflow.efficiency.counts import count_embedding_params, count_flops, count_params
+from nasflow.search.constraints import (
     Constraint,
     FlopsConstraint,
     LatencyConstraint,
@@ -15,9 +17,7 @@ from nasflow.efficiency.constraints import (
     constraints_from_mapping,
     satisfies_all,
 )
-from nasflow.efficiency.counts import count_embedding_params, count_flops, count_params
-from nasflow.errors import ConfigError
-from nasflow.space import Arch, get_space
+from nasflow.space.hat import Arch, get_space
 
 VOCAB = 8000
 SPACE = get_space("demo")

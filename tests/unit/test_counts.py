@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nasflow.efficiency import count_embedding_params, count_flops, count_params, last_layer_flops
-from nasflow.space import Arch, get_space
+from nasflow.space.hat import Arch, get_space
 
 ONE_LAYER = Arch(
     encoder_embed_dim=512, encoder_layer_num=6,

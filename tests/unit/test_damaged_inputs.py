@@ -15,30 +15,30 @@ import numpy as np
 import pytest
 import torch
 
-from nasflow.distill.mlp import DistilledPredictor
-from nasflow.efficiency.latency_dataset import ROWS_FILE, read_rows
-from nasflow.efficiency.latency_predictor import LatencyPredictor
-from nasflow.errors import DataError, NasflowError
-from nasflow.io import (
+from nasflow.core.errors import DataError, NasflowError
+from nasflow.core.io import (
     connect_sqlite,
     iter_jsonl,
     load_torch,
     read_lines,
     read_state_rows,
 )
+from nasflow.core.search_state import SearchStateError
+from nasflow.core.search_state import StateFolder as SearchStateFolder
+from nasflow.core.state import StateFolder, TrainStateError, rng_state, set_rng_state
+from nasflow.efficiency.latency_dataset import ROWS_FILE, read_rows
 from nasflow.llm.cache import ReplyCache
 from nasflow.llm.examples import count_lines
 from nasflow.lts.proxy_check import read_state
 from nasflow.lts.search import MeasurementCache
 from nasflow.model import ModelConfig
 from nasflow.model.checkpoint import FORMAT, CheckpointError, load_model
-from nasflow.search.state import SearchStateError
-from nasflow.search.state import StateFolder as SearchStateFolder
-from nasflow.space import get_space
-from nasflow.tfs_eval import read_tfs_eval
+from nasflow.predictors.distilled import DistilledPredictor
+from nasflow.predictors.latency import LatencyPredictor
+from nasflow.space.hat import get_space
+from nasflow.tfs.format import read_tfs_eval
 from nasflow.train.loop import STATE_KEYS, Trainer
 from nasflow.train.settings import TrainSettings
-from nasflow.train.state import StateFolder, TrainStateError, rng_state, set_rng_state
 
 
 def _one_line_naming(error: pytest.ExceptionInfo, path: Path) -> str:

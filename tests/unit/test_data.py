@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
+from nasflow.cli import data as data_cli
+from nasflow.core.errors import ConfigError, DataError
 from nasflow.data import (
     CORPORA,
     Corpus,
@@ -32,8 +34,6 @@ from nasflow.data import (
     read_parallel,
     resolve_file,
 )
-from nasflow.data import cli as data_cli
-from nasflow.errors import ConfigError, DataError
 
 EN_WORDS = ["the", "a", "cat", "dog", "sees", "runs", "big", "small", "red", "house", "man"]
 DE_WORDS = ["der", "die", "das", "Katze", "Hund", "sieht", "läuft", "groß", "klein", "Haus"]
@@ -369,7 +369,7 @@ def _cli_args(corpus_dir: Path, out: Path) -> list[str]:
 
 def _stub_missing_clis(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stand in for other packages' CLI modules that are not written yet (no subcommands)."""
-    for name in ("nasflow.config", "nasflow.space", "nasflow.predictors.cli"):
+    for name in ("nasflow.config.resolve", "nasflow.space.hat", "nasflow.cli.predictors"):
         try:
             importlib.import_module(name)
         except ImportError:

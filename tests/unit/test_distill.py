@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from nasflow.distill import (
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.predictors.base import Predictor
+from nasflow.predictors.distilled import (
+    MODEL_FORMAT,
     DistilledPredictor,
     DistillSettings,
     FeatureNormalization,
@@ -17,10 +20,7 @@ from nasflow.distill import (
     evaluate_on,
     train_distill_mlp,
 )
-from nasflow.distill.mlp import MODEL_FORMAT
-from nasflow.errors import ConfigError, DataError
-from nasflow.predictors.base import Predictor
-from nasflow.space import Arch, ArchError, get_space
+from nasflow.space.hat import Arch, ArchError, get_space
 
 FAST = {"hidden_dim": 64, "hidden_layers": 2, "lr": 3e-3, "steps": 300, "batch_size": 64}
 TINY = {"hidden_dim": 16, "hidden_layers": 1, "steps": 20, "batch_size": 16}

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from nasflow.cli import main
-from nasflow.distill.dataset import read_arch_file, read_distill_dataset
-from nasflow.errors import DataError
-from nasflow.space import get_space, held_out_sample, stream_seed, tfs_sample
+from nasflow.core.errors import DataError
+from nasflow.predictors.distill_dataset import read_arch_file, read_distill_dataset
+from nasflow.space.hat import get_space, held_out_sample, stream_seed, tfs_sample
 
 ARCHS = get_space("demo").sample_unique(9, seed=5)  # the same as conftest.TINY_ARCHS
 

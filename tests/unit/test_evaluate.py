@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nasflow.core.io import read_lines
 from nasflow.data import load_split
 from nasflow.efficiency.counts import count_params
 from nasflow.evaluate import (
@@ -20,9 +21,8 @@ from nasflow.evaluate import (
     translate_text,
     validation_loss,
 )
-from nasflow.io import read_lines
 from nasflow.model import EOS, ModelConfig, SuperTransformer, beam_search
-from nasflow.space import get_space
+from nasflow.space.hat import get_space
 
 DECODE = {"beam": 3, "lenpen": 0.6, "max_len_a": 0.0, "max_len_b": 8}
 

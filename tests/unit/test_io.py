@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from nasflow.errors import DataError
-from nasflow.io import atomic_path, iter_jsonl, read_lines, write_json_atomic
+from nasflow.core.errors import DataError
+from nasflow.core.io import atomic_path, iter_jsonl, read_lines, write_json_atomic
 
 
 def test_atomic_path_leaves_nothing_on_error(tmp_path):

@@ -14,7 +14,7 @@ from nasflow.efficiency.latency import (
     trimmed_stats,
 )
 from nasflow.model import EOS, ModelConfig, SuperTransformer
-from nasflow.space import get_space
+from nasflow.space.hat import get_space
 
 
 def test_trimmed_stats_drops_tails_and_keeps_a_sample() -> None:

@@ -11,6 +11,8 @@ import yaml
 
 import nasflow.efficiency.latency as latency_module
 from nasflow.cli import main
+from nasflow.core.errors import ConfigError
+from nasflow.core.state import TrainStateError
 from nasflow.efficiency.latency_dataset import (
     DATASET_COLUMNS,
     ROWS_FILE,
@@ -21,10 +23,8 @@ from nasflow.efficiency.latency_dataset import (
     meta_path,
     sample_archs,
 )
-from nasflow.efficiency.latency_predictor import LatencyPredictor
-from nasflow.errors import ConfigError
-from nasflow.space import LATENCY_FEATURE_NAMES, Arch, get_space
-from nasflow.train.state import TrainStateError
+from nasflow.predictors.latency import LatencyPredictor
+from nasflow.space.hat import LATENCY_FEATURE_NAMES, Arch, get_space
 
 TINY = {
     "space": "demo",

@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
+from nasflow.cli import build_parser
+from nasflow.core.errors import ConfigError, DataError
 from nasflow.efficiency.latency_dataset import DATASET_COLUMNS, dataset_row
-from nasflow.efficiency.latency_predictor import (
+from nasflow.predictors.latency import (
     LatencyMLP,
     LatencyPredictor,
     PredictorSettings,
@@ -23,9 +25,7 @@ from nasflow.efficiency.latency_predictor import (
     split_indices,
     train_latency_predictor,
 )
-from nasflow.efficiency.predictor_cli import register
-from nasflow.errors import ConfigError, DataError
-from nasflow.space import LATENCY_FEATURE_NAMES, Arch, ArchError, get_space
+from nasflow.space.hat import LATENCY_FEATURE_NAMES, Arch, ArchError, get_space
 
 HEADER = [
     "arch_id",
@@ -378,10 +378,15 @@ def test_bad_model_files(tmp_path, trained):
 # ---- CLI ----------------------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    return parser
+class _LatencyParser:
+    """`nasflow latency ...` as the console script parses it."""
+
+    def parse_args(self, argv: list[str]) -> argparse.Namespace:
+        return build_parser().parse_args(["latency", *argv])
+
+
+def _parser() -> _LatencyParser:
+    return _LatencyParser()
 
 
 def test_cli_trains_and_prints_a_summary(dataset, tmp_path, capsys):
@@ -423,7 +428,7 @@ def test_cli_errors(dataset, tmp_path, extra, error, pattern):
 
 
 def test_config_schema_defaults_are_the_predictor_defaults():
-    from nasflow.config import load_schema
+    from nasflow.config.resolve import load_schema
 
     schema = load_schema()["properties"]["latency"]["properties"]["predictor"]["properties"]
     defaults = {key: sub["default"] for key, sub in schema.items()}

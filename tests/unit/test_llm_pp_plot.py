@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from nasflow.cli import main
-from nasflow.errors import DataError
-from nasflow.llm.llm_pp import PER_ARCH_COLUMNS, per_arch_predictions
+from nasflow.core.errors import DataError
 from nasflow.predictors.base import Predictor
+from nasflow.predictors.llm import PER_ARCH_COLUMNS, per_arch_predictions
 from nasflow.report.plots import plot_llm_pp_vs_tfs
-from nasflow.space import get_space
-from nasflow.tfs_eval import read_tfs_eval
+from nasflow.space.hat import get_space
+from nasflow.tfs.format import read_tfs_eval
 
 ARCHS = get_space("demo").sample_unique(9, seed=5)  # the same as conftest.TINY_ARCHS
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nasflow.core.errors import ConfigError
 from nasflow.efficiency.counts import count_flops
-from nasflow.errors import ConfigError
 from nasflow.llm.offline import LABEL, PromptParseError, offline_reply, parse_prompt
 from nasflow.llm.parsing import first_number, parse_prediction
 from nasflow.llm.prompts import (
@@ -20,7 +20,7 @@ from nasflow.llm.prompts import (
     render_prompt,
     sample_task_examples,
 )
-from nasflow.space import get_space
+from nasflow.space.hat import get_space
 
 TASK = TaskInfo(dataset="WMT'14", source_language="English", target_language="German")
 

@@ -16,11 +16,11 @@ import pytest
 from nasflow.cli import main
 from nasflow.llm.cache import CachedReply, ReplyCache, RequestKey
 from nasflow.llm.keys import needs_api_key
-from nasflow.llm.llm_pp import PromptSettings, usage_summary
 from nasflow.llm.predict import PredictSettings, predict, predict_many
 from nasflow.llm.prompts import Demonstration, PromptTemplate, TaskInfo, render_prompt
 from nasflow.llm.providers import LLMError, OfflineProvider, OpenAIProvider
-from nasflow.space import get_space
+from nasflow.predictors.llm import PromptSettings, usage_summary
+from nasflow.space.hat import get_space
 
 SECRET = "sk-test-SECRET-4242"
 

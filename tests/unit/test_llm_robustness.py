@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from nasflow.cli import main
-from nasflow.errors import DataError
-from nasflow.io import iter_jsonl
-from nasflow.llm.llm_pp import OFFLINE_SETUP
+from nasflow.core.errors import DataError
+from nasflow.core.io import iter_jsonl
+from nasflow.predictors.llm import OFFLINE_SETUP
 from nasflow.predictors.robustness import OFFLINE_NOTE, robustness_table
 
 LATENCY_S = 0.005

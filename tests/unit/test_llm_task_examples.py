@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from nasflow.cli import main
-from nasflow.errors import ConfigError
-from nasflow.io import read_lines
+from nasflow.core.errors import ConfigError
+from nasflow.core.io import read_lines
 from nasflow.llm import examples as task_examples
 from nasflow.llm.examples import (
     ORIGIN_DEV,
@@ -25,8 +25,8 @@ from nasflow.llm.examples import (
     sample_task_examples,
 )
 from nasflow.llm.prompts import VARIANTS, Demonstration, PromptTemplate, TaskInfo, render_prompt
-from nasflow.space import get_space
-from nasflow.tfs_eval_build import SplitSettings, build_tfs_eval
+from nasflow.space.hat import get_space
+from nasflow.tfs.build import SplitSettings, build_tfs_eval
 
 ARCHS = get_space("demo").sample_unique(6, seed=11)
 LINES = 40

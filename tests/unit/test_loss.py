@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nasflow.train.batching import PAD
-from nasflow.train.loss import label_smoothed_nll_loss
+from nasflow.data.batching import PAD
+from nasflow.model.loss import label_smoothed_nll_loss
 
 
 def test_without_smoothing_it_is_cross_entropy():

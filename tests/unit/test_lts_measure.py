@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from nasflow.errors import ConfigError
+from nasflow.core.errors import ConfigError
+from nasflow.core.search_state import fingerprint
 from nasflow.lts.evaluator import LTSEvaluator
 from nasflow.lts.measure import (
     PROTOCOL_VERSION,
@@ -25,11 +26,10 @@ from nasflow.lts.measure import (
     summarize,
 )
 from nasflow.lts.onnx_export import ExportedLTS, export_lts, verify_lts_export
-from nasflow.lts.params import decoder_params, total_params
 from nasflow.lts.search import LTS_OBJECTIVES, MeasurementCache, ParetoSettings, run_pareto_search
-from nasflow.lts.space import GPTArch, get_space
 from nasflow.lts.text import TextSet
-from nasflow.search.state import fingerprint
+from nasflow.space.gpt import GPTArch, get_space
+from nasflow.space.gpt_params import decoder_params, total_params
 
 TINY = GPTArch.uniform(2, 64, 128, 2)
 HETERO = GPTArch(3, 64, (128, 192, 256), (2, 4, 2))  # per-layer d_inner and n_head

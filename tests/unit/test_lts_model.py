@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from nasflow.cli import main
-from nasflow.errors import ConfigError
+from nasflow.core.errors import ConfigError
 from nasflow.lts.model import GPTDecoder
-from nasflow.lts.params import decoder_params, layer_params, total_params
-from nasflow.lts.space import SPACES, ArchError, GPTArch, LTSSpace, get_space, resolve_space
+from nasflow.space.gpt import SPACES, ArchError, GPTArch, LTSSpace, get_space, resolve_space
+from nasflow.space.gpt_params import decoder_params, layer_params, total_params
 
 BASELINE = GPTArch.uniform(12, 1024, 4096, 16)
 

@@ -15,17 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasflow.errors import ConfigError
-from nasflow.lts import pareto
-from nasflow.lts.pareto import (
-    Objective,
-    crowding_distance,
-    dominates,
-    non_dominated_sort,
-    pareto_front,
-    parse_objectives,
-)
-from nasflow.lts.plots import plot_outputs, plot_result
+from nasflow.core.errors import ConfigError
 from nasflow.lts.search import (
     HISTORY_COLUMNS,
     Architecture,
@@ -40,6 +30,16 @@ from nasflow.lts.search import (
     write_outputs,
 )
 from nasflow.lts.select import head_variants, select_candidates
+from nasflow.report.lts_plots import plot_outputs, plot_result
+from nasflow.search import pareto
+from nasflow.search.pareto import (
+    Objective,
+    crowding_distance,
+    dominates,
+    non_dominated_sort,
+    pareto_front,
+    parse_objectives,
+)
 
 MIN2 = (Objective("a", "min"), Objective("b", "min"))
 LTS3 = (

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from nasflow.cli import main
-from nasflow.errors import ConfigError, DataError
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.data.ptb import EOS, UNK, batchify, load_corpus, n_windows, window
 from nasflow.lts import proxy_check as pc
-from nasflow.lts.params import decoder_params
-from nasflow.lts.ptb import EOS, UNK, batchify, load_corpus, n_windows, window
-from nasflow.lts.space import GPTArch
+from nasflow.space.gpt import GPTArch
+from nasflow.space.gpt_params import decoder_params
 
 WORDS = [f"w{i}" for i in range(20)]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-from nasflow.errors import ConfigError, DataError
-from nasflow.lts.ptb import read_splits
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.data.ptb import read_splits
 from nasflow.lts.text import (
     DEFAULT_VOCAB,
     TextSet,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nasflow.metrics import kendall, mae, summarize_over_seeds
+from nasflow.core.metrics import kendall, mae, summarize_over_seeds
 
 
 def test_mae_hand_checked():

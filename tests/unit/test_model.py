@@ -10,7 +10,7 @@ import torch
 from nasflow.efficiency.counts import count_params
 from nasflow.model import EOS, PAD, ModelConfig, SuperTransformer, beam_search, greedy_decode
 from nasflow.model.checkpoint import CheckpointError, load_model, save_model
-from nasflow.space import SearchSpace, get_space
+from nasflow.space.hat import SearchSpace, get_space
 
 VOCAB = 60
 

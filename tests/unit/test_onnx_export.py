@@ -13,7 +13,7 @@ from nasflow.cli import main
 from nasflow.efficiency.onnx_export import ExportedModel, ExportError, export_onnx, verify_export
 from nasflow.model import ModelConfig, SuperTransformer
 from nasflow.model.checkpoint import save_model
-from nasflow.space import get_space
+from nasflow.space.hat import get_space
 
 TOLERANCE = 1e-4
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nasflow.config import resolve_config
+from nasflow.config.resolve import resolve_config
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = REPO / "config" / "paper-settings.md"

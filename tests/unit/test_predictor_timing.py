@@ -25,8 +25,8 @@ from nasflow.predictors.timing import (
     time_predictor,
     timing_pairs,
 )
-from nasflow.space import get_space
-from nasflow.tfs_eval import read_tfs_eval
+from nasflow.space.hat import get_space
+from nasflow.tfs.format import read_tfs_eval
 
 SPACE = get_space("demo")
 TINY_ARCHS = SPACE.sample_unique(9, seed=5)  # the same as conftest.TINY_ARCHS

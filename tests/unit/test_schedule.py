@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from nasflow.config import validate_config
-from nasflow.errors import ConfigError
+from nasflow.config.resolve import validate_config
+from nasflow.core.errors import ConfigError
 from nasflow.train.schedule import CosineSchedule, InverseSqrtSchedule, make_schedule
 
 HAT_WMT = {

@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasflow.config import load_schema, validate_config
-from nasflow.efficiency.constraints import Constraint, ParamsConstraint
+from nasflow.config.resolve import load_schema, validate_config
+from nasflow.core.errors import ConfigError
 from nasflow.efficiency.counts import count_params
-from nasflow.errors import ConfigError
 from nasflow.predictors.base import Predictor
 from nasflow.search import (
     HISTORY_COLUMNS,
@@ -27,7 +26,8 @@ from nasflow.search import (
     run_search,
     write_outputs,
 )
-from nasflow.space import Arch, get_space
+from nasflow.search.constraints import Constraint, ParamsConstraint
+from nasflow.space.hat import Arch, get_space
 
 SPACE = get_space("demo")
 VOCAB = 8000

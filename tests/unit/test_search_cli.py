@@ -15,18 +15,17 @@ import pytest
 import torch
 
 from nasflow.cli import main
+from nasflow.core.errors import DataError
 from nasflow.data.prepare import load_vocab_size
-from nasflow.distill import DistillSettings, train_distill_mlp
-from nasflow.distill.mlp import DistilledPredictor
 from nasflow.efficiency.counts import count_params
-from nasflow.efficiency.latency_predictor import MODEL_FORMAT, LatencyMLP, LatencyPredictor
-from nasflow.errors import DataError
 from nasflow.model import SuperTransformer
 from nasflow.model.checkpoint import save_model
+from nasflow.predictors.distilled import DistilledPredictor, DistillSettings, train_distill_mlp
+from nasflow.predictors.latency import MODEL_FORMAT, LatencyMLP, LatencyPredictor
 from nasflow.predictors.supernet import SupernetPredictor
+from nasflow.report.search_tables import write_tables
 from nasflow.search import PredictorSchedule
-from nasflow.search.tables import write_tables
-from nasflow.space import Arch, get_space
+from nasflow.space.hat import Arch, get_space
 
 SPACE = get_space("demo")
 PARAMS_LIMIT = 1.05  # about the median non-embedding size of the demo space (M)

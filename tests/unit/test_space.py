@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from nasflow.cli import main
-from nasflow.space import Arch, ArchError, SearchSpace, get_space
+from nasflow.space.hat import Arch, ArchError, SearchSpace, get_space
 
 # A released llmas TFS-Eval architecture (wmt14ende, seed 123, first train line).
 ARCH_INFO = [

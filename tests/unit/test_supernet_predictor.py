@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import read_lines
 from nasflow.data import load_split
-from nasflow.errors import ConfigError, DataError
 from nasflow.evaluate import corpus_bleu, translate_split, validation_loss
-from nasflow.io import read_lines
 from nasflow.model import SuperTransformer
 from nasflow.model.checkpoint import save_model
 from nasflow.predictors import Predictor, SupernetPredictor
-from nasflow.space import get_space
+from nasflow.space.hat import get_space
 
 VOCAB = 100
 DECODE = {"beam": 2, "lenpen": 0.6, "max_len_a": 0.0, "max_len_b": 6}

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from nasflow.cli import main
+from nasflow.core.errors import DataError
 from nasflow.efficiency import count_embedding_params, count_flops, count_params
-from nasflow.errors import DataError
 from nasflow.predictors import (
     FlopsPredictor,
     ParamsPredictor,
@@ -31,8 +31,8 @@ from nasflow.predictors.quality import (
     evaluate_predictors,
 )
 from nasflow.report.plots import plot_tfs_vs_predicted
-from nasflow.space import Arch, get_space
-from nasflow.tfs_eval import (
+from nasflow.space.hat import Arch, get_space
+from nasflow.tfs.format import (
     COLUMNS,
     STORED_PREDICTORS,
     TASK_VOCAB_SIZES,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from nasflow.cli import main
+from nasflow.core.errors import ConfigError, DataError
 from nasflow.efficiency.counts import count_flops
-from nasflow.errors import ConfigError, DataError
 from nasflow.predictors.quality import default_predictors, evaluate_predictors
-from nasflow.space import get_space
-from nasflow.tfs_eval import read_task_examples, read_tfs_eval, read_tfs_eval_info
-from nasflow.tfs_eval_build import SplitSettings, build_tfs_eval
+from nasflow.space.hat import get_space
+from nasflow.tfs.build import SplitSettings, build_tfs_eval
+from nasflow.tfs.format import read_task_examples, read_tfs_eval, read_tfs_eval_info
 
 ARCHS = get_space("demo").sample_unique(7, seed=3)
 VOCAB = 1234

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from nasflow.core.state import TrainStateError
 from nasflow.model import ModelConfig
 from nasflow.model.checkpoint import load_model
-from nasflow.space import get_space
+from nasflow.space.hat import get_space
 from nasflow.train.loop import Trainer, subnets_for_update
 from nasflow.train.settings import TrainSettings
-from nasflow.train.state import TrainStateError
 
 MODEL = ModelConfig(dropout=0.1, attention_dropout=0.1, max_positions=64)
 SPACE = get_space("demo")

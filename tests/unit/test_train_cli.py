@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from nasflow.cli import main
-from nasflow.space import get_space
+from nasflow.space.hat import get_space
 
 TINY = {
     "max_updates": 6,

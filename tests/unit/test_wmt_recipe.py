@@ -19,18 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from nasflow.config import validate_config
-from nasflow.data import cli as data_cli
+from nasflow.cli import data as data_cli
+from nasflow.config.resolve import validate_config
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import read_lines
 from nasflow.data import read_parallel, resolve_file
-from nasflow.data.wmt_recipe import (
+from nasflow.data.recipes import (
     CleanSettings,
     fetch_wmt,
     find_member,
     output_files,
     reject_reason,
 )
-from nasflow.errors import ConfigError, DataError
-from nasflow.io import read_lines
 
 Lines = list[str | bytes]
 

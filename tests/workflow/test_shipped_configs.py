@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nasflow.config import read_yaml, resolve_config
+from nasflow.config.resolve import read_yaml, resolve_config
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

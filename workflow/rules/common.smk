@@ -7,9 +7,9 @@ import re
 import sys
 from pathlib import Path
 
-from nasflow.config import final_train_settings, resolve_tfs_eval_dir, tfs_train_size
+from nasflow.config.resolve import final_train_settings, resolve_tfs_eval_dir, tfs_train_size
 from nasflow.lts.text import resolve_text_corpus
-from nasflow.space import get_space, tfs_sample
+from nasflow.space.hat import get_space, tfs_sample
 
 EXP = config["experiment"]
 HSNAS = "hsnas" in config["chains"]

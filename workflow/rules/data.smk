@@ -1,7 +1,7 @@
 # Corpus preparation: raw parallel text -> joint SentencePiece BPE -> encoded splits.
 # With data.fetch, a WMT training corpus is first downloaded and cleaned into data.local_dir.
 
-from nasflow.data.wmt_recipe import output_files
+from nasflow.data.recipes import output_files
 
 # What rule fetch_corpus writes into data.local_dir (and prepare_data then reads).
 FETCHED = (

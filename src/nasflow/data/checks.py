@@ -1,11 +1,13 @@
-"""Checks of a parallel corpus; each failure is a `DataError` naming the file, line or counts."""
+"""Checks of a corpus: each failure is a `DataError` naming the file, line or counts; a known test
+set named where training data belongs is refused (`refuse_test_set`)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from nasflow.errors import DataError
-from nasflow.io import read_lines
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import read_lines
 
 
 def check_exists(path: str | Path) -> Path:
@@ -45,3 +47,23 @@ def read_parallel(source_path: str | Path, target_path: str | Path) -> tuple[lis
     check_not_empty(target_path, target)
     check_same_length(source_path, source, target_path, target)
     return source, target
+
+
+TEST_SETS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"newstest-?2014"), "newstest2014, the WMT'14 test set"),
+    (re.compile(r"newstest-?2018"), "newstest2018, the WMT'19 En-De test set of HAT and LLM-PP"),
+    (re.compile(r"newstest-?2019"), "newstest2019, the WMT'19 test set"),
+    (re.compile(r"(?<![a-z])test_201[678]"), "a Multi30k test set (test_2016/2017/2018)"),
+)
+"""Names of known test sets (matched in lower case) and what they are."""
+
+
+def refuse_test_set(name: str, what: str) -> None:
+    """Raise a `ConfigError` when `name` (a file, folder or corpus split) is a known test set."""
+    lowered = name.lower()
+    for pattern, description in TEST_SETS:
+        if pattern.search(lowered):
+            raise ConfigError(
+                f"{what}: {name!r} is {description}; task examples must come from the task's "
+                "training data (or a development set), never from a test set"
+            )

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import atomic_path
 
 MIRROR_ENV = "NASFLOW_MIRROR"
 SOURCES = ("auto", "local", "mirror", "download")

@@ -22,10 +22,10 @@ import numpy as np
 import sentencepiece as spm
 
 from nasflow import __version__
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import atomic_path, write_json_atomic
 from nasflow.data.checks import read_parallel
 from nasflow.data.corpora import ResolvedFile, get_corpus, resolve_file, sha256_file
-from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path, write_json_atomic
 
 ROLES = ("train", "valid", "test")
 MODEL_TYPES = ("bpe", "unigram", "char", "word")

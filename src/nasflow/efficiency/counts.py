@@ -11,7 +11,7 @@ extra ~1M such multiplies leave the closed form within 0.1% of the released numb
 
 from __future__ import annotations
 
-from nasflow.space import Arch, space_of
+from nasflow.space.hat import Arch, space_of
 
 
 def _attention_params(q: int, d_query: int, d_key_value: int) -> int:

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from nasflow.device import environment
+from nasflow.core.device import environment
+from nasflow.core.errors import NasflowError
+from nasflow.core.ort import ort_session
 from nasflow.efficiency.onnx_export import ExportedModel, cache_names, export_onnx
-from nasflow.errors import NasflowError
 from nasflow.model.supertransformer import EOS, DecoderCache, SuperTransformer
-from nasflow.space import Arch
+from nasflow.space.hat import Arch
 
 DUMMY_TOKEN = 7  # HAT's dummy token id
 
@@ -182,27 +183,6 @@ def measure_torch(
         if previous is not None:
             model.set_arch(previous)
     return _result(current, encoder, decoder, length, beam, "torch", environment(device))
-
-
-def ort_session(path: str | Path, threads: int, device: str = "cpu") -> Any:
-    """An ONNX Runtime session with full graph optimisation and `threads` intra-op threads."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise LatencyError(
-                "device cuda asked for ONNX Runtime, but this onnxruntime has no CUDA provider "
-                "(install onnxruntime-gpu)"
-            )
-        providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(path), options, providers=providers)
 
 
 def onnx_environment(session: Any, threads: int) -> dict[str, Any]:

@@ -29,9 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path, read_state_rows, write_json_atomic
-from nasflow.space import LATENCY_FEATURE_NAMES, Arch, SearchSpace, get_space
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import atomic_path, read_state_rows, write_json_atomic
+from nasflow.space.hat import LATENCY_FEATURE_NAMES, Arch, SearchSpace, get_space
 
 ROWS_FILE = "rows.jsonl"
 TIMING_COLUMNS = ("encoder_ms", "decoder_ms", "total_ms", "encoder_std_ms", "decoder_std_ms")
@@ -100,7 +100,7 @@ Key = tuple[str, int]  # (arch id, pass)
 def read_rows(path: Path) -> dict[Key, dict[str, Any]]:
     """Rows already measured, by (arch id, pass). A truncated last line (a kill mid-write) is
     dropped from the file too, so that the next row starts on a line of its own; any other
-    damaged row is refused naming the file and the line (`nasflow.io.read_state_rows`)."""
+    damaged row is refused naming the file and the line (`nasflow.core.io.read_state_rows`)."""
     hint = "delete the state folder (or pass --fresh) to measure again"
     rows: dict[Key, dict[str, Any]] = {}
     for number, row in read_state_rows(path, "latency measurement", ("arch_id",), hint):
@@ -138,7 +138,7 @@ class ReferenceProbe:
     def __init__(self, settings: DatasetSettings, folder: Path):
         import torch
 
-        from nasflow.efficiency.latency import ort_session
+        from nasflow.core.ort import ort_session
         from nasflow.efficiency.onnx_export import export_onnx
         from nasflow.model import SuperTransformer
 
@@ -204,9 +204,9 @@ def collect_latency_dataset(
     """Measure every (architecture, pass) not yet in `state_dir` and write `out_csv`."""
     import torch
 
+    from nasflow.core.state import INPUTS_FILE, StateFolder
     from nasflow.efficiency.latency import measure
     from nasflow.model import SuperTransformer
-    from nasflow.train.state import INPUTS_FILE, StateFolder
 
     state = StateFolder(state_dir, {"latency_dataset": settings.to_dict()})
     rows_path = state.path / ROWS_FILE

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nasflow.errors import NasflowError
-from nasflow.io import atomic_path, write_json_atomic
+from nasflow.core.errors import NasflowError
+from nasflow.core.io import atomic_path, write_json_atomic
 from nasflow.model.supertransformer import EOS, PAD, DecoderCache, SuperTransformer
 
 OPSET = 18
@@ -212,7 +212,7 @@ def verify_export(
 ) -> float:
     """Largest absolute difference between ONNX Runtime and PyTorch over an encoder run and
     `length` decoder steps on a padded two-sentence batch tiled to `beam` (logits and caches)."""
-    from nasflow.efficiency.latency import ort_session
+    from nasflow.core.ort import ort_session
 
     dense = (model.extract() if model.is_supernet else model).to("cpu", torch.float32).eval()
     assert dense.arch is not None

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasflow.core.device import autocast
+from nasflow.data.batching import Batch, batch_indices, collate
 from nasflow.data.prepare import EncodedSplit
-from nasflow.device import autocast
 from nasflow.model import SuperTransformer
-from nasflow.train.batching import Batch, batch_indices, collate
-from nasflow.train.loss import label_smoothed_nll_loss
+from nasflow.model.loss import label_smoothed_nll_loss
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 
+from nasflow.core.device import environment
+from nasflow.core.errors import DataError
+from nasflow.core.io import read_lines, write_text_atomic
 from nasflow.data.prepare import load_split, read_manifest
-from nasflow.device import environment
 from nasflow.efficiency.counts import count_params
-from nasflow.errors import DataError
 from nasflow.evaluate.bleu import corpus_bleu, tokenized_bleu
 from nasflow.evaluate.loss import model_device, validation_loss
 from nasflow.evaluate.translate import translate_split
-from nasflow.io import read_lines, write_text_atomic
 from nasflow.model import SuperTransformer
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import sentencepiece as spm
 import torch
 
+from nasflow.core.device import autocast
 from nasflow.data.prepare import EncodedSplit
-from nasflow.device import autocast
 from nasflow.evaluate.loss import model_device
 from nasflow.model import EOS, PAD, SuperTransformer, beam_search
 

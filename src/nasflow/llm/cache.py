@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasflow.io import connect_sqlite
+from nasflow.core.io import connect_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -96,7 +96,7 @@ class CachedReply:
 def open_cache_db(path: Path, timeout_s: float) -> sqlite3.Connection:
     """The cache file's connection (WAL, busy timeout, the replies table). A damaged file (not
     a database, malformed) is refused with one line that names it and says how to move it
-    aside; it is never rewritten, since it holds paid replies (`nasflow.io.connect_sqlite`)."""
+    aside; it is never rewritten, since it holds paid replies (`nasflow.core.io.connect_sqlite`)."""
     return connect_sqlite(
         path,
         "LLM reply cache",

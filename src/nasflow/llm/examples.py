@@ -26,15 +26,15 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasflow.errors import ConfigError, DataError
-from nasflow.io import gzip_errors
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import gzip_errors
+from nasflow.data.checks import refuse_test_set
 
 ORIGIN_TRAIN = "train"
 ORIGIN_DEV = "dev fallback"
@@ -54,25 +54,6 @@ DEV_FALLBACK: dict[str, tuple[str, str]] = {
 }
 """The released tasks' non-test pool when no training corpus is given: newstest2013 (the WMT'14
 development set of both pairs; no test set of WMT'14 or WMT'19), `{pair}.{name}.{lang}.gz`."""
-
-TEST_SETS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"newstest-?2014"), "newstest2014, the WMT'14 test set"),
-    (re.compile(r"newstest-?2018"), "newstest2018, the WMT'19 En-De test set of HAT and LLM-PP"),
-    (re.compile(r"newstest-?2019"), "newstest2019, the WMT'19 test set"),
-    (re.compile(r"(?<![a-z])test_201[678]"), "a Multi30k test set (test_2016/2017/2018)"),
-)
-"""Names of known test sets (matched in lower case) and what they are."""
-
-
-def refuse_test_set(name: str, what: str) -> None:
-    """Raise a `ConfigError` when `name` (a file, folder or corpus split) is a known test set."""
-    lowered = name.lower()
-    for pattern, description in TEST_SETS:
-        if pattern.search(lowered):
-            raise ConfigError(
-                f"{what}: {name!r} is {description}; task examples must come from the task's "
-                "training data (or a development set), never from a test set"
-            )
 
 
 def sample_indices(n: int, k: int, seed: int) -> list[int]:
@@ -99,7 +80,7 @@ def _open_binary(path: Path):
 
 
 def count_lines(path: Path) -> int:
-    """Lines of a (gzipped) text file, as `nasflow.io.read_lines` splits them."""
+    """Lines of a (gzipped) text file, as `nasflow.core.io.read_lines` splits them."""
     count, last = 0, b"\n"
     with gzip_errors(path), _open_binary(path) as handle:
         while chunk := handle.read(1 << 20):
@@ -248,7 +229,7 @@ def dev_fallback(task: str, folder: Path) -> TaskExamples | None:
     files = tuple(folder / f"{pair}.{name}.{lang}.gz" for lang in TASK_LANGUAGES[task])
     if not all(path.is_file() for path in files):
         return None
-    from nasflow.io import read_lines
+    from nasflow.core.io import read_lines
 
     pairs = (read_lines(files[0]), read_lines(files[1]))
     corpus = f"{files[0]} + {files[1].name}"
@@ -257,7 +238,7 @@ def dev_fallback(task: str, folder: Path) -> TaskExamples | None:
 
 def built_pool(tfs_eval: Path, info, task: str) -> TaskExamples | None:
     """The example pool of a built TFS-Eval set (drawn from its corpus's train split)."""
-    from nasflow.tfs_eval import INFO_FILE, read_task_examples
+    from nasflow.tfs.format import INFO_FILE, read_task_examples
 
     pairs = read_task_examples(tfs_eval, info, task)
     if pairs is None:

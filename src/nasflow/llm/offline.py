@@ -13,9 +13,9 @@ import math
 import re
 from dataclasses import dataclass
 
-from nasflow.errors import NasflowError
+from nasflow.core.errors import NasflowError
 from nasflow.llm.prompts import GFLOPS_LABEL
-from nasflow.space import ARCH_INFO_KEYS
+from nasflow.space.hat import ARCH_INFO_KEYS
 
 LABEL = "offline stand-in (no LLM)"
 _KEYS = {value: name for name, value in ARCH_INFO_KEYS.items()}

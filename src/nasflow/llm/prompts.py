@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from nasflow.errors import ConfigError
+from nasflow.core.errors import ConfigError
 from nasflow.llm.examples import sample_task_examples as sample_task_examples  # re-exported
-from nasflow.space import ARCH_INFO_KEYS, Arch
+from nasflow.space.hat import ARCH_INFO_KEYS, Arch
 
 INSTRUCTIONS = ("task", "examples", "backbone", "efficiency", "concentrate")
 VARIANTS: dict[str, tuple[str, ...]] = {

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasflow.errors import NasflowError
+from nasflow.core.errors import NasflowError
 from nasflow.llm.keys import DEFAULT_API_KEY_ENV, needs_api_key
 from nasflow.llm.offline import offline_reply
 

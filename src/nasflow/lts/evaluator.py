@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasflow.errors import ConfigError
+from nasflow.core.errors import ConfigError
 from nasflow.lts.measure import (
     LTSMeasurement,
     LTSMeasureSettings,
@@ -32,8 +32,8 @@ from nasflow.lts.measure import (
     device_description,
     measure_arch,
 )
-from nasflow.lts.space import GPTArch
 from nasflow.lts.text import TextSet
+from nasflow.space.gpt import GPTArch
 
 __all__ = ["LTSEvaluator"]
 

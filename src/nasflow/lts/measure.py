@@ -7,7 +7,7 @@ do not depend on the weights), vocabulary `vocab_size` and `n_positions` positio
 mode, dropout off. With `backend="onnxruntime"` it is exported by `nasflow.lts.onnx_export`
 (prompt graph and decoder-step graph with a key/value cache) and run by ONNX Runtime with full
 graph optimisation (`ORT_ENABLE_ALL`), `threads` intra-op threads, one inter-op thread,
-sequential execution (the session options of `nasflow.efficiency.latency.ort_session`); with
+sequential execution (the session options of `nasflow.core.ort.ort_session`); with
 `backend="torch"` the same two computations run in PyTorch eager (`torch.inference_mode`, `threads`
 intra-op threads) on `device` (`cpu` or `cuda`).
 
@@ -98,10 +98,11 @@ from typing import Any
 
 import numpy as np
 
-from nasflow.errors import ConfigError, NasflowError
-from nasflow.lts.params import decoder_params, total_params
-from nasflow.lts.space import GPTArch
+from nasflow.core.errors import ConfigError, NasflowError
+from nasflow.core.ort import ort_session
 from nasflow.lts.text import TextSet
+from nasflow.space.gpt import GPTArch
+from nasflow.space.gpt_params import decoder_params, total_params
 
 __all__ = [
     "BACKENDS",
@@ -240,7 +241,7 @@ class LTSMeasureSettings:
 
     def fingerprint(self, text: TextSet) -> str:
         """16 hex digits identifying `protocol(text)` (a `MeasurementCache` protocol key)."""
-        from nasflow.search.state import fingerprint
+        from nasflow.core.search_state import fingerprint
 
         return fingerprint(self.protocol(text))
 
@@ -373,7 +374,7 @@ def device_description(settings: LTSMeasureSettings) -> str:
     """The device's name: the CPU model (or machine type), or the GPU model."""
     import torch
 
-    from nasflow.device import device_name
+    from nasflow.core.device import device_name
 
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("measure.device is cuda, but CUDA is not available on this machine")
@@ -383,7 +384,7 @@ def device_description(settings: LTSMeasureSettings) -> str:
 def _environment(settings: LTSMeasureSettings, worker: Mapping[str, Any]) -> dict[str, Any]:
     import torch
 
-    from nasflow.device import environment
+    from nasflow.core.device import environment
 
     env = environment(torch.device(settings.device))
     env.update(
@@ -578,20 +579,6 @@ def _maxrss_kib() -> int:
     return value // 1024 if sys.platform == "darwin" else value  # bytes on macOS
 
 
-def _ort_session(path: str, threads: int) -> Any:
-    """The session options of `nasflow.efficiency.latency.ort_session` (CPU), without importing
-    that module (and torch) into the lean worker."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
 Inference = Callable[[Any], tuple[float, float]]
 
 
@@ -599,8 +586,8 @@ def _ort_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
     import onnxruntime as ort
 
     threads, n = job["threads"], job["new_tokens"]
-    prompt_session = _ort_session(job["prompt_path"], threads)
-    step_session = _ort_session(job["step_path"], threads)
+    prompt_session = ort_session(job["prompt_path"], threads)
+    step_session = ort_session(job["step_path"], threads)
     past_names = [i.name for i in step_session.get_inputs() if i.name.startswith("past_")]
     prompts = [np.asarray(p, dtype=np.int64).reshape(1, -1) for p in job["prompts"]]
     clock = time.perf_counter

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nasflow.lts.space import GPTArch
+from nasflow.space.gpt import GPTArch
 
 KVCache = list[tuple[Tensor, Tensor]]
 
@@ -118,7 +118,7 @@ class GPTDecoder(nn.Module):
 
     Parameter groups: `wte` (tokens, tied with the head), `wpe` (positions), `blocks` and `ln_f`;
     the LTS decoder-parameter proxy counts exactly `blocks` and `ln_f`
-    (`decoder_param_count()`, equal to `nasflow.lts.params.decoder_params(arch)`).
+    (`decoder_param_count()`, equal to `nasflow.space.gpt_params.decoder_params(arch)`).
     """
 
     def __init__(

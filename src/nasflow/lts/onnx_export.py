@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nasflow.core.io import atomic_path, write_json_atomic
 from nasflow.efficiency.onnx_export import ExportError
-from nasflow.io import atomic_path, write_json_atomic
 from nasflow.lts.model import GPTDecoder, KVCache
-from nasflow.lts.params import decoder_params, total_params
-from nasflow.lts.space import GPTArch
+from nasflow.space.gpt import GPTArch
+from nasflow.space.gpt_params import decoder_params, total_params
 
 __all__ = [
     "META_FILE",
@@ -232,7 +232,7 @@ def verify_lts_export(
     the export wrappers) over a random prompt of `prompt_len` tokens and then `steps` decoder
     steps fed with the cache ONNX Runtime returned: last-position logits and every layer's
     present keys and values."""
-    from nasflow.efficiency.latency import ort_session
+    from nasflow.core.ort import ort_session
 
     if prompt_len < 1 or steps < 0 or prompt_len + steps > model.n_positions:
         raise ValueError(

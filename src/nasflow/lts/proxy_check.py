@@ -4,7 +4,7 @@
 trains each from scratch for the same fixed budget on a word-level corpus (PTB), measures the
 validation perplexity, and reports Spearman's rho and Kendall's tau-b (scipy) of
 
-- decoder parameters (`nasflow.lts.params.decoder_params`, the LTS proxy) and
+- decoder parameters (`nasflow.space.gpt_params.decoder_params`, the LTS proxy) and
 - total parameters (decoder + token and position embeddings; the head is tied)
 
 against **-log(validation perplexity)** (= minus the mean validation NLL in nats). Sign
@@ -45,12 +45,12 @@ import numpy as np
 import torch
 from scipy import stats
 
-from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path, read_state_rows
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import atomic_path, read_state_rows
+from nasflow.data.ptb import LMCorpus, batchify, load_corpus, n_windows, window
 from nasflow.lts.model import GPTDecoder, lm_loss
-from nasflow.lts.params import decoder_params, total_params
-from nasflow.lts.ptb import LMCorpus, batchify, load_corpus, n_windows, window
-from nasflow.lts.space import GPTArch, LTSSpace, resolve_space
+from nasflow.space.gpt import GPTArch, LTSSpace, resolve_space
+from nasflow.space.gpt_params import decoder_params, total_params
 
 SIGN_CONVENTION = (
     "rank correlation of the parameter count with -log(valid perplexity): positive means more "

@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from nasflow.errors import ConfigError, DataError
-from nasflow.lts.space import GPTArch, LTSSpace, resolve_space
+from nasflow.core.errors import ConfigError, DataError
 from nasflow.lts.text import TextSet, build_text_set, load_text_set, text_corpus, tokenizer_vocab
+from nasflow.space.gpt import GPTArch, LTSSpace, resolve_space
 
 Progress = Callable[[str], None]
 
@@ -127,8 +127,8 @@ def lts_search(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the configured Pareto search; write its outputs and plot; return its timing."""
-    from nasflow.lts.plots import plot_outputs
     from nasflow.lts.search import LTS_OBJECTIVES, ParetoSettings, run_pareto_search, write_outputs
+    from nasflow.report.lts_plots import plot_outputs
 
     space = lts_space(section)
     settings = ParetoSettings.from_mapping(section.get("search") or {})
@@ -220,8 +220,8 @@ def case_study(
     divided by the baseline's (the same ratio per character; 0.77 = 23% lower, the paper's
     headline).
     """
-    from nasflow.lts.params import decoder_params
     from nasflow.lts.select import head_variants, select_candidates
+    from nasflow.space.gpt_params import decoder_params
 
     frontier_csv = Path(frontier_csv)
     if not frontier_csv.is_file():

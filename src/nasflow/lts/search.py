@@ -42,22 +42,22 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from nasflow.errors import ConfigError, NasflowError
-from nasflow.io import atomic_path, connect_sqlite, write_json_atomic
-from nasflow.lts.pareto import (
-    Objective,
-    crowding_distance,
-    non_dominated_sort,
-    pareto_front,
-    parse_objectives,
-)
-from nasflow.search.evolution import EvolutionSettings
-from nasflow.search.state import (
+from nasflow.core.errors import ConfigError, NasflowError
+from nasflow.core.io import atomic_path, connect_sqlite, write_json_atomic
+from nasflow.core.search_state import (
     SearchStateError,
     StateFolder,
     fingerprint,
     rng_from_json,
     rng_to_json,
+)
+from nasflow.search.evolution import EvolutionSettings
+from nasflow.search.pareto import (
+    Objective,
+    crowding_distance,
+    non_dominated_sort,
+    pareto_front,
+    parse_objectives,
 )
 
 __all__ = [

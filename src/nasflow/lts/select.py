@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from nasflow.errors import ConfigError, DataError
+from nasflow.core.errors import ConfigError, DataError
 
 A = TypeVar("A")
 

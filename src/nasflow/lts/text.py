@@ -1,7 +1,7 @@
 """Real text for the latency protocol: a tokenizer, the held-out split, characters per token.
 
 `build_text_set(corpus, out_dir, vocab_size)` trains a SentencePiece BPE model with `vocab_size`
-pieces on the corpus's **training** split (`nasflow.lts.ptb.read_splits`: a PTB-layout folder,
+pieces on the corpus's **training** split (`nasflow.data.ptb.read_splits`: a PTB-layout folder,
 by default `$NASFLOW_MIRROR/ptb`, or one plain-text file), encodes its **held-out** (validation)
 split line by line and writes `spm.model`, `heldout.npz` (int32 `ids` of every held-out line
 concatenated, int64 `offsets`) and `text.json` (written last). `load_text_set(out_dir)` reads them.
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from nasflow.errors import ConfigError, DataError
-from nasflow.io import atomic_path, write_json_atomic
-from nasflow.lts.params import GPT2_VOCAB
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import atomic_path, write_json_atomic
+from nasflow.space.gpt_params import GPT2_VOCAB
 
 __all__ = [
     "DEFAULT_VOCAB",
@@ -176,7 +176,7 @@ def build_text_set(corpus: str | Path, out_dir: str | Path, vocab_size: int) -> 
     import sentencepiece as spm
 
     from nasflow.data.prepare import encode_lines, write_npz
-    from nasflow.lts.ptb import read_splits
+    from nasflow.data.ptb import read_splits
 
     splits = read_splits(corpus)
     heldout = [line for line in splits.valid if line.strip()]

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from nasflow.errors import NasflowError
-from nasflow.io import atomic_path, load_torch, one_line
+from nasflow.core.errors import NasflowError
+from nasflow.core.io import atomic_path, load_torch, one_line
 from nasflow.model.supertransformer import ModelConfig, SuperTransformer
-from nasflow.space import Arch, ArchError
+from nasflow.space.hat import Arch, ArchError
 
 FORMAT = "nasflow-model-1"
 PAYLOAD_KEYS = ("format", "space", "vocab_size", "config", "layout", "arch", "state_dict")

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nasflow.data.prepare import SPECIAL_IDS
-from nasflow.space import Arch, SearchSpace, get_space
+from nasflow.space.hat import Arch, SearchSpace, get_space
 
 PAD = SPECIAL_IDS["pad_id"]
 EOS = SPECIAL_IDS["eos_id"]
@@ -495,12 +495,3 @@ class SuperTransformer(nn.Module):
         return self.decode(prev_output_tokens, self.encode(src_tokens, table), table=table)
 
     # ---- bookkeeping --------------------------------------------------------------------------
-    def active_parameter_count(self, include_embeddings: bool = False) -> int:
-        """Parameters the selected subnet uses (HAT's non-embedding count by default)."""
-        from nasflow.efficiency.counts import count_embedding_params, count_params
-
-        assert self.arch is not None
-        total = count_params(self.arch)
-        if include_embeddings:
-            total += count_embedding_params(self.arch, self.vocab_size)
-        return total

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nasflow.space import Arch
+from nasflow.space.hat import Arch
 
 
 class Predictor(ABC):

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nasflow.core.errors import DataError
 from nasflow.efficiency.counts import count_embedding_params, count_flops, count_params
-from nasflow.errors import DataError
 from nasflow.predictors.base import Predictor
-from nasflow.space import Arch
+from nasflow.space.hat import Arch
 
 if TYPE_CHECKING:
     import pandas as pd

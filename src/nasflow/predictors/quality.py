@@ -2,7 +2,7 @@
 
 For each task, seed and predictor, the predictor scores that seed's `test` architectures and is
 compared with the gold from-scratch valid BLEU. The `Average` task averages each seed's metric
-over the tasks first, then summarises over seeds (population std, see `nasflow.metrics`).
+over the tasks first, then summarises over seeds (population std, see `nasflow.core.metrics`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nasflow.errors import DataError
-from nasflow.metrics import kendall, mae, summarize_over_seeds
+from nasflow.core.errors import DataError
+from nasflow.core.metrics import kendall, mae, summarize_over_seeds
 from nasflow.predictors.base import Predictor, check_scores
 from nasflow.predictors.baselines import FlopsPredictor, ParamsPredictor, StoredPredictor
-from nasflow.tfs_eval import COLUMNS, STORED_PREDICTORS
+from nasflow.tfs.format import COLUMNS, STORED_PREDICTORS
 
 PAPER_ORDER: tuple[str, ...] = (*STORED_PREDICTORS, "#Params", "#FLOPs")
 RESULT_COLUMNS: tuple[str, ...] = (

@@ -3,7 +3,7 @@
 Each architecture of a TFS-Eval test split is asked for several times (`nasflow llm-pp predict
 --samples 3`; every sample is its own request under its own cache key, so sample 0 is the reply
 of the ordinary one-sample run). Per architecture, the spread is the standard deviation of its
-sample values (population std, ddof=0, the convention of `nasflow.metrics`); the figure is the
+sample values (population std, ddof=0, the convention of `nasflow.core.metrics`); the figure is the
 mean of that spread over the architectures (every (split seed, test architecture) prompt), per
 task and LLM setup. The offline stand-in is deterministic: its spread is 0 by construction, and
 the table says so.
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nasflow.errors import DataError
-from nasflow.llm.llm_pp import OFFLINE_SETUP
+from nasflow.core.errors import DataError
+from nasflow.predictors.llm import OFFLINE_SETUP
 from nasflow.predictors.quality import AVERAGE_TASK
 
 OFFLINE_NOTE = "offline stand-in: deterministic, std 0 by construction"

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasflow.core.device import resolve_device, resolve_precision
+from nasflow.core.errors import ConfigError, DataError
 from nasflow.data.prepare import load_split, load_vocab_size
-from nasflow.device import resolve_device, resolve_precision
-from nasflow.errors import ConfigError, DataError
 from nasflow.evaluate.bleu import corpus_bleu
 from nasflow.evaluate.loss import model_device, prepare_batches, validation_loss
 from nasflow.evaluate.score import read_references
@@ -27,7 +27,7 @@ from nasflow.evaluate.translate import load_spm, source_batches, translate_batch
 from nasflow.model import SuperTransformer
 from nasflow.model.checkpoint import load_model
 from nasflow.predictors.base import Predictor, check_scores
-from nasflow.space import Arch
+from nasflow.space.hat import Arch
 
 METRICS = ("loss", "bleu")
 
@@ -112,7 +112,7 @@ class SupernetPredictor(Predictor):
         precision: str = "fp32",
         **options: Any,
     ) -> SupernetPredictor:
-        """Load a supernet saved by `save_model`; `device`/`precision` as in `nasflow.device`."""
+        """Load a supernet saved by `save_model`; `device`, `precision` as in `core.device`."""
         resolved = resolve_device(device)
         dtype = resolve_precision(precision, resolved)
         model, _ = load_model(model_path, resolved)

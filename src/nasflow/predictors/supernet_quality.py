@@ -7,41 +7,12 @@ predicts BLEU) against the from-scratch valid BLEU, the gold value of the paper,
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nasflow.errors import DataError
-from nasflow.metrics import kendall, mae
+from nasflow.core.metrics import kendall, mae
 from nasflow.predictors.base import Predictor
-from nasflow.space import Arch
-
-
-def read_tfs_scores(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Architecture and from-scratch BLEU of each `score.json` (errors name the file)."""
-    records = []
-    for path in paths:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            records.append(
-                {
-                    "path": str(path),
-                    "arch": Arch.from_dict(data["arch"]),
-                    "valid_bleu": float(data["valid"]["bleu"]),
-                    "test_bleu": float(data["test"]["bleu"]),
-                    "valid_loss": float(data["valid"]["loss_bits"]),
-                }
-            )
-        except FileNotFoundError:
-            raise DataError(f"{path}: score file not found") from None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise DataError(f"{path}: not a nasflow score file ({error!r})") from None
-    if len(records) < 2:
-        raise DataError(f"need at least 2 from-scratch scores to rank, got {len(records)}")
-    return records
 
 
 def _finite(value: float) -> float | None:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nasflow.errors import DataError
+from nasflow.core.errors import DataError
 from nasflow.predictors.base import Predictor
 from nasflow.predictors.quality import AVERAGE_TASK, evaluate_predictors
-from nasflow.space import Arch
+from nasflow.space.hat import Arch
 
 TIMED_ARCHS = 10
 MEASURED = "measured in the job (load and one warm-up prediction excluded)"

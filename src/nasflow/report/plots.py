@@ -10,9 +10,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nasflow.errors import DataError
-from nasflow.io import atomic_path
-from nasflow.tfs_eval import STORED_PREDICTORS, unique_archs
+from nasflow.core.errors import DataError
+from nasflow.core.io import atomic_path
+from nasflow.tfs.format import STORED_PREDICTORS, unique_archs
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
@@ -77,7 +77,7 @@ def plot_llm_pp_vs_tfs(points: pd.DataFrame, out_png: str | Path, tasks: Sequenc
 
     `points` has columns `task`, `predictor`, `arch_id`, `gold` and `predicted` (one row per
     predictor and test architecture, predictions averaged over split seeds, as
-    `nasflow.llm.llm_pp.per_arch_predictions` gives them). A predictor keeps its colour and
+    `nasflow.predictors.llm.per_arch_predictions` gives them). A predictor keeps its colour and
     marker in every panel; the y = x diagonal marks perfect predictions. Written atomically as
     PNG; a task without points is a `DataError`.
     """

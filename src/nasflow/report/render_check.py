@@ -7,7 +7,6 @@ not blank and a rendered DOM that holds the expected texts (e.g. the result cate
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nasflow.errors import NasflowError
+from nasflow.core.errors import NasflowError
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Flags for a closed network: no background connections, no first-run or update traffic.
@@ -129,38 +128,3 @@ def check_report(
         raise RenderError(f"{report}: the rendered page lacks {', '.join(map(repr, missing))}")
     partial.replace(screenshot)
     return RenderResult(screenshot, w, h, colors, ink, len(dom), list(expect or []))
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    result = check_report(
-        Path(args.report),
-        Path(args.screenshot),
-        expect=args.expect,
-        browser=args.browser,
-        width=args.width,
-        height=args.height,
-    )
-    print(
-        f"{args.report}: rendered {result.width}x{result.height}, {result.distinct_colors} "
-        f"colours, {result.ink_fraction:.1%} non-background, {result.dom_chars} DOM chars; "
-        f"screenshot {result.screenshot}"
-    )
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `nasflow report check`."""
-    parser = subparsers.add_parser("report", help="checks of the Snakemake HTML report")
-    sub = parser.add_subparsers(dest="report_command", required=True)
-    check = sub.add_parser(
-        "check", help="render the report in headless Chromium, screenshot it, check the content"
-    )
-    check.add_argument("--report", default="report.html")
-    check.add_argument("--screenshot", default="report.png")
-    check.add_argument(
-        "--expect", action="append", default=None, help="text the rendered page must hold"
-    )
-    check.add_argument("--browser", default=None, help="browser binary (default: Chromium)")
-    check.add_argument("--width", type=int, default=1400)
-    check.add_argument("--height", type=int, default=1000)
-    check.set_defaults(func=_cmd_check)

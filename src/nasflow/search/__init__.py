@@ -1,5 +1,6 @@
 """Evolutionary architecture search: HAT's algorithm with a per-iteration predictor schedule."""
 
+from nasflow.core.search_state import SearchStateError
 from nasflow.search.evolution import (
     DEFAULT_PROTOCOL,
     HISTORY_COLUMNS,
@@ -12,7 +13,6 @@ from nasflow.search.evolution import (
     write_outputs,
 )
 from nasflow.search.schedule import PredictorSchedule, Segment
-from nasflow.search.state import SearchStateError
 
 __all__ = [
     "DEFAULT_PROTOCOL",

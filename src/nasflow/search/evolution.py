@@ -46,13 +46,13 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from nasflow.efficiency.constraints import Constraint
-from nasflow.errors import ConfigError, NasflowError
-from nasflow.io import atomic_path, write_json_atomic
+from nasflow.core.errors import ConfigError, NasflowError
+from nasflow.core.io import atomic_path, write_json_atomic
+from nasflow.core.search_state import StateFolder, rng_from_json, rng_to_json
 from nasflow.predictors.base import Predictor, check_scores
+from nasflow.search.constraints import Constraint
 from nasflow.search.schedule import PredictorSchedule
-from nasflow.search.state import StateFolder, rng_from_json, rng_to_json
-from nasflow.space import Arch, Genome, SearchSpace
+from nasflow.space.hat import Arch, Genome, SearchSpace
 
 HISTORY_COLUMNS = (
     "iteration",

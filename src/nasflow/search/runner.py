@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasflow.config import Config
-from nasflow.efficiency.constraints import CONSTRAINT_KEYS, Constraint, constraints_from_mapping
+from nasflow.config.resolve import Config
+from nasflow.core.errors import ConfigError, DataError
 from nasflow.efficiency.counts import count_embedding_params, count_flops, count_params
-from nasflow.errors import ConfigError, DataError
+from nasflow.search.constraints import CONSTRAINT_KEYS, Constraint, constraints_from_mapping
 from nasflow.search.evolution import DEFAULT_PROTOCOL, PROTOCOLS, EvolutionSettings
 from nasflow.search.schedule import PredictorSchedule
-from nasflow.space import Arch
+from nasflow.space.hat import Arch
 
 if TYPE_CHECKING:
-    from nasflow.efficiency.latency_predictor import LatencyPredictor
     from nasflow.predictors.base import Predictor
+    from nasflow.predictors.latency import LatencyPredictor
     from nasflow.predictors.supernet import SupernetPredictor
 
 PREDICTORS = ("supernet", "distill", "supernet-mlp")
@@ -222,7 +222,7 @@ def load_predictors(
             space = supernet.model.space.name
             predictors[name] = supernet
         else:
-            from nasflow.distill.mlp import DistilledPredictor
+            from nasflow.predictors.distilled import DistilledPredictor
 
             distilled = DistilledPredictor.load(files[name])
             space = distilled.space_name
@@ -232,7 +232,7 @@ def load_predictors(
 
 
 def load_latency(path: Path, plan: SearchPlan) -> LatencyPredictor:
-    from nasflow.efficiency.latency_predictor import LatencyPredictor
+    from nasflow.predictors.latency import LatencyPredictor
 
     predictor = LatencyPredictor.from_file(path)
     _check_space(f"--latency-predictor {path}", predictor.space_name, plan.space)

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nasflow.errors import ConfigError
+from nasflow.core.errors import ConfigError
 
 SCHEDULE_KEYS = ("iterations", "default", "segments")
 SEGMENT_KEYS = ("predictor", "start", "end")
@@ -162,10 +162,6 @@ class PredictorSchedule:
     def names(self) -> list[str]:
         """Distinct predictor names in order of first use."""
         return list(dict.fromkeys(self.sequence()))
-
-    def check_names(self, known: Collection[str]) -> None:
-        """ConfigError naming the key of the first predictor name not in `known`."""
-        _check_known(known, self.default, self.segments)
 
     def to_dict(self) -> dict[str, Any]:
         """The config form (inverse of `from_mapping`)."""

@@ -29,18 +29,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nasflow.core.device import autocast, environment, resolve_device, resolve_precision
+from nasflow.core.io import load_torch, one_line, write_text_atomic
+from nasflow.core.state import StateFolder, TrainStateError, rng_state, set_rng_state
+from nasflow.data.batching import batch_indices, collate
 from nasflow.data.prepare import load_split, load_vocab_size, read_manifest
-from nasflow.device import autocast, environment, resolve_device, resolve_precision
 from nasflow.evaluate.loss import prepare_batches, validation_loss
-from nasflow.io import load_torch, one_line, write_text_atomic
 from nasflow.model.checkpoint import save_model
+from nasflow.model.loss import label_smoothed_nll_loss
 from nasflow.model.supertransformer import ModelConfig, SuperTransformer
-from nasflow.space import Arch, SearchSpace, get_space
-from nasflow.train.batching import batch_indices, collate
-from nasflow.train.loss import label_smoothed_nll_loss
+from nasflow.space.hat import Arch, SearchSpace, get_space
 from nasflow.train.schedule import make_schedule
 from nasflow.train.settings import TrainSettings
-from nasflow.train.state import StateFolder, TrainStateError, rng_state, set_rng_state
 
 CURVE_COLUMNS = (
     "update",

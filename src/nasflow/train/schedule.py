@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nasflow.errors import ConfigError
+from nasflow.core.errors import ConfigError
 
 
 class LRSchedule(Protocol):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from nasflow.errors import ConfigError
+from nasflow.core.errors import ConfigError
 
 MODES = ("spos", "sandwich", "fixed")
 

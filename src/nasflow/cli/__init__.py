@@ -1,0 +1,70 @@
+"""The `nasflow` command: one subcommand group per library package.
+
+Each package exposes `register(subparsers)` that adds its subcommands; every subcommand sets
+`func(args) -> int`. Errors derived from `NasflowError` are printed as one line, without traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nasflow import __version__
+from nasflow.core.errors import NasflowError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Assemble the argument parser from the packages' `register` functions."""
+    from nasflow.cli import (
+        config,
+        data,
+        distill,
+        evaluate,
+        latency,
+        llm_pp,
+        lts,
+        predictors,
+        report,
+        search,
+        space,
+        tfs_eval,
+        train,
+    )
+
+    parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"nasflow {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = (
+        config,
+        space,
+        data,
+        predictors,
+        tfs_eval,
+        train,
+        evaluate,
+        latency,
+        search,
+        llm_pp,
+        distill,
+        lts,
+        report,
+    )
+    for module in modules:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NasflowError as error:
+        print(f"nasflow: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

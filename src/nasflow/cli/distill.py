@@ -1,0 +1,275 @@
+"""`nasflow distill dataset|train`: LLM-Distill-PP's labelled architectures and its MLP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasflow.config.resolve import parse_json_object
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import atomic_path, read_state_rows, write_json_atomic
+from nasflow.predictors.base import Predictor
+from nasflow.space.hat import Arch
+
+SIDECAR_SUFFIX = ".json"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from nasflow.cli.llm_pp import llm_setup, task_examples
+    from nasflow.predictors.distill_dataset import label_archs, read_arch_file
+    from nasflow.predictors.llm import usage_summary
+    from nasflow.space.hat import get_space, held_out_sample
+    from nasflow.tfs.format import read_tfs_eval, read_tfs_eval_info
+
+    if (args.n is None) == (args.archs is None):
+        raise ConfigError("pass exactly one of --n (sample from the space) and --archs FILE")
+    info = read_tfs_eval_info(args.tfs_eval)
+    table = read_tfs_eval(args.tfs_eval, tasks=[args.task], seeds=[args.seed])
+    provider, cache, prompts, predict, prices = llm_setup(args)
+    tfs_ids = set(table["arch_id"])  # each split seed holds the whole set (train + test)
+    if args.archs is not None:
+        archs = read_arch_file(args.archs, info.space)
+    else:
+        space = get_space(info.space)
+        archs = held_out_sample(space, args.n, args.sample_seed, "distill", exclude=tfs_ids)
+    leaked = [arch.id for arch in archs if arch.id in tfs_ids]
+    if leaked:
+        raise DataError(
+            f"{args.archs}: {len(leaked)} architecture(s) of the TFS-Eval set {args.tfs_eval} "
+            f"(e.g. {leaked[0]}); a distillation set must not hold the architectures its MLP "
+            "is scored on"
+        )
+    examples = task_examples(args.tfs_eval, info, args.examples_dir)(args.task)
+    frame, usage = label_archs(
+        archs, table, info, args.task, args.seed, provider, cache, prompts, predict, examples, _log
+    )
+    with atomic_path(args.out) as tmp:
+        frame.to_csv(tmp, index=False)
+    summary = usage_summary(usage, provider, prompts, predict, prices)
+    summary.update({"task": args.task, "tfs_seed": args.seed, "tfs_eval": str(args.tfs_eval)})
+    write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), summary)
+    _log(
+        f"{len(frame)} architectures labelled ({summary['failed']} failed): "
+        f"{summary['requests']} requests, {summary['cache_hits']} cache hits -> {args.out}"
+    )
+    return 0
+
+
+def _cmd_score_supernet(args: argparse.Namespace) -> int:
+    """Supernet scores of sampled archs, as a distillation dataset (the paper's distilled-hat).
+
+    Each scored arch is appended to a state file beside the output first, so a killed run
+    resumes without rescoring."""
+    import pandas as pd
+    import torch
+
+    from nasflow.cli.train import read_config
+    from nasflow.predictors.distill_dataset import DATASET_COLUMNS
+    from nasflow.search.runner import supernet_predictor
+    from nasflow.space.hat import get_space, held_out_sample, tfs_sample
+
+    config = read_config(args)
+    torch.set_num_threads(int(config["threads"]))
+    space = get_space(config["space"])
+    tfs_ids = {arch.id for arch in tfs_sample(space, config["tfs"]["num_archs"], config["seed"])}
+    archs = held_out_sample(space, args.n, config["seed"], "supernet-mlp", exclude=tfs_ids)
+    state = args.out.with_suffix(".partial.jsonl")
+    done: dict[str, float] = {}
+    hint = "delete it to score again"
+    # A torn last line from a kill is dropped; any other damaged row names the file and line.
+    for number, row in read_state_rows(state, "supernet score", ("arch_id", "score"), hint):
+        try:
+            done[str(row["arch_id"])] = float(row["score"])
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{state}:{number}: the supernet score row's score is {row['score']!r}, not a "
+                f"number; {hint}"
+            ) from None
+    todo = [arch for arch in archs if arch.id not in done]
+    if todo:
+        predictor = supernet_predictor(config, args.supernet, args.data, args.device)
+        with state.open("a", encoding="utf-8") as handle:
+            for number, arch in enumerate(todo, start=1):
+                score = float(predictor.predict([arch])[0])
+                handle.write(json.dumps({"arch_id": arch.id, "score": score}) + "\n")
+                handle.flush()
+                done[arch.id] = score
+                if number % 25 == 0 or number == len(todo):
+                    _log(f"supernet scores: {len(archs) - len(todo) + number}/{len(archs)}")
+    rows = [
+        {
+            "arch_id": arch.id,
+            "arch": arch.to_json(),
+            "prediction": done[arch.id],
+            "failed": False,
+            "requests": 0,
+            "cache_hits": 0,
+        }
+        for arch in archs
+    ]
+    with atomic_path(args.out) as tmp:
+        pd.DataFrame(rows, columns=list(DATASET_COLUMNS)).to_csv(tmp, index=False)
+    state.unlink()
+    _log(f"{len(rows)} supernet scores ({len(archs) - len(todo)} resumed) -> {args.out}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from nasflow.predictors.distill_dataset import read_distill_dataset
+    from nasflow.predictors.distilled import DistillSettings, evaluate_on, train_distill_mlp
+
+    torch.set_num_threads(args.threads)
+    settings = DistillSettings.from_mapping(
+        parse_json_object(args.settings_json, "--settings-json") if args.settings_json else None
+    )
+    archs, labels, failed = read_distill_dataset(args.dataset)
+    predictor = train_distill_mlp(archs, labels, settings, name=args.name)
+    predictor.save(args.out)
+    meta: dict[str, Any] = {
+        "name": args.name,
+        "task": args.task,
+        "tfs_seed": args.seed,
+        "dataset": str(args.dataset),
+        "architectures": len(archs),
+        "failed_labels_skipped": failed,
+        "settings": settings.to_dict(),
+        "training": predictor.training_summary,
+    }
+    if args.tfs_eval is not None:
+        meta["tfs_eval"] = _evaluate_on_tfs(predictor, args, evaluate_on)
+    speed = _throughput(predictor, archs)
+    meta["throughput_archs_per_s"] = speed
+    write_json_atomic(sidecar(args.out), meta)
+    _log(f"{args.name}: trained on {len(archs)} architectures -> {args.out}")
+    if "tfs_eval" in meta:
+        _log(f"on the TFS-Eval test split: {meta['tfs_eval']}")
+    return 0
+
+
+def _evaluate_on_tfs(predictor: Predictor, args: argparse.Namespace, evaluate_on) -> dict:
+    from nasflow.tfs.format import read_tfs_eval
+
+    if args.task is None or args.seed is None:
+        raise ConfigError("--tfs-eval needs --task and --seed (the split to evaluate on)")
+    table = read_tfs_eval(args.tfs_eval, tasks=[args.task], seeds=[args.seed])
+    test = table[table["split"] == "test"]
+    return evaluate_on(predictor, list(test["arch"]), test["gold"].to_numpy(dtype=float))
+
+
+def _throughput(predictor: Predictor, archs: Sequence[Arch]) -> float:
+    """Architectures per second of one batched prediction (at least 10,000 archs)."""
+    import time
+
+    batch = list(archs) * max(1, -(-10_000 // len(archs)))
+    started = time.perf_counter()
+    predictor.predict(batch)
+    return round(len(batch) / (time.perf_counter() - started), 1)
+
+
+def sidecar(model: str | Path) -> Path:
+    """The JSON written beside a distilled model (name, task, TFS seed, training, evaluation)."""
+    return Path(model).with_suffix(SIDECAR_SUFFIX)
+
+
+class SeedModels(Predictor):
+    """LLM-Distill-PP with one MLP per TFS-Eval seed (each seed's LLM-PP saw its own
+    demonstrations), for the Table 1 rows."""
+
+    bleu_scale = True
+
+    def __init__(self, name: str, models: dict[int, Path], seed: int | None = None) -> None:
+        self.name, self.models, self.seed = name, models, seed
+
+    def for_seed(self, seed: int) -> SeedModels:
+        return SeedModels(self.name, self.models, seed)
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        from nasflow.predictors.distilled import DistilledPredictor
+
+        if self.seed is None or self.seed not in self.models:
+            raise DataError(
+                f"{self.name}: no distilled model for TFS-Eval seed {self.seed}; have seeds "
+                f"{sorted(self.models)}"
+            )
+        return DistilledPredictor.load(self.models[self.seed]).predict(archs)
+
+
+def read_seed_models(paths: Sequence[Path]) -> dict[str, dict[str, SeedModels]]:
+    """`{task: {name: SeedModels}}` from distilled models and their sidecars."""
+    grouped: dict[str, dict[str, dict[int, Path]]] = {}
+    for path in paths:
+        meta_path = sidecar(path)
+        if not meta_path.is_file():
+            raise DataError(f"{meta_path}: missing (written by `nasflow distill train`)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("task") is None or meta.get("tfs_seed") is None:
+            raise DataError(f"{meta_path}: the model was trained without --task and --seed")
+        models = grouped.setdefault(meta["task"], {}).setdefault(meta["name"], {})
+        if int(meta["tfs_seed"]) in models:
+            raise DataError(f"{path}: a second {meta['name']!r} model for seed {meta['tfs_seed']}")
+        models[int(meta["tfs_seed"])] = Path(path)
+    return {
+        task: {name: SeedModels(name, models) for name, models in by_name.items()}
+        for task, by_name in grouped.items()
+    }
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `distill dataset` and `distill train`."""
+    from nasflow.cli.llm_pp import add_llm_options
+    from nasflow.cli.train import add_config_options
+
+    group = subparsers.add_parser("distill", help="LLM-Distill-PP: distil LLM-PP into an MLP")
+    sub = group.add_subparsers(dest="distill_command", required=True, metavar="SUBCOMMAND")
+
+    dataset = sub.add_parser("dataset", help="architectures labelled by LLM-PP (cached)")
+    dataset.add_argument("--tfs-eval", type=Path, required=True, help="TFS-Eval folder")
+    dataset.add_argument("--task", required=True, help="task whose prompts are used")
+    dataset.add_argument("--seed", type=int, required=True, help="TFS-Eval seed (demonstrations)")
+    dataset.add_argument(
+        "--n", type=int, help="architectures sampled from the space (none of the TFS-Eval set)"
+    )
+    dataset.add_argument(
+        "--sample-seed", type=int, default=1, help="experiment seed (the sample's own stream)"
+    )
+    dataset.add_argument("--archs", type=Path, help="or: a JSONL file of architectures")
+    add_llm_options(dataset)
+    dataset.add_argument("--out", type=Path, required=True, help="dataset CSV")
+    dataset.add_argument("--usage", type=Path, help="usage JSON (default OUT.usage.json)")
+    dataset.set_defaults(func=_cmd_dataset)
+
+    scores = sub.add_parser(
+        "score-supernet", help="supernet scores of sampled archs (dataset of distilled-hat)"
+    )
+    add_config_options(scores)
+    scores.add_argument("--supernet", type=Path, required=True, help="trained supernet (.pt)")
+    scores.add_argument("--data", type=Path, required=True, help="prepared data folder")
+    scores.add_argument(
+        "--n", type=int, required=True, help="architectures sampled (none of the TFS-Eval set)"
+    )
+    scores.add_argument("--device", help="override train.device")
+    scores.add_argument("--out", type=Path, required=True, help="dataset CSV")
+    scores.set_defaults(func=_cmd_score_supernet)
+
+    train = sub.add_parser("train", help="the MLP on a distillation dataset")
+    train.add_argument("--dataset", type=Path, required=True, help="dataset CSV")
+    train.add_argument("--settings-json", help="DistillSettings as a JSON object")
+    train.add_argument("--name", default="LLM-Distill-PP", help="row label in tables")
+    train.add_argument("--tfs-eval", type=Path, help="evaluate on this folder's test split")
+    train.add_argument("--task", help="task of the model (and of the evaluation)")
+    train.add_argument("--seed", type=int, help="TFS-Eval seed of the model's labels")
+    train.add_argument("--threads", type=int, default=1, help="torch threads")
+    train.add_argument("--out", type=Path, required=True, help="model .pt (sidecar .json beside)")
+    train.set_defaults(func=_cmd_train)

@@ -1,0 +1,287 @@
+"""`nasflow latency measure|dataset|train-predictor` and `nasflow export-onnx`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from nasflow.cli.train import add_config_options, parse_arch, read_config
+from nasflow.config.resolve import Config, parse_json_object
+from nasflow.core.errors import ConfigError
+from nasflow.core.io import write_json_atomic
+from nasflow.space.hat import Arch
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def target_settings(config: Config, target: str) -> dict[str, Any]:
+    """The config's `latency.targets[target]` (device, backend, threads), or a clear error."""
+    targets = config["latency"]["targets"]
+    if target not in targets:
+        raise ConfigError(
+            f"config key latency.targets has no target {target!r} (known: {sorted(targets)})"
+        )
+    return dict(targets[target])
+
+
+def dataset_settings(config: Config, target: str, overrides: dict[str, Any]) -> Any:
+    """`DatasetSettings` from the experiment config, one target and command-line overrides."""
+    from nasflow.efficiency.latency_dataset import DatasetSettings
+
+    latency = config["latency"]
+    values: dict[str, Any] = {
+        "space": config["space"],
+        "size": latency["dataset_size"],
+        "seed": config["seed"],
+        "sampling": latency["sampling"],
+        "vocab_size": config["data"]["vocab_size"],
+        "length": latency["length"],
+        "beam": latency["beam"],
+        "warmup": latency["warmup"],
+        "runs": latency["runs"],
+        "passes": latency["passes"],
+        "drift_correction": latency["drift_correction"],
+        **target_settings(config, target),
+    }
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return DatasetSettings(**values)
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nasflow.efficiency.latency_dataset import collect_latency_dataset
+
+    config = read_config(args)
+    overrides = {
+        "size": args.size,
+        "backend": args.backend,
+        "threads": args.threads,
+        "runs": args.runs,
+        "passes": args.passes,
+        "device": args.device,
+    }
+    settings = dataset_settings(config, args.target, overrides)
+    state = args.state or args.out.parent / "state"
+    with tqdm(total=settings.size, desc="latency dataset", unit="arch", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+        frame = collect_latency_dataset(
+            settings, args.out, state, fresh=args.fresh, progress=progress
+        )
+    total = frame["total_ms"]
+    _log(
+        f"{len(frame)} architectures on {settings.device}/{settings.backend} "
+        f"({settings.threads} threads): {total.min():.2f}-{total.max():.2f} ms -> {args.out}"
+    )
+    return 0
+
+
+def _load_for_measure(args: argparse.Namespace, config: Config) -> tuple[Any, Arch]:
+    """The model to time and its arch: a checkpoint, or random weights of `--arch`."""
+    import torch
+
+    from nasflow.model import SuperTransformer
+    from nasflow.model.checkpoint import load_model
+    from nasflow.space.hat import get_space
+
+    device = torch.device(args.device or "cpu")
+    if args.model is not None:
+        model, _ = load_model(args.model, device)
+        if model.is_supernet:
+            if not args.arch:
+                raise ConfigError(f"--model {args.model} is a supernet: pass --arch")
+            model.set_arch(parse_arch(args.arch, model.space.name))
+        elif args.arch:
+            model.set_arch(parse_arch(args.arch, model.space.name))
+        assert model.arch is not None
+        return model, model.arch
+    space = get_space(config["space"])
+    if args.arch == "largest" or args.arch is None:
+        arch = space.largest()
+    elif args.arch == "smallest":
+        arch = space.smallest()
+    else:
+        arch = parse_arch(args.arch, space.name)
+    model = SuperTransformer(space, config["data"]["vocab_size"], layout=arch).to(device)
+    return model, arch
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    import torch
+
+    from nasflow.efficiency.latency import measure
+
+    config = read_config(args)
+    latency = config["latency"]
+    target = target_settings(config, args.target)
+    backend = args.backend or target["backend"]
+    threads = args.threads or target["threads"]
+    args.device = args.device or target["device"]
+    torch.set_num_threads(threads)
+    model, arch = _load_for_measure(args, config)
+    result = measure(
+        model,
+        arch,
+        backend=backend,
+        length=latency["length"],
+        beam=latency["beam"],
+        warmup=latency["warmup"],
+        runs=args.runs or latency["runs"],
+        threads=threads,
+    )
+    record = {**result.to_dict(), "arch": arch.to_dict(), "target": args.target}
+    predicted = ""
+    if args.predictor is not None:
+        from nasflow.predictors.latency import LatencyPredictor
+
+        predictor = LatencyPredictor.from_file(args.predictor)
+        record["predicted_ms"] = float(predictor.predict_ms([arch])[0])
+        record["predicted_target"] = predictor.target
+        record["predictor"] = str(args.predictor)
+        predicted = f" (predicted {record['predicted_ms']:.2f} ms)"
+    if args.out:
+        write_json_atomic(args.out, record)
+    _log(
+        f"{arch.id} {backend}: encoder {result.encoder_ms:.2f} ± {result.encoder_std_ms:.2f} ms, "
+        f"decoder {result.decoder_ms:.2f} ± {result.decoder_std_ms:.2f} ms, "
+        f"total {result.total_ms:.2f} ms{predicted}"
+    )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from nasflow.efficiency.onnx_export import export_onnx, verify_export
+    from nasflow.model.checkpoint import load_model
+
+    torch.set_num_threads(args.threads)
+    model, _ = load_model(args.model, torch.device("cpu"))
+    if args.arch:
+        model.set_arch(parse_arch(args.arch, model.space.name))
+    elif model.is_supernet:
+        raise ConfigError(f"--model {args.model} is a supernet: pass --arch to export one subnet")
+    exported = export_onnx(model, args.out, meta={"source_model": str(args.model)})
+    difference = verify_export(model, exported)
+    if difference > args.tolerance:
+        raise ConfigError(
+            f"ONNX Runtime and PyTorch disagree by {difference:.2e} (> {args.tolerance:g}) "
+            f"for {args.model}"
+        )
+    _log(f"exported {exported.meta['arch_id']} to {args.out} (max |ORT - torch| {difference:.1e})")
+    return 0
+
+
+# setting flags: each argparse destination is the PredictorSettings field it overrides
+_OVERRIDES = ("steps", "lr", "hidden_dim", "hidden_layers", "batch_size", "seed", "target")
+
+
+def settings_mapping(args: argparse.Namespace) -> dict[str, Any]:
+    """`--settings-json` overlaid with the explicit setting flags."""
+    values: dict[str, Any] = {}
+    if args.settings_json:
+        values = parse_json_object(args.settings_json, "--settings-json")
+    for name in _OVERRIDES:
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def _cmd_train_predictor(args: argparse.Namespace) -> int:
+    import torch
+
+    from nasflow.predictors.latency import PredictorSettings, train_latency_predictor
+
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    settings = PredictorSettings.from_mapping(settings_mapping(args))
+    torch.set_num_threads(args.threads)
+    report = train_latency_predictor(args.dataset, args.space, settings, args.out)
+    test = report["test"]
+    tau = "n/a" if test["kendall"] is None else f"{test['kendall']:.3f}"
+    print(
+        f"latency predictor ({report['target']}, space {report['space']!r}): test relative MAE "
+        f"{test['rel_mae']:.2%}, Kendall {tau} on {test['n']} architectures "
+        f"({report['train_seconds']:.1f} s training); wrote {args.out}"
+    )
+    return 0
+
+
+def _add_train_predictor(latency_subparsers: argparse._SubParsersAction) -> None:
+    """Add `train-predictor` to the `nasflow latency` subcommands."""
+    parser = latency_subparsers.add_parser(
+        "train-predictor", help="train HAT's latency predictor (MLP) on a latency dataset CSV"
+    )
+    parser.add_argument("--dataset", type=Path, required=True, help="latency dataset CSV")
+    parser.add_argument("--space", required=True, help="search space of the architectures")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--hidden-dim", type=int)
+    parser.add_argument("--hidden-layers", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--target", choices=("total_ms", "encoder_ms", "decoder_ms"))
+    parser.add_argument(
+        "--settings-json", help="JSON object of predictor settings (flags override it)"
+    )
+    parser.set_defaults(func=_cmd_train_predictor)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `latency measure|dataset|train-predictor` and `export-onnx`."""
+    latency = subparsers.add_parser("latency", help="latency measurement, dataset and predictor")
+    sub = latency.add_subparsers(dest="latency_command", required=True, metavar="SUBCOMMAND")
+
+    measure = sub.add_parser("measure", help="latency of one architecture (HAT's protocol)")
+    add_config_options(measure)
+    measure.add_argument("--target", default="cpu", help="latency.targets entry (default cpu)")
+    measure.add_argument("--model", type=Path, help="trained model (.pt); default random weights")
+    measure.add_argument("--arch", help="arch JSON/file, or largest/smallest (default largest)")
+    measure.add_argument("--backend", choices=["torch", "onnxruntime"], help="override")
+    measure.add_argument("--threads", type=int, help="override the target's threads")
+    measure.add_argument("--device", choices=["cpu", "cuda"], help="override the target's device")
+    measure.add_argument("--runs", type=int, help="override latency.runs")
+    measure.add_argument("--out", type=Path, help="write the result as JSON")
+    measure.add_argument(
+        "--predictor", type=Path, help="latency predictor (.pt): report its estimate beside"
+    )
+    measure.set_defaults(func=_cmd_measure)
+
+    dataset = sub.add_parser("dataset", help="measure sampled architectures into a CSV")
+    add_config_options(dataset)
+    dataset.add_argument("--target", default="cpu", help="latency.targets entry (default cpu)")
+    dataset.add_argument("--out", type=Path, required=True, help="dataset CSV")
+    dataset.add_argument("--state", type=Path, help="resumable state folder (default OUT/../state)")
+    dataset.add_argument("--fresh", action="store_true", help="discard rows measured before")
+    dataset.add_argument("--size", type=int, help="override latency.dataset_size")
+    dataset.add_argument("--backend", choices=["torch", "onnxruntime"], help="override")
+    dataset.add_argument("--threads", type=int, help="override the target's threads")
+    dataset.add_argument("--device", choices=["cpu", "cuda"], help="override the target's device")
+    dataset.add_argument("--runs", type=int, help="override latency.runs")
+    dataset.add_argument("--passes", type=int, help="override latency.passes")
+    dataset.set_defaults(func=_cmd_dataset)
+
+    _add_train_predictor(sub)
+
+    export = subparsers.add_parser(
+        "export-onnx", help="export a trained model as ONNX encoder and decoder-step graphs"
+    )
+    export.add_argument("--model", type=Path, required=True, help="trained model (.pt)")
+    export.add_argument("--arch", help="subnet to export when --model is a supernet")
+    export.add_argument("--out", type=Path, required=True, help="export folder")
+    export.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    export.add_argument(
+        "--tolerance", type=float, default=1e-3, help="max |ORT - torch| logit difference"
+    )
+    export.set_defaults(func=_cmd_export)

@@ -1,0 +1,260 @@
+"""`nasflow predictors evaluate|table11|robustness`: predictor quality on TFS-Eval sets, the
+time each predictor takes (Table 11) and LLM-PP's robustness to repeated samples (A.8.4)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nasflow import __version__
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import atomic_path, write_text_atomic
+from nasflow.tfs.format import TASK_VOCAB_SIZES, read_tfs_eval
+
+if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
+    import pandas as pd
+
+    from nasflow.predictors.base import Predictor
+    from nasflow.predictors.timing import Entry
+
+DECIMALS = 4
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from nasflow.predictors.quality import default_predictors, evaluate_predictors
+
+    table = read_tfs_eval(args.tfs_eval, tasks=args.task)
+    tasks = args.task or list(table["task"].unique())
+    results = evaluate_predictors(table, tasks, lambda task: default_predictors(table, task))
+    with atomic_path(args.out) as tmp:
+        results.round(DECIMALS).to_csv(tmp, index=False, na_rep="")
+    markdown = to_markdown(results)
+    print(markdown)
+    if args.markdown:
+        write_text_atomic(args.markdown, _markdown_document(markdown, args.tfs_eval, table))
+    if args.plot:
+        from nasflow.report.plots import plot_tfs_vs_predicted
+
+        plot_tfs_vs_predicted(table, args.plot, tasks)
+    return 0
+
+
+def to_markdown(results: pd.DataFrame) -> str:
+    """The results table as GitHub markdown (4 decimals, empty cells where MAE does not apply)."""
+    cells = results.astype(object).where(results.notna(), None)
+    return cells.to_markdown(index=False, floatfmt=f".{DECIMALS}f", missingval="")
+
+
+def _markdown_document(markdown: str, folder: Path, table: pd.DataFrame) -> str:
+    seeds = ", ".join(str(s) for s in sorted(table["seed"].unique()))
+    return (
+        "# Predictor quality on TFS-Eval\n\n"
+        "Gold = `scratch.valid_BLEU` (from-scratch validation BLEU). Metrics are computed on each "
+        f"seed's `test` split (seeds {seeds}) and reported as mean ± std over seeds (population "
+        "std); `Average` averages each seed's metric over the tasks first. MAE is left empty "
+        "for rank-only predictors (#Params, #FLOPs).\n\n"
+        f"{markdown}\n\n"
+        f"_nasflow {__version__}; data: `{folder}`_\n"
+    )
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_table11(args: argparse.Namespace) -> int:
+    from nasflow.cli.distill import read_seed_models
+    from nasflow.cli.llm_pp import read_predictions
+    from nasflow.predictors.baselines import StoredPredictor
+    from nasflow.predictors.llm import SeedPredictions
+    from nasflow.predictors.quality import default_predictors
+    from nasflow.predictors.timing import (
+        Entry,
+        not_timed,
+        recorded_latency,
+        table11,
+        table11_markdown,
+        time_predictor,
+        timing_pairs,
+    )
+
+    if args.archs < 1:
+        raise ConfigError(f"--archs must be >= 1, got {args.archs}")
+    records = read_predictions(args.predictions or [])
+    seeds = sorted({int(r["seed"]) for r in records}) or None
+    table = read_tfs_eval(args.tfs_eval, tasks=args.task, seeds=seeds)
+    tasks = args.task or list(table["task"].unique())
+    names = list(dict.fromkeys(r["predictor"] for r in records))
+    distilled = read_seed_models(args.distill_models or [])
+    supernet, supernet_note = _load_supernet(args) if args.supernet else (None, "")
+    notes: dict[str, dict[str, str]] = {}
+
+    def entries(task: str) -> list[Entry]:
+        pairs = timing_pairs(table, task, args.archs)
+        rows: list[Entry] = []
+        stored = [p for p in default_predictors(table, task) if isinstance(p, StoredPredictor)]
+        for predictor in stored:
+            if supernet is not None and predictor.name == supernet.name:
+                timing = time_predictor(lambda seed: supernet, pairs, supernet_note)
+            else:
+                timing = not_timed(
+                    pairs, "predictions stored in the TFS-Eval set, which records no timing"
+                )
+            rows.append(Entry("supernet", predictor, timing))
+        if supernet is not None and supernet.name not in {p.name for p in stored}:
+            raise DataError(
+                f"{args.tfs_eval}: no stored {supernet.name!r} block for task {task}, so the "
+                "timed supernet has no quality; build the set with --supernet-quality"
+            )
+        for name in names:
+            task_records = [r for r in records if r["task"] == task]
+            timing = recorded_latency(task_records, task, pairs, name)
+            rows.append(Entry("LLM-PP", SeedPredictions(name, task_records), timing))
+        for models in distilled.get(task, {}).values():
+            timing = time_predictor(
+                lambda seed, m=models: _load_distilled(m, seed), pairs, _cpu_note()
+            )
+            rows.append(Entry("LLM-Distill-PP", models, timing))
+        for entry in rows:
+            notes.setdefault(entry.predictor.name, {})[task] = entry.timing.note
+        return rows
+
+    results = table11(table, tasks, entries)
+    with atomic_path(args.out) as tmp:
+        results.round(6).to_csv(tmp, index=False, na_rep="")
+    markdown = table11_markdown(results, notes)
+    print(markdown)
+    if args.markdown:
+        seeds_text = ", ".join(str(s) for s in sorted(table["seed"].unique()))
+        footer = f"\n_nasflow {__version__}; data: `{args.tfs_eval}`; split seeds {seeds_text}_\n"
+        write_text_atomic(args.markdown, markdown + footer)
+    return 0
+
+
+def _load_supernet(args: argparse.Namespace) -> tuple[Predictor, str]:
+    """The experiment's supernet predictor as the config describes it, and where it runs."""
+    import torch
+
+    from nasflow.cli.train import read_config
+    from nasflow.core.device import environment
+    from nasflow.search.runner import supernet_predictor
+
+    if args.data is None:
+        raise ConfigError("--supernet needs --data (the prepared data folder)")
+    config = read_config(args)
+    torch.set_num_threads(int(config["threads"]))
+    predictor = supernet_predictor(config, args.supernet, args.data, args.device)
+    env = environment(predictor.device, predictor.dtype)
+    return predictor, (
+        f"scored on {predictor.sentences} valid sentences each; {env['device_name']} "
+        f"({env['device']}, {env['dtype']}, torch threads: {env['threads']})"
+    )
+
+
+def _load_distilled(models, seed: int) -> Predictor:
+    """The distilled MLP of one split seed (`SeedModels.models`), loaded outside the timing."""
+    from nasflow.predictors.distilled import DistilledPredictor
+
+    if seed not in models.models:
+        raise DataError(f"{models.name}: no distilled model for split seed {seed}")
+    return DistilledPredictor.load(models.models[seed])
+
+
+def _cpu_note() -> str:
+    import torch
+
+    threads = torch.get_num_threads()
+    return f"one batched predict() per split seed on the CPU (torch threads: {threads})"
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from nasflow.cli.llm_pp import read_predictions
+    from nasflow.predictors.robustness import robustness_markdown, robustness_table
+
+    records = read_predictions(args.predictions)
+    table = robustness_table(records, args.samples)
+    with atomic_path(args.out) as tmp:
+        table.round(6).to_csv(tmp, index=False, na_rep="")
+    markdown = robustness_markdown(table)
+    print(markdown)
+    if args.markdown:
+        files = ", ".join(f"`{p}`" for p in args.predictions)
+        write_text_atomic(args.markdown, f"{markdown}\n_nasflow {__version__}; {files}_\n")
+    return 0
+
+
+def _parse_tasks(text: str) -> list[str] | None:
+    """`all` (None: every task of the folder) or comma-separated distinct task names, in order.
+
+    Names are checked against the folder when it is read (a built set has its own tasks)."""
+    if text == "all":
+        return None
+    tasks = [t.strip() for t in text.split(",") if t.strip()]
+    if not tasks or len(set(tasks)) != len(tasks):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or distinct task names")
+    return tasks
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `nasflow predictors evaluate|table11|robustness`."""
+    group = subparsers.add_parser("predictors", help="performance predictors and their quality")
+    sub = group.add_subparsers(dest="predictors_command", required=True, metavar="SUBCOMMAND")
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="MAE and Kendall tau of the stored supernet predictors, #Params and #FLOPs",
+    )
+    evaluate.add_argument(
+        "--tfs-eval", type=Path, required=True, metavar="DIR", help="{seed}/{task}/ folder"
+    )
+    evaluate.add_argument(
+        "--task",
+        required=True,
+        type=_parse_tasks,
+        metavar="TASK[,TASK...]|all",
+        help=f"tasks of the folder (comma-separated; released: {', '.join(TASK_VOCAB_SIZES)}), "
+        "or all",
+    )
+    evaluate.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+    evaluate.add_argument("--markdown", type=Path, metavar="FILE.md")
+    evaluate.add_argument("--plot", type=Path, metavar="FILE.png")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    from nasflow.cli.train import add_config_options
+
+    timing = sub.add_parser(
+        "table11",
+        help="Table 11: time to predict 10 architectures, and MAE / Kendall tau, per predictor",
+    )
+    timing.add_argument("--tfs-eval", type=Path, required=True, metavar="DIR")
+    timing.add_argument(
+        "--task", type=_parse_tasks, metavar="TASK[,TASK...]|all", help="default: all"
+    )
+    timing.add_argument(
+        "--predictions", type=Path, nargs="+", help="LLM-PP predictions (`llm-pp predict`)"
+    )
+    timing.add_argument(
+        "--distill-models", type=Path, nargs="+", help="LLM-Distill-PP models, one per seed"
+    )
+    timing.add_argument(
+        "--supernet", type=Path, help="the experiment's supernet (.pt): its stored block is timed"
+    )
+    timing.add_argument("--data", type=Path, help="prepared data folder (with --supernet)")
+    add_config_options(timing)
+    timing.add_argument("--device", help="override train.device for the supernet")
+    timing.add_argument("--archs", type=int, default=10, help="architectures timed (10)")
+    timing.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+    timing.add_argument("--markdown", type=Path, metavar="FILE.md")
+    timing.set_defaults(func=_cmd_table11)
+
+    robust = sub.add_parser(
+        "robustness", help="LLM-PP robustness: mean over archs of the std of repeated samples"
+    )
+    robust.add_argument(
+        "--predictions", type=Path, nargs="+", required=True, help="`llm-pp predict --samples N`"
+    )
+    robust.add_argument("--samples", type=int, help="samples expected per architecture")
+    robust.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+    robust.add_argument("--markdown", type=Path, metavar="FILE.md")
+    robust.set_defaults(func=_cmd_robustness)

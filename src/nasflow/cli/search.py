@@ -1,0 +1,158 @@
+"""`nasflow search run` (one method, constraint and seed) and `nasflow search tables`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nasflow.cli.train import add_config_options, read_config
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from nasflow.core.io import write_text_atomic
+    from nasflow.data.prepare import load_vocab_size
+    from nasflow.search import runner
+    from nasflow.search.evolution import run_search, write_outputs
+    from nasflow.space.hat import get_space
+
+    config = read_config(args)
+    have = {
+        "supernet": args.supernet,
+        "distill": args.distill,
+        "supernet-mlp": args.supernet_mlp,
+        "latency": args.latency_predictor,
+    }
+    plan = runner.plan_search(
+        config,
+        args.method,
+        args.constraint,
+        args.seed,
+        have={k: v is not None for k, v in have.items()},
+    )
+    used = set(plan.schedule.names())
+    files = runner.check_files(
+        {
+            "supernet": args.supernet if "supernet" in used else None,
+            "distill": args.distill if "distill" in used else None,
+            "supernet-mlp": args.supernet_mlp if "supernet-mlp" in used else None,
+            "latency-predictor": args.latency_predictor,
+        }
+    )
+    vocab = load_vocab_size(args.data)
+    torch.set_num_threads(int(config["threads"]))
+    started = time.perf_counter()
+    predictors = runner.load_predictors(plan, config, files, args.data, args.device)
+    latency = (
+        runner.load_latency(files["latency-predictor"], plan) if args.latency_predictor else None
+    )
+    _log(f"loaded {', '.join(predictors)} in {time.perf_counter() - started:.1f} s")
+    # The models that shape the search (a latency model that only reports is not one of them).
+    searched = {k: v for k, v in files.items() if k != "latency-predictor" or plan.needs_latency}
+    result = run_search(
+        get_space(plan.space),
+        predictors,
+        plan.schedule,
+        runner.build_constraints(plan, vocab, latency if plan.needs_latency else None),
+        plan.settings,
+        args.state_dir,
+        lambda row: _log(runner.progress_line(plan, row)),
+        fresh=args.fresh,
+        fingerprint_extra=runner.fingerprint_extra(searched, args.data, config, plan),
+        protocol=plan.protocol,
+    )
+    extra = {
+        "method": plan.method,
+        "constraint": plan.constraint,
+        "constraint_limits": plan.limits,
+        "seed": plan.settings.seed,
+        "space": plan.space,
+        "schedule": plan.schedule.to_dict(),
+        **runner.describe_arch(result.best_arch, vocab, latency),
+    }
+    if latency is not None:
+        extra["latency_target"] = plan.latency_target
+    write_outputs(result, args.out_dir, extra)
+    write_text_atomic(args.out_dir / "best_arch.json", result.best_arch.to_json() + "\n")
+    resumed = f" (resumed after iteration {result.resumed_from})" if result.resumed_from else ""
+    _log(
+        f"{args.out_dir}: best {result.best_arch.id} score {result.best_score:.4f} "
+        f"[{result.predictor}] after {result.timing['search_seconds']:.1f} s of search "
+        f"({result.protocol} protocol){resumed}"
+    )
+    return 0
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from nasflow.report.search_tables import write_tables
+
+    paths = write_tables(
+        args.runs, args.out_dir, hsnas_methods=args.hsnas_methods, bleu=args.bleu, log=_log
+    )
+    _log(f"{args.out_dir}: {', '.join(sorted(p.name for p in paths))}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `nasflow search run` and `nasflow search tables`."""
+    search = subparsers.add_parser("search", help="evolutionary architecture search (HAT, HS-NAS)")
+    sub = search.add_subparsers(dest="search_command", required=True, metavar="SUBCOMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="one search: a search.methods entry under a search.constraints entry, one seed",
+    )
+    add_config_options(run)
+    run.add_argument("--method", required=True, help="search.methods entry (e.g. hat, hsnas)")
+    run.add_argument("--constraint", required=True, help="search.constraints entry")
+    run.add_argument("--seed", type=int, required=True, help="evolution seed")
+    run.add_argument(
+        "--supernet", type=Path, help="trained supernet (.pt), if the schedule uses it"
+    )
+    run.add_argument("--data", type=Path, required=True, help="prepared data folder")
+    run.add_argument(
+        "--distill", type=Path, help="LLM-Distill-PP MLP (.pt), if the schedule uses it"
+    )
+    run.add_argument(
+        "--supernet-mlp",
+        type=Path,
+        help="MLP distilled from supernet scores (.pt; `distilled-hat`), if the schedule uses it",
+    )
+    run.add_argument(
+        "--latency-predictor", type=Path, help="latency predictor model.pt (latency_ms constraints)"
+    )
+    run.add_argument("--out-dir", type=Path, required=True, help="folder for the search outputs")
+    run.add_argument(
+        "--state-dir", type=Path, required=True, help="resumable state (outside declared outputs)"
+    )
+    run.add_argument("--fresh", action="store_true", help="discard saved state first")
+    run.add_argument("--device", help="override the config's device for the supernet")
+    run.set_defaults(func=_cmd_run)
+
+    tables = sub.add_parser("tables", help="results, Table 3/5/16 layouts and convergence plot")
+    tables.add_argument(
+        "--runs",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="run folders .../{method}/{constraint}/seed{S}",
+    )
+    tables.add_argument("--out-dir", type=Path, required=True, help="folder for tables and plot")
+    tables.add_argument(
+        "--hsnas-methods", nargs="+", help="Table 5 rows (default: methods with a distill segment)"
+    )
+    tables.add_argument(
+        "--bleu",
+        choices=["sacrebleu", "tokenized"],
+        default="sacrebleu",
+        help="test BLEU shown in the tables (default sacrebleu)",
+    )
+    tables.set_defaults(func=_cmd_tables)

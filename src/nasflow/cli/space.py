@@ -1,0 +1,59 @@
+"""`nasflow space sample|show`: a search space's choices and seeded samples."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nasflow.core.io import write_jsonl_atomic
+from nasflow.space.hat import SPACES, get_space
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+
+    space = get_space(args.space)
+    archs = space.sample_unique(args.n, seed=args.seed)
+    write_jsonl_atomic(args.out, [{"id": a.id, "arch": a.to_dict()} for a in archs])
+    print(
+        f"wrote {len(archs)} architectures of space {space.name!r} (seed {args.seed}) to {args.out}"
+    )
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    space = get_space(args.space)
+    print(
+        json.dumps(
+            {
+                "name": space.name,
+                "description": space.description,
+                **space.super_dims(),
+                "choices": {
+                    "embed": space.embed_choices,
+                    "ffn": space.ffn_choices,
+                    "heads": space.head_choices,
+                    "encoder_layers": space.encoder_layer_choices,
+                    "decoder_layers": space.decoder_layer_choices,
+                    "arbitrary_ende_attn": space.arbitrary_choices,
+                },
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `nasflow space {sample,show}`."""
+    group = subparsers.add_parser("space", help="search spaces and architecture sampling")
+    sub = group.add_subparsers(dest="space_command", required=True, metavar="SUBCOMMAND")
+    sample = sub.add_parser("sample", help="write N distinct seeded architectures as jsonl")
+    sample.add_argument("--space", required=True, choices=sorted(SPACES))
+    sample.add_argument("--n", type=int, required=True)
+    sample.add_argument("--seed", type=int, default=1)
+    sample.add_argument("--out", type=Path, required=True)
+    sample.set_defaults(func=_cmd_sample)
+    show = sub.add_parser("show", help="print a space's super dims and choice sets")
+    show.add_argument("--space", required=True, choices=sorted(SPACES))
+    show.set_defaults(func=_cmd_show)

@@ -1,0 +1,614 @@
+"""Search result tables (`nasflow search tables`): one row per run, the paper's Table 3/4, 5 and 16
+layouts, search-time ratios to HAT and a convergence plot.
+
+A run folder `.../{method}/{constraint}/seed{S}` holds the outputs of `nasflow search run`
+(`best.json`, `timing.json`, `history.csv`) and of the searched architecture trained from scratch:
+`final/score.json` (`nasflow arch score`) and `final/latency.json` (`nasflow latency measure
+--out`). Tables show the mean over seeds, with the sample standard deviation when there are
+several; the measured latency is encoder + decoder, its std the two stds added in quadrature.
+
+Search hours depend on the scoring protocol (`search.protocol`: `reference` = HAT's, every
+population member scored every iteration; `cached` = a per-run score cache), so every table has
+a `protocol` column (per method) and a caption line naming the protocol, or saying that the
+tabulated runs mix protocols.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import atomic_path, write_json_atomic, write_text_atomic
+from nasflow.search.schedule import PredictorSchedule
+
+REFERENCE = "hat"
+TABLE16_METHODS = ("hat", "hat-15", "distilled-hat", "hsnas")
+TABLE16_LABELS = {
+    "hat": "HAT",
+    "hat-15": "HAT (num-iter.=15)",
+    "distilled-hat": "Distilled HAT (num-iter.=15)",
+    "hsnas": "HS-NAS",
+}
+"""The paper's Table 16 row of each method (its schedule column says what the run used)."""
+PROTOCOL_TEXT = {
+    "reference": (
+        "HAT's: every population member scored by the iteration's predictor every iteration, "
+        "elites and duplicates included"
+    ),
+    "cached": (
+        "a per-run score cache: surviving elites and duplicates never re-scored, so faster than "
+        "HAT's and not comparable with the paper's hours"
+    ),
+}
+LEGACY_PROTOCOL = "cached"
+"""The protocol of a run whose outputs do not name one: before `search.protocol` existed every
+search used the per-run score cache."""
+# Predictors whose scores share the supernet's scale (the MLP is trained on supernet scores).
+SUPERNET_SCALE = ("supernet", "supernet-mlp")
+BLEU_COLUMNS = {"sacrebleu": "test_bleu", "tokenized": "test_tokenized_bleu"}
+# (label, results column, number format) of the table columns, per constraint.
+FULL_METRICS = (
+    ("BLEU", "bleu", ".2f"),
+    ("latency (ms)", "latency_ms", ".1f"),
+    ("GFLOPs", "gflops", ".2f"),
+    ("size (M params)", "params_m", ".1f"),
+    ("search hours", "search_hours", ".3g"),
+)
+TABLE5_METRICS = tuple(m for m in FULL_METRICS if m[1] != "params_m")
+RESULT_COLUMNS = (
+    "method",
+    "constraint",
+    "seed",
+    "arch_id",
+    "test_bleu",
+    "test_tokenized_bleu",
+    "valid_bleu",
+    "latency_ms",
+    "latency_std_ms",
+    "predicted_latency_ms",
+    "gflops",
+    "params_m",
+    "params_total_m",
+    "predicted_score",
+    "score_predictor",
+    "protocol",
+    "search_seconds",
+    "search_hours",
+)
+SEARCH_HINT = "written by nasflow search run"
+SCORE_HINT = "write it with nasflow arch score for the final model"
+LATENCY_HINT = "write it with nasflow latency measure --out for the final model"
+Log = Callable[[str], None]
+
+
+@dataclass
+class Run:
+    """One search run: its results row, iteration history and predictor schedule."""
+
+    row: dict[str, Any]
+    history: pd.DataFrame
+    schedule: dict[str, Any]
+    limits: dict[str, Any]
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path, hint: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found ({hint})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: unreadable JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data
+
+
+def _read_history(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found ({SEARCH_HINT})")
+    try:
+        history = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: unreadable CSV ({error})") from None
+    missing = [c for c in ("iteration", "predictor", "best_score") if c not in history.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    return history
+
+
+def _number(data: Mapping[str, Any], *keys: str) -> float:
+    """A nested number, NaN when absent."""
+    value: Any = data
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            return math.nan
+        value = value[key]
+    return float(value) if isinstance(value, int | float) and value is not None else math.nan
+
+
+def _identity(folder: Path, best: Mapping[str, Any]) -> tuple[str, str, int]:
+    """Method, constraint and seed from best.json, else from the folder names."""
+    method = best.get("method", folder.parent.parent.name)
+    constraint = best.get("constraint", folder.parent.name)
+    if "seed" in best:
+        return str(method), str(constraint), int(best["seed"])
+    match = re.fullmatch(r"seed(\d+)", folder.name)
+    if match is None:
+        raise DataError(f"{folder}: no seed in best.json and the folder is not named seed<S>")
+    return str(method), str(constraint), int(match.group(1))
+
+
+def read_run(folder: str | Path) -> Run:
+    """A run folder's results row; DataError naming any missing or mismatched file."""
+    folder = Path(folder)
+    best_path = folder / "best.json"
+    best = _read_json(best_path, SEARCH_HINT)
+    timing = _read_json(folder / "timing.json", SEARCH_HINT)
+    history = _read_history(folder / "history.csv")
+    score_path, latency_path = folder / "final" / "score.json", folder / "final" / "latency.json"
+    score = _read_json(score_path, SCORE_HINT)
+    latency = _read_json(latency_path, LATENCY_HINT)
+    arch_id = best.get("arch_id")
+    for path, data in ((score_path, score), (latency_path, latency)):
+        if data.get("arch_id") is not None and data["arch_id"] != arch_id:
+            raise DataError(
+                f"{path}: is for architecture {data['arch_id']}, but {best_path} names {arch_id}"
+            )
+    if "total_ms" not in latency:
+        raise DataError(f"{latency_path}: no total_ms ({LATENCY_HINT})")
+    method, constraint, seed = _identity(folder, best)
+    std = math.hypot(_number(latency, "encoder_std_ms"), _number(latency, "decoder_std_ms"))
+    seconds = _number(timing, "search_seconds")
+    row: dict[str, Any] = {
+        "method": method,
+        "constraint": constraint,
+        "seed": seed,
+        "arch_id": arch_id,
+        "test_bleu": _number(score, "test", "bleu"),
+        "test_tokenized_bleu": _number(score, "test", "tokenized_bleu"),
+        "valid_bleu": _number(score, "valid", "bleu"),
+        "latency_ms": _number(latency, "total_ms"),
+        "latency_std_ms": std,
+        "predicted_latency_ms": _number(best, "predicted_latency_ms"),
+        "gflops": _number(best, "gflops"),
+        "params_m": _number(best, "params_m"),
+        "params_total_m": _number(best, "params_total_m"),
+        "predicted_score": _number(best, "score"),
+        "score_predictor": best.get("predictor"),
+        "protocol": str(timing.get("protocol") or best.get("protocol") or LEGACY_PROTOCOL),
+        "search_seconds": seconds,
+        "search_hours": seconds / 3600.0,
+    }
+    for name, value in sorted((timing.get("predictor_seconds") or {}).items()):
+        row[f"predictor_seconds_{name}"] = float(value)
+    for name, value in sorted((timing.get("scored") or {}).items()):
+        row[f"scored_{name}"] = int(value)
+    row["run_dir"] = str(folder)
+    return Run(
+        row, history, dict(best.get("schedule") or {}), dict(best.get("constraint_limits") or {})
+    )
+
+
+def read_runs(folders: Sequence[str | Path]) -> list[Run]:
+    """Every run folder, refusing two folders of the same method, constraint and seed."""
+    runs = [read_run(folder) for folder in folders]
+    seen: dict[tuple[str, str, int], str] = {}
+    for run in runs:
+        key = (run.row["method"], run.row["constraint"], run.row["seed"])
+        if key in seen:
+            raise DataError(
+                f"{run.row['run_dir']} and {seen[key]}: both are method {key[0]}, "
+                f"constraint {key[1]}, seed {key[2]}"
+            )
+        seen[key] = run.row["run_dir"]
+    return runs
+
+
+def results_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per run (`RESULT_COLUMNS`, then predictor seconds and scored counts, run_dir)."""
+    frame = pd.DataFrame([run.row for run in runs])
+    extra = sorted(c for c in frame.columns if c.startswith(("predictor_seconds_", "scored_")))
+    return frame[[*RESULT_COLUMNS, *extra, "run_dir"]]
+
+
+# ---- tables -------------------------------------------------------------------------------------
+
+
+def _cell(mean: float, std: float, fmt: str) -> str:
+    if math.isnan(mean):
+        return ""
+    return f"{mean:{fmt}}" if math.isnan(std) else f"{mean:{fmt}} ± {std:{fmt}}"
+
+
+def wide_table(
+    results: pd.DataFrame,
+    methods: Sequence[str],
+    constraints: Sequence[str],
+    metrics: Sequence[tuple[str, str, str]],
+    lead: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows = methods; per constraint, each metric's mean over seeds (and std when > 1 seed).
+
+    Returns the CSV form (`{constraint} {label}`, `... std` and `{constraint} seeds` columns) and
+    the markdown form (`mean ± std` text, empty where there is no value). `lead` adds columns
+    right after `method`.
+    """
+    csv_rows, md_rows = [], []
+    for method in methods:
+        first = {"method": method, **(lead or {}).get(method, {})}
+        csv_row, md_row = dict(first), {k: "" if _missing(v) else str(v) for k, v in first.items()}
+        for constraint in constraints:
+            runs = results[(results["method"] == method) & (results["constraint"] == constraint)]
+            csv_row[f"{constraint} seeds"] = len(runs)
+            for label, column, fmt in metrics:
+                values = runs[column].dropna().astype(float)
+                mean = float(values.mean()) if len(values) else math.nan
+                std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+                csv_row[f"{constraint} {label}"] = mean
+                csv_row[f"{constraint} {label} std"] = std
+                md_row[f"{constraint} {label}"] = _cell(mean, std, fmt)
+        csv_rows.append(csv_row)
+        md_rows.append(md_row)
+    csv = pd.DataFrame(csv_rows)
+    for key in next(iter((lead or {}).values()), {}):
+        csv[key] = pd.Series([row[key] for row in csv_rows], dtype=object)  # ints stay ints
+    return csv, pd.DataFrame(md_rows)
+
+
+def flops_constraints(runs: Sequence[Run]) -> list[str]:
+    """Constraints that limit GFLOPs and not latency (Tables 13/14), in order of appearance."""
+    limits = {run.row["constraint"]: run.limits for run in runs}
+    return [
+        name
+        for name, limit in limits.items()
+        if limit.get("gflops") is not None and limit.get("latency_ms") is None
+    ]
+
+
+def per_seed_table(
+    results: pd.DataFrame,
+    methods: Sequence[str],
+    constraints: Sequence[str],
+    metrics: Sequence[tuple[str, str, str]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows = each seed of each method, then the method's mean ± std over its seeds (Table 12)."""
+    frames, rows = [], []
+    for method in methods:
+        runs = results[results["method"] == method]
+        for seed in sorted(set(runs["seed"])):
+            frames.append(runs[runs["seed"] == seed].assign(method=f"{method} (seed {seed})"))
+            rows.append(f"{method} (seed {seed})")
+        frames.append(runs.assign(method=f"{method} (mean ± std)"))
+        rows.append(f"{method} (mean ± std)")
+    if not frames:
+        return pd.DataFrame(), pd.DataFrame()
+    return wide_table(pd.concat(frames), rows, constraints, metrics)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def distill_segments(schedule: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """(start, end) of each iteration span a schedule (its `to_dict`) scores with `distill`."""
+    return [
+        (int(s["start"]), int(s["end"]))
+        for s in schedule.get("segments") or []
+        if s.get("predictor") == "distill"
+    ]
+
+
+def _span_columns(segments: list[tuple[int, int]]) -> dict[str, Any]:
+    if not segments:
+        return {"start": None, "end": None}
+    if len(segments) == 1:
+        return {"start": segments[0][0], "end": segments[0][1]}
+    return {
+        "start": ";".join(str(s) for s, _ in segments),
+        "end": ";".join(str(e) for _, e in segments),
+    }
+
+
+def table5_methods(
+    methods: Sequence[str], schedules: Mapping[str, Mapping[str, Any]], chosen: Sequence[str] | None
+) -> list[str]:
+    """HAT (reference) first, then `chosen` or else the methods with a distill segment, by span."""
+    if chosen is None:
+        hsnas = [m for m in methods if distill_segments(schedules[m])]
+        hsnas.sort(key=lambda m: distill_segments(schedules[m]))
+    else:
+        hsnas = [m for m in chosen if m in schedules and m != REFERENCE]
+    return ([REFERENCE] if REFERENCE in schedules else []) + hsnas
+
+
+def search_time_ratios(results: pd.DataFrame) -> dict[str, Any]:
+    """Search seconds / HAT's per constraint and seed, and their mean over seeds per method."""
+    per_seed: dict[str, dict[str, dict[str, float]]] = {}
+    means: dict[str, dict[str, float]] = {}
+    reference = results[results["method"] == REFERENCE]
+    for _, ref in reference.iterrows():
+        constraint, seed = ref["constraint"], ref["seed"]
+        same = results[(results["constraint"] == constraint) & (results["seed"] == seed)]
+        per_seed.setdefault(constraint, {})[str(seed)] = {
+            row["method"]: row["search_seconds"] / ref["search_seconds"]
+            for _, row in same.iterrows()
+        }
+    for constraint, seeds in per_seed.items():
+        frame = pd.DataFrame(list(seeds.values()))
+        means[constraint] = {m: float(frame[m].mean()) for m in frame.columns}
+    return {"per_seed": per_seed, "mean": means}
+
+
+def method_protocols(results: pd.DataFrame, methods: Sequence[str]) -> dict[str, str]:
+    """Each method's scoring protocol(s) over its runs, e.g. `reference` or `cached, reference`."""
+    return {
+        method: ", ".join(sorted(set(results.loc[results["method"] == method, "protocol"])))
+        for method in methods
+    }
+
+
+def protocol_note(results: pd.DataFrame, methods: Sequence[str]) -> str:
+    """The caption line naming the protocol of the search hours of `methods`' runs."""
+    used = sorted(set(results.loc[results["method"].isin(methods), "protocol"]))
+    if not used:
+        return "Search hours: no runs."
+    if len(used) == 1:
+        text = PROTOCOL_TEXT.get(used[0])
+        return f"Search hours: `{used[0]}` scoring protocol" + (f" ({text})." if text else ".")
+    return (
+        f"Search hours: **mixed scoring protocols** ({', '.join(f'`{p}`' for p in used)}; see "
+        "the protocol column): hours of runs with different protocols are not comparable."
+    )
+
+
+def schedule_label(schedule: Mapping[str, Any]) -> str:
+    """A schedule (its `to_dict`) in words, e.g. `supernet-mlp 1..15, else supernet (30
+    iterations)`; empty when the run recorded none."""
+    if not schedule:
+        return ""
+    try:
+        return str(PredictorSchedule.from_mapping(schedule))
+    except ConfigError:
+        return json.dumps(schedule, sort_keys=True)  # not ours to judge: shown as recorded
+
+
+# ---- plot ---------------------------------------------------------------------------------------
+
+
+def plot_convergence(
+    runs: Sequence[Run], methods: Sequence[str], constraints: Sequence[str], path: str | Path
+) -> None:
+    """Best predicted score per iteration (mean over seeds), one panel per constraint.
+
+    Colour = method; marker and line style = the predictor that scored the iteration. Predictor
+    scales differ (supernet and supernet-mlp, which is trained on supernet scores: minus loss in
+    bits or BLEU; distill: BLEU), so the supernet's scale is on the left y axis and the others
+    on the right one (the first predictor on the left when no supernet-scale predictor ran).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.lines import Line2D
+
+    names = list(dict.fromkeys(p for run in runs for p in run.history["predictor"].astype(str)))
+    names.sort(key=lambda name: name not in SUPERNET_SCALE)  # the supernet's scale first
+    styles = (("o", "-"), ("^", "--"), ("s", ":"), ("D", "-."))
+    style = {name: styles[k % len(styles)] for k, name in enumerate(names)}
+    left = [n for n in names if n in SUPERNET_SCALE] or names[:1]
+    side = {name: 0 if name in left else 1 for name in names}
+    colour = {m: plt.get_cmap("tab10")(k % 10) for k, m in enumerate(methods)}
+    fig, grid = plt.subplots(
+        1, len(constraints), figsize=(5.5 * len(constraints), 4.2), dpi=110, squeeze=False
+    )
+    try:
+        for ax, constraint in zip(grid[0], constraints, strict=True):
+            axes = [ax, ax.twinx()] if len(names) > 1 else [ax]
+            for method in methods:
+                chosen = [
+                    r.history
+                    for r in runs
+                    if r.row["method"] == method and r.row["constraint"] == constraint
+                ]
+                if not chosen:
+                    continue
+                mean = (
+                    pd.concat(chosen)
+                    .groupby("iteration")
+                    .agg(best=("best_score", "mean"), predictor=("predictor", "first"))
+                )
+                for name in names:
+                    y = mean["best"].where(mean["predictor"].astype(str) == name)
+                    if y.notna().any():
+                        marker, line = style[name]
+                        axes[side[name]].plot(
+                            mean.index,
+                            y,
+                            marker=marker,
+                            linestyle=line,
+                            markersize=3,
+                            color=colour[method],
+                        )
+            ax.set_title(constraint)
+            ax.set_xlabel("iteration")
+            for k, axis in enumerate(axes):
+                shown = [n for n in names if side[n] == k]
+                axis.set_ylabel(" / ".join(shown) + " score")
+                axis.set_visible(k == 0 or bool(axis.lines))  # no empty right axis
+        handles = [Line2D([], [], color=colour[m], label=m) for m in methods]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color="grey",
+                marker=style[n][0],
+                linestyle=style[n][1],
+                label=f"{n} ({'right' if side[n] else 'left'} axis)",
+            )
+            for n in names
+        ]
+        fig.suptitle(
+            "Best predicted score per iteration (mean over seeds);\n"
+            "predictor scales differ, so each has its own axis",
+            fontsize=9,
+        )
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8)
+        fig.tight_layout(rect=(0, 0.1, 1, 0.92))
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+
+
+# ---- writing ------------------------------------------------------------------------------------
+
+
+def _write_table(
+    out: Path, stem: str, title: str, csv: pd.DataFrame, md: pd.DataFrame, note: str
+) -> list[Path]:
+    csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
+    with atomic_path(csv_path) as tmp:
+        csv.to_csv(tmp, index=False, na_rep="")
+    body = md.to_markdown(index=False, disable_numparse=True) if len(md) else "_no runs_"
+    write_text_atomic(md_path, f"# {title}\n\n{note}\n\n{body}\n")
+    return [csv_path, md_path]
+
+
+def write_tables(
+    folders: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    hsnas_methods: Sequence[str] | None = None,
+    bleu: str = "sacrebleu",
+    log: Log | None = None,
+) -> list[Path]:
+    """Write results.csv, table3/5/16 (latency budgets), table13 (GFLOPs-only constraints),
+    table12 (per search seed) as .csv and .md, summary.json and convergence.png.
+
+    Methods and constraints keep their order of first appearance in `folders`.
+    """
+    if bleu not in BLEU_COLUMNS:
+        raise ValueError(f"bleu must be one of {', '.join(BLEU_COLUMNS)}, got {bleu!r}")
+    runs = read_runs(folders)
+    if not runs:
+        raise DataError("no run folders given")
+    out = Path(out_dir)
+    results = results_frame(runs)
+    results["bleu"] = results[BLEU_COLUMNS[bleu]]
+    methods = list(dict.fromkeys(results["method"]))
+    constraints = list(dict.fromkeys(results["constraint"]))
+    schedules: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        schedules.setdefault(run.row["method"], run.schedule)
+    written = [out / "results.csv"]
+    with atomic_path(written[0]) as tmp:
+        results.drop(columns="bleu").to_csv(tmp, index=False, na_rep="")
+    note = (
+        f"Test BLEU ({bleu}) and measured latency of the searched architectures trained from "
+        "scratch; mean ± sample std over seeds."
+    )
+    protocols = method_protocols(results, methods)
+    if log is not None and len(set(results["protocol"])) > 1:
+        log(
+            "note: the runs mix scoring protocols ("
+            + "; ".join(f"{m}: {p}" for m, p in protocols.items())
+            + "): their search hours are not comparable"
+        )
+    flops = flops_constraints(runs)
+    budgets = [c for c in constraints if c not in flops]
+    lead3 = {m: {"protocol": protocols[m]} for m in methods}
+    table3 = wide_table(results, methods, budgets, FULL_METRICS, lead3)
+    written += _write_table(
+        out,
+        "table3",
+        "Search results (Table 3/4 layout)",
+        *table3,
+        f"{note}\n\n{protocol_note(results, methods)}",
+    )
+    if hsnas_methods is not None and log is not None:
+        for method in hsnas_methods:
+            if method not in schedules:
+                log(f"note: --hsnas-methods {method}: no run of this method; skipped")
+    rows5 = table5_methods(methods, schedules, hsnas_methods)
+    lead5 = {
+        m: {**_span_columns(distill_segments(schedules[m])), "protocol": protocols[m]}
+        for m in rows5
+    }
+    table5 = wide_table(results, rows5, budgets, TABLE5_METRICS, lead5)
+    written += _write_table(
+        out,
+        "table5",
+        "HS-NAS start/end iterations of the distill predictor (Table 5 layout)",
+        *table5,
+        f"{note}\n\n{protocol_note(results, rows5)}",
+    )
+    rows16 = [m for m in TABLE16_METHODS if m in schedules]
+    lead16 = {
+        m: {
+            "paper": TABLE16_LABELS[m],
+            "schedule": schedule_label(schedules[m]),
+            "protocol": protocols[m],
+        }
+        for m in rows16
+    }
+    table16 = wide_table(results, rows16, budgets, FULL_METRICS, lead16)
+    note16 = (
+        "The paper's rows: HAT = hat, HAT (num-iter.=15) = hat-15 (HAT with 15 iterations), "
+        "Distilled HAT (num-iter.=15) = distilled-hat (an MLP distilled from supernet scores, "
+        "`supernet-mlp`, for iterations 1-15, then the supernet), HS-NAS = hsnas; the schedule "
+        "column shows what each run used."
+    )
+    written += _write_table(
+        out,
+        "table16",
+        "Trivial adaptations (Table 16 layout)",
+        *table16,
+        f"{note}\n\n{note16}\n\n{protocol_note(results, rows16)}",
+    )
+    table13 = wide_table(results, methods, flops, FULL_METRICS, lead3)
+    written += _write_table(
+        out,
+        "table13",
+        "FLOPs-constrained search (Tables 13/14 layout)",
+        *(table13 if flops else (pd.DataFrame(), pd.DataFrame())),
+        f"{note}\n\nConstraints that limit GFLOPs only: {', '.join(flops) or 'none in this run'}"
+        " (Table 14 is the 3.0-GFLOPs column of the three WMT experiments).\n\n"
+        f"{protocol_note(results, methods)}",
+    )
+    seeded = [m for m in methods if results[results["method"] == m]["seed"].nunique() > 1]
+    written += _write_table(
+        out,
+        "table12",
+        "Search over several seeds (Table 12 layout)",
+        *per_seed_table(results, seeded, constraints, FULL_METRICS),
+        f"{note}\n\nMethods searched with more than one seed: {', '.join(seeded) or 'none'} "
+        "(search.seeds, search.method_seeds); one row per seed, then mean ± sample std.",
+    )
+    ratios = search_time_ratios(results)
+    summary = {
+        "runs": len(runs),
+        "methods": methods,
+        "constraints": constraints,
+        "bleu": bleu,
+        "reference_method": REFERENCE if REFERENCE in schedules else None,
+        "search_time_ratio": ratios["per_seed"],
+        "search_time_ratio_mean": ratios["mean"],
+        "protocols": protocols,
+        "mixed_protocols": len(set(results["protocol"])) > 1,
+    }
+    written.append(out / "summary.json")
+    write_json_atomic(written[-1], summary)
+    written.append(out / "convergence.png")
+    plot_convergence(runs, methods, constraints, written[-1])
+    return written

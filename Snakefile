@@ -4,7 +4,7 @@
 
 from snakemake.utils import min_version
 
-from nasflow.config import resolve_config
+from nasflow.config.resolve import resolve_config
 
 min_version("9.0")
 

@@ -9,15 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nasflow.config.resolve import parse_json_object
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, read_state_rows, write_json_atomic
 from nasflow.predictors.base import Predictor
+from nasflow.predictors.distilled import sidecar
 from nasflow.space.hat import Arch
-
-SIDECAR_SUFFIX = ".json"
 
 
 def _log(message: str) -> None:
@@ -25,9 +22,9 @@ def _log(message: str) -> None:
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
-    from nasflow.cli.llm_pp import llm_setup, task_examples
     from nasflow.predictors.distill_dataset import label_archs, read_arch_file
     from nasflow.predictors.llm import usage_summary
+    from nasflow.predictors.llm_options import llm_setup, task_examples
     from nasflow.space.hat import get_space, held_out_sample
     from nasflow.tfs.format import read_tfs_eval, read_tfs_eval_info
 
@@ -73,7 +70,7 @@ def _cmd_score_supernet(args: argparse.Namespace) -> int:
     import pandas as pd
     import torch
 
-    from nasflow.cli.train import read_config
+    from nasflow.config.options import read_config
     from nasflow.predictors.distill_dataset import DATASET_COLUMNS
     from nasflow.search.runner import supernet_predictor
     from nasflow.space.hat import get_space, held_out_sample, tfs_sample
@@ -178,58 +175,10 @@ def _throughput(predictor: Predictor, archs: Sequence[Arch]) -> float:
     return round(len(batch) / (time.perf_counter() - started), 1)
 
 
-def sidecar(model: str | Path) -> Path:
-    """The JSON written beside a distilled model (name, task, TFS seed, training, evaluation)."""
-    return Path(model).with_suffix(SIDECAR_SUFFIX)
-
-
-class SeedModels(Predictor):
-    """LLM-Distill-PP with one MLP per TFS-Eval seed (each seed's LLM-PP saw its own
-    demonstrations), for the Table 1 rows."""
-
-    bleu_scale = True
-
-    def __init__(self, name: str, models: dict[int, Path], seed: int | None = None) -> None:
-        self.name, self.models, self.seed = name, models, seed
-
-    def for_seed(self, seed: int) -> SeedModels:
-        return SeedModels(self.name, self.models, seed)
-
-    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        from nasflow.predictors.distilled import DistilledPredictor
-
-        if self.seed is None or self.seed not in self.models:
-            raise DataError(
-                f"{self.name}: no distilled model for TFS-Eval seed {self.seed}; have seeds "
-                f"{sorted(self.models)}"
-            )
-        return DistilledPredictor.load(self.models[self.seed]).predict(archs)
-
-
-def read_seed_models(paths: Sequence[Path]) -> dict[str, dict[str, SeedModels]]:
-    """`{task: {name: SeedModels}}` from distilled models and their sidecars."""
-    grouped: dict[str, dict[str, dict[int, Path]]] = {}
-    for path in paths:
-        meta_path = sidecar(path)
-        if not meta_path.is_file():
-            raise DataError(f"{meta_path}: missing (written by `nasflow distill train`)")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("task") is None or meta.get("tfs_seed") is None:
-            raise DataError(f"{meta_path}: the model was trained without --task and --seed")
-        models = grouped.setdefault(meta["task"], {}).setdefault(meta["name"], {})
-        if int(meta["tfs_seed"]) in models:
-            raise DataError(f"{path}: a second {meta['name']!r} model for seed {meta['tfs_seed']}")
-        models[int(meta["tfs_seed"])] = Path(path)
-    return {
-        task: {name: SeedModels(name, models) for name, models in by_name.items()}
-        for task, by_name in grouped.items()
-    }
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `distill dataset` and `distill train`."""
-    from nasflow.cli.llm_pp import add_llm_options
-    from nasflow.cli.train import add_config_options
+    from nasflow.config.options import add_config_options
+    from nasflow.predictors.llm_options import add_llm_options
 
     group = subparsers.add_parser("distill", help="LLM-Distill-PP: distil LLM-PP into an MLP")
     sub = group.add_subparsers(dest="distill_command", required=True, metavar="SUBCOMMAND")

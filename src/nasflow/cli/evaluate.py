@@ -12,11 +12,11 @@ from nasflow.core.errors import ConfigError
 def _cmd_translate(args: argparse.Namespace) -> int:
     import torch
 
-    from nasflow.cli.train import parse_arch
     from nasflow.core.device import resolve_device
     from nasflow.core.io import read_lines, write_text_atomic
     from nasflow.evaluate.translate import translate_text
     from nasflow.model.checkpoint import load_model
+    from nasflow.space.hat import parse_arch
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasflow.cli.train import add_config_options, parse_arch, read_config
+from nasflow.config.options import add_config_options, read_config
 from nasflow.config.resolve import Config, parse_json_object
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
-from nasflow.space.hat import Arch
+from nasflow.space.hat import Arch, parse_arch
 
 
 def _log(message: str) -> None:

@@ -7,20 +7,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from nasflow.config.resolve import resolve_tfs_eval_dir
-from nasflow.core.errors import ConfigError, DataError
-from nasflow.core.io import atomic_path, iter_jsonl, write_json_atomic, write_text_atomic
+from nasflow.core.errors import ConfigError
+from nasflow.core.io import atomic_path, write_json_atomic, write_text_atomic
+from nasflow.predictors.llm import read_predictions
+from nasflow.predictors.llm_options import add_llm_options, llm_setup, task_examples
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _mirror_path(*parts: str) -> Path | None:
-    mirror = os.environ.get("NASFLOW_MIRROR")
-    return Path(mirror, *parts) if mirror else None
 
 
 def _tfs_eval_dir(args: argparse.Namespace) -> Path:
@@ -28,38 +24,6 @@ def _tfs_eval_dir(args: argparse.Namespace) -> Path:
     if folder is None:
         raise ConfigError("pass --tfs-eval DIR or set NASFLOW_MIRROR (with llmas/ in it)")
     return Path(folder)
-
-
-def task_examples(
-    tfs_eval: Path,
-    info,
-    folder: Path | None,
-    train_corpora: dict[str, Path] | None = None,
-):
-    """Task-example pool per task (`nasflow.llm.examples.example_source`): a training corpus of
-    `train_corpora`, a built set's own pool (its train split), else the released task's
-    development set newstest2013 in `folder` (default `$NASFLOW_MIRROR/newstest`)."""
-    from nasflow.llm.examples import example_source
-
-    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora, _log)
-
-
-def _provider(args: argparse.Namespace):
-    from nasflow.llm.providers import OfflineProvider, OpenAIProvider
-
-    if args.provider == "offline":
-        return OfflineProvider()
-    if not args.model:
-        raise ConfigError("--provider openai needs --model (e.g. gpt-4, or the served model name)")
-    return OpenAIProvider(
-        args.model,
-        base_url=args.base_url,
-        api_key_env=args.api_key_env,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        timeout_s=args.timeout,
-        requests_per_minute=args.requests_per_minute,
-    )
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -89,25 +53,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_predictions(paths: list[Path]) -> list[dict[str, Any]]:
-    """Records of `llm-pp predict` files (errors name file and line)."""
-    records = []
-    for path in paths:
-        if not path.is_file():
-            raise DataError(f"{path}: no such predictions file")
-        for line, record in iter_jsonl(path):
-            missing = {"predictor", "seed", "task", "arch_id", "prediction"} - set(record)
-            if missing:
-                raise DataError(f"{path}:{line}: missing {', '.join(sorted(missing))}")
-            records.append(record)
-    return records
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from nasflow.cli.distill import read_seed_models
-    from nasflow.cli.predictors import DECIMALS, to_markdown
+    from nasflow.predictors.distilled import read_seed_models
     from nasflow.predictors.llm import SeedPredictions, ablation_table, per_arch_predictions
     from nasflow.predictors.quality import default_predictors, evaluate_predictors
+    from nasflow.report.markdown import DECIMALS, to_markdown
     from nasflow.tfs.format import read_tfs_eval
 
     records = read_predictions(args.predictions)
@@ -154,56 +104,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         plot_llm_pp_vs_tfs(points, args.plot, tasks)
         _log(f"{len(points)} (predictor, architecture) points -> {args.plot}")
     return 0
-
-
-def add_llm_options(parser: argparse.ArgumentParser) -> None:
-    """Provider, sampling, prompt and cache options (shared with `nasflow distill dataset`)."""
-    parser.add_argument("--provider", choices=["offline", "openai"], default="offline")
-    parser.add_argument("--model", help="model name (openai provider)")
-    parser.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. a vLLM server")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var of the key")
-    parser.add_argument("--temperature", type=float, help="sampling temperature")
-    parser.add_argument("--max-tokens", type=int, default=25)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    parser.add_argument("--requests-per-minute", type=float, help="throttle")
-    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    parser.add_argument("--samples", type=int, default=1, help="replies per architecture")
-    parser.add_argument("--aggregate", choices=["mean", "median"], default="mean")
-    parser.add_argument("--parse-retries", type=int, default=3)
-    parser.add_argument("--variant", default="full", help="prompt variant (ablation)")
-    parser.add_argument("--demonstrations", type=int, default=10)
-    parser.add_argument("--task-examples", type=int, default=5)
-    parser.add_argument("--template", help="prompt template YAML (default: packaged)")
-    parser.add_argument(
-        "--examples-dir",
-        type=Path,
-        help="folder of WMT development sets for the released tasks' task-example fallback "
-        "(newstest2013; default $NASFLOW_MIRROR/newstest)",
-    )
-    parser.add_argument(
-        "--cache", type=Path, default=Path("resources/llm_cache.sqlite"), help="reply cache"
-    )
-    parser.add_argument("--price-prompt", type=float, help="USD per million prompt tokens")
-    parser.add_argument("--price-completion", type=float, help="USD per million output tokens")
-
-
-def llm_setup(args: argparse.Namespace):
-    """Provider, reply cache, prompt and predict settings, and prices from `add_llm_options`."""
-    from nasflow.llm.cache import ReplyCache
-    from nasflow.llm.predict import PredictSettings
-    from nasflow.predictors.llm import PromptSettings
-
-    prompts = PromptSettings(args.variant, args.demonstrations, args.task_examples, args.template)
-    predict = PredictSettings(
-        samples=args.samples,
-        aggregate=args.aggregate,
-        parse_retries=args.parse_retries,
-        concurrency=args.concurrency,
-    )
-    prices = None
-    if args.price_prompt is not None or args.price_completion is not None:
-        prices = {"prompt": args.price_prompt or 0.0, "completion": args.price_completion or 0.0}
-    return _provider(args), ReplyCache(args.cache), prompts, predict, prices
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -187,7 +187,7 @@ def _cmd_proxy_check(args: argparse.Namespace) -> int:
 
 
 def _lts_section(args: argparse.Namespace) -> dict[str, Any]:
-    from nasflow.cli.train import read_config
+    from nasflow.config.options import read_config
 
     return dict(read_config(args)["lts"])
 
@@ -214,6 +214,7 @@ def _cmd_text(args: argparse.Namespace) -> int:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from nasflow.lts.runner import lts_search
+    from nasflow.report.lts_plots import plot_outputs
 
     section = _lts_section(args)
     timing = lts_search(
@@ -225,6 +226,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         progress=_log,
     )
+    plot_outputs(args.out_dir)
     _log(
         f"{args.out_dir}: frontier of {timing.get('frontier_size')} architectures, "
         f"{timing.get('measured')} measured, {timing.get('cache_hits')} from the cache, "
@@ -300,7 +302,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.set_defaults(func=_cmd_proxy_check)
 
-    from nasflow.cli.train import add_config_options
+    from nasflow.config.options import add_config_options
 
     text_help = (
         "text set of `nasflow lts text` (default: build one from lts.text.corpus, else "

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from nasflow import __version__
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, write_text_atomic
+from nasflow.report.markdown import DECIMALS, to_markdown
 from nasflow.tfs.format import TASK_VOCAB_SIZES, read_tfs_eval
 
 if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
@@ -18,8 +19,6 @@ if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
 
     from nasflow.predictors.base import Predictor
     from nasflow.predictors.timing import Entry
-
-DECIMALS = 4
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -41,12 +40,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def to_markdown(results: pd.DataFrame) -> str:
-    """The results table as GitHub markdown (4 decimals, empty cells where MAE does not apply)."""
-    cells = results.astype(object).where(results.notna(), None)
-    return cells.to_markdown(index=False, floatfmt=f".{DECIMALS}f", missingval="")
-
-
 def _markdown_document(markdown: str, folder: Path, table: pd.DataFrame) -> str:
     seeds = ", ".join(str(s) for s in sorted(table["seed"].unique()))
     return (
@@ -65,10 +58,9 @@ def _log(message: str) -> None:
 
 
 def _cmd_table11(args: argparse.Namespace) -> int:
-    from nasflow.cli.distill import read_seed_models
-    from nasflow.cli.llm_pp import read_predictions
     from nasflow.predictors.baselines import StoredPredictor
-    from nasflow.predictors.llm import SeedPredictions
+    from nasflow.predictors.distilled import read_seed_models
+    from nasflow.predictors.llm import SeedPredictions, read_predictions
     from nasflow.predictors.quality import default_predictors
     from nasflow.predictors.timing import (
         Entry,
@@ -137,7 +129,7 @@ def _load_supernet(args: argparse.Namespace) -> tuple[Predictor, str]:
     """The experiment's supernet predictor as the config describes it, and where it runs."""
     import torch
 
-    from nasflow.cli.train import read_config
+    from nasflow.config.options import read_config
     from nasflow.core.device import environment
     from nasflow.search.runner import supernet_predictor
 
@@ -170,7 +162,7 @@ def _cpu_note() -> str:
 
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
-    from nasflow.cli.llm_pp import read_predictions
+    from nasflow.predictors.llm import read_predictions
     from nasflow.predictors.robustness import robustness_markdown, robustness_table
 
     records = read_predictions(args.predictions)
@@ -221,7 +213,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--plot", type=Path, metavar="FILE.png")
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    from nasflow.cli.train import add_config_options
+    from nasflow.config.options import add_config_options
 
     timing = sub.add_parser(
         "table11",

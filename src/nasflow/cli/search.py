@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasflow.cli.train import add_config_options, read_config
+from nasflow.config.options import add_config_options, read_config
 
 
 def _log(message: str) -> None:

@@ -7,41 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasflow.config.resolve import Config, parse_json_object, resolve_config, validate_config
+from nasflow.config.options import add_config_options, read_config
+from nasflow.config.resolve import Config
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
-from nasflow.space.hat import Arch, ArchError, get_space
-
-
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """`--config FILE` (an experiment config) or `--config-json TEXT` (what rules pass)."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--config", type=Path, help="experiment config (default config/config.yaml)")
-    group.add_argument("--config-json", help="experiment config as JSON text (used by the rules)")
-
-
-def read_config(args: argparse.Namespace) -> Config:
-    """The validated experiment config named by `--config` or `--config-json`."""
-    if args.config_json:
-        # Rules pass only the sections a job depends on (never the whole config).
-        data = parse_json_object(args.config_json, "--config-json")
-        return validate_config(data, "--config-json", complete=False)
-    return resolve_config([args.config] if args.config else [])
-
-
-def parse_arch(text: str, space: str) -> Arch:
-    """An architecture from JSON text or a JSON file, checked against `space`."""
-    path = Path(text)
-    source = text
-    if not text.lstrip().startswith("{"):
-        if not path.is_file():
-            raise ArchError(f"--arch {text}: neither JSON nor an existing file")
-        source, text = str(path), path.read_text(encoding="utf-8")
-    try:
-        arch = Arch.from_json(text)
-    except (ValueError, TypeError, KeyError) as error:
-        raise ArchError(f"--arch {source[:80]}: {error}") from None
-    return get_space(space).validate(arch)
+from nasflow.space.hat import parse_arch
 
 
 def _log(message: str) -> None:

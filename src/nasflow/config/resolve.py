@@ -20,6 +20,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from nasflow.config.sections import (
+    DistillSettings,
+    EvolutionSettings,
+    MeasureSettings,
+    ParetoSettings,
+)
 from nasflow.core.errors import ConfigError
 
 Config = dict[str, Any]
@@ -292,8 +298,6 @@ def _check_settings(config: Config) -> list[str]:
     problems = []
     chains = config.get("chains", ())
     if "hsnas" in chains:
-        from nasflow.search.evolution import EvolutionSettings
-
         search = config["search"]
         names = {f.name for f in fields(EvolutionSettings)} - {"iterations", "seed"}
         evolution = {k: v for k, v in search.items() if k in names}
@@ -307,14 +311,10 @@ def _check_settings(config: Config) -> list[str]:
                 ),
             )
         if config["tfs"]["num_archs"] >= 2:  # the MLPs are trained only with a TFS-Eval set
-            from nasflow.predictors.distilled import DistillSettings
-
             problems += _settings_problem(
                 "distill.mlp", lambda: DistillSettings.from_mapping(config["distill"]["mlp"])
             )
     if "lts" in chains:
-        from nasflow.lts.measure import LTSMeasureSettings
-        from nasflow.lts.search import ParetoSettings
         from nasflow.space.gpt import get_space, resolve_space
 
         lts = config["lts"]
@@ -326,7 +326,7 @@ def _check_settings(config: Config) -> list[str]:
             "lts.search", lambda: ParetoSettings.from_mapping(lts["search"])
         )
         problems += _settings_problem(
-            "lts.measure", lambda: LTSMeasureSettings.from_mapping(lts["measure"])
+            "lts.measure", lambda: MeasureSettings.from_mapping(lts["measure"])
         )
     return list(dict.fromkeys(problems))
 

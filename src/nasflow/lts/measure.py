@@ -84,7 +84,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -92,12 +91,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nasflow.config.sections import BACKENDS, DEVICES, MeasureSettings
+from nasflow.core.checks import is_number
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.ort import ort_session
 from nasflow.lts.text import TextSet
@@ -120,8 +121,6 @@ __all__ = [
 
 #: Bump when the definitions above change, so cached figures of the old protocol are not reused.
 PROTOCOL_VERSION = 2
-BACKENDS = ("onnxruntime", "torch")
-DEVICES = ("cpu", "cuda")
 RESULT_MARK = "NASFLOW_LTS_RESULT "
 MIB = 2**20
 
@@ -130,107 +129,11 @@ class MeasureError(NasflowError):
     """A measurement could not be made (export failed, the worker crashed or timed out)."""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 # ---- settings ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class LTSMeasureSettings:
-    """How latency and memory are measured (see the module docstring for the definitions).
-
-    Defaults: ONNX Runtime on the CPU with one intra-op thread (the reference's protocol);
-    prompts of `min_prompt_tokens` to `prompt_tokens` tokens (`None` = a quarter of
-    `prompt_tokens`, at least 1: 16-64 tokens, the short contexts of text prediction) and 8 new
-    tokens; 3 warm-up and 20 timed inferences (20 prompts); GPT-2's vocabulary (50257, the head
-    is a large part of a step's cost) and 1024 positions; weights and prompt draw from `seed`.
-    `timeout_s` bounds one worker process and is not part of the protocol fingerprint.
-    """
-
-    backend: str = "onnxruntime"
-    device: str = "cpu"
-    threads: int = 1
-    prompt_tokens: int = 64
-    new_tokens: int = 8
-    min_prompt_tokens: int | None = None
-    warmup: int = 3
-    runs: int = 20
-    vocab_size: int = 50257
-    n_positions: int = 1024
-    seed: int = 0
-    timeout_s: float = 3600.0
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"measure.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
-            )
-        if self.device not in DEVICES:
-            raise ConfigError(
-                f"measure.device must be one of {', '.join(DEVICES)}, got {self.device!r}"
-            )
-        if self.backend == "onnxruntime" and self.device != "cpu":
-            raise ConfigError(
-                "measure.device: backend onnxruntime measures on the cpu only (its GPU memory has "
-                "no host high-water mark); use backend torch for cuda"
-            )
-        for name, low in (
-            ("threads", 1),
-            ("prompt_tokens", 1),
-            ("new_tokens", 2),
-            ("warmup", 0),
-            ("runs", 1),
-            ("vocab_size", 1),
-            ("n_positions", 1),
-        ):
-            value = getattr(self, name)
-            if not _is_int(value) or value < low:
-                raise ConfigError(f"measure.{name} must be an integer >= {low}, got {value!r}")
-        if not _is_int(self.seed):
-            raise ConfigError(f"measure.seed must be an integer, got {self.seed!r}")
-        if not _is_number(self.timeout_s) or self.timeout_s <= 0:
-            raise ConfigError(f"measure.timeout_s must be a number > 0, got {self.timeout_s!r}")
-        object.__setattr__(self, "timeout_s", float(self.timeout_s))
-        low = self.min_prompt_tokens
-        if low is None:
-            object.__setattr__(self, "min_prompt_tokens", max(1, self.prompt_tokens // 4))
-        elif not _is_int(low) or not 1 <= low <= self.prompt_tokens:
-            raise ConfigError(
-                f"measure.min_prompt_tokens must be an integer in [1, measure.prompt_tokens = "
-                f"{self.prompt_tokens}], got {low!r}"
-            )
-        fed = self.prompt_tokens + self.new_tokens - 1  # the last new token is never fed back
-        if fed > self.n_positions:
-            raise ConfigError(
-                f"measure.prompt_tokens + measure.new_tokens - 1 ({fed}) exceeds "
-                f"measure.n_positions ({self.n_positions})"
-            )
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> LTSMeasureSettings:
-        """Settings from a flat mapping; unknown keys are an error naming them."""
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"measure settings must be a mapping, got {type(values).__name__}")
-        names = [f.name for f in fields(cls)]
-        if "chars_per_token" in values:
-            raise ConfigError(
-                "measure.chars_per_token is no longer a setting: characters per token come from "
-                "the tokenizer trained on the text corpus (config key lts.text)"
-            )
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"unknown measure setting(s): {', '.join(map(str, unknown))}; "
-                f"known: {', '.join(names)}"
-            )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+class LTSMeasureSettings(MeasureSettings):
+    """`MeasureSettings` with what the measurement derives from them for a text set: the
+    protocol fingerprint (a `MeasurementCache` key) and the timed inferences' prompts."""
 
     def protocol(self, text: TextSet) -> dict[str, Any]:
         """What the figures depend on: every setting but `timeout_s`, `PROTOCOL_VERSION` and the
@@ -324,7 +227,7 @@ def summarize(
     defines them."""
     if not prompt or len(prompt) != len(token):
         raise MeasureError(f"need as many prompt as token samples, got {len(prompt)}, {len(token)}")
-    if not _is_number(chars_per_token) or chars_per_token <= 0:
+    if not is_number(chars_per_token) or chars_per_token <= 0:
         raise MeasureError(f"chars_per_token must be a number > 0, got {chars_per_token!r}")
     pl, tl = np.asarray(prompt, dtype=float), np.asarray(token, dtype=float)
     n = new_tokens

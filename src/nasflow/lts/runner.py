@@ -126,9 +126,9 @@ def lts_search(
     fresh: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the configured Pareto search; write its outputs and plot; return its timing."""
+    """Run the configured Pareto search and write its outputs (`report.lts_plots` plots them);
+    return its timing."""
     from nasflow.lts.search import LTS_OBJECTIVES, ParetoSettings, run_pareto_search, write_outputs
-    from nasflow.report.lts_plots import plot_outputs
 
     space = lts_space(section)
     settings = ParetoSettings.from_mapping(section.get("search") or {})
@@ -157,7 +157,6 @@ def lts_search(
             fingerprint_extra={"space": space.fingerprint},
         )
     write_outputs(result, out_dir)
-    plot_outputs(out_dir)
     return {**result.timing, "frontier_size": len(result.frontier)}
 
 

@@ -42,6 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from nasflow.config.sections import ParetoSettings
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.io import atomic_path, connect_sqlite, write_json_atomic
 from nasflow.core.search_state import (
@@ -51,7 +52,6 @@ from nasflow.core.search_state import (
     rng_from_json,
     rng_to_json,
 )
-from nasflow.search.evolution import EvolutionSettings
 from nasflow.search.pareto import (
     Objective,
     crowding_distance,
@@ -157,33 +157,6 @@ class Evaluator(Protocol):
 
 
 # ---- settings -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ParetoSettings(EvolutionSettings):
-    """Pareto-search hyperparameters (defaults: the LTS paper, 100 = 20 + 40 + 40, p = 0.3, 30).
-
-    `max_resample_tries` bounds rejection sampling: a phase (the initial population, or one
-    iteration's mutants or crossovers) fails after this many *consecutive* rejected candidates
-    (invalid or already seen). `eval_batch` is the most architectures handed to one
-    `Evaluator.evaluate` call; results are written to the cache after each call, so a kill loses
-    at most one batch of measurements. Neither enters the resume fingerprint.
-    """
-
-    population: int = 100
-    parents: int = 20
-    mutations: int = 40
-    crossovers: int = 40
-    eval_batch: int = 10
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not _is_int(self.eval_batch) or self.eval_batch < 1:
-            raise ConfigError(f"search.eval_batch must be an integer >= 1, got {self.eval_batch!r}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _json_normal(value: Any) -> Any:

@@ -18,11 +18,12 @@ Initial weights and batch draws are seeded, so two runs on the same data give id
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasflow.config.sections import DistillSettings
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, load_torch
 from nasflow.core.metrics import kendall, mae
@@ -108,78 +110,6 @@ def _single_space(archs: Sequence[Arch], what: str) -> SearchSpace:
 
 
 # ---- settings -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DistillSettings:
-    """LLM-Distill-PP MLP hyperparameters; the defaults are llmas's (`bleu_predictor.py`).
-
-    `valid_fraction` > 0 holds out that share of the labels (at least one) for early stopping:
-    the held-out MSE is computed every `eval_interval` steps, training stops after `patience`
-    evaluations without improvement (0: never stops early) and the best state is kept.
-    `standardize` standardises features with the training mean/std (llmas: off).
-    """
-
-    hidden_dim: int = 400
-    hidden_layers: int = 3
-    lr: float = 1e-5
-    steps: int = 5000
-    batch_size: int = 128
-    seed: int = 123
-    valid_fraction: float = 0.0
-    eval_interval: int = 100
-    patience: int = 10
-    standardize: bool = False
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        for name in ("hidden_dim", "steps", "batch_size", "eval_interval"):
-            _require(
-                _is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an integer >= 1"
-            )
-        _require(
-            _is_int(self.hidden_layers) and self.hidden_layers >= 0,
-            "hidden_layers",
-            "an integer >= 0",
-        )
-        _require(_is_int(self.patience) and self.patience >= 0, "patience", "an integer >= 0")
-        _require(_is_int(self.seed), "seed", "an integer")
-        _require(_is_number(self.lr) and self.lr > 0, "lr", "a finite number > 0")
-        _require(
-            _is_number(self.valid_fraction) and 0 <= self.valid_fraction < 1,
-            "valid_fraction",
-            "a number in [0, 1)",
-        )
-        _require(isinstance(self.standardize, bool), "standardize", "true or false")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            _require(False, "device", "a torch device such as 'cpu' or 'cuda'")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> DistillSettings:
-        """Settings from a flat mapping (None: defaults); unknown keys are an error naming them."""
-        values = dict(values or {})
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown distill MLP setting(s): {', '.join(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _require(ok: bool, name: str, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"distill MLP setting {name}: must be {expected}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ---- feature normalisation ----------------------------------------------------------------------
@@ -538,4 +468,55 @@ def evaluate_on(
         "n": len(archs),
         "mae": mae(gold_values, scores) if predictor.bleu_scale else None,
         "kendall": None if math.isnan(tau) else tau,
+    }
+
+
+SIDECAR_SUFFIX = ".json"
+
+
+def sidecar(model: str | Path) -> Path:
+    """The JSON written beside a distilled model (name, task, TFS seed, training, evaluation)."""
+    return Path(model).with_suffix(SIDECAR_SUFFIX)
+
+
+class SeedModels(Predictor):
+    """LLM-Distill-PP with one MLP per TFS-Eval seed (each seed's LLM-PP saw its own
+    demonstrations), for the Table 1 rows."""
+
+    bleu_scale = True
+
+    def __init__(self, name: str, models: dict[int, Path], seed: int | None = None) -> None:
+        self.name, self.models, self.seed = name, models, seed
+
+    def for_seed(self, seed: int) -> SeedModels:
+        return SeedModels(self.name, self.models, seed)
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        from nasflow.predictors.distilled import DistilledPredictor
+
+        if self.seed is None or self.seed not in self.models:
+            raise DataError(
+                f"{self.name}: no distilled model for TFS-Eval seed {self.seed}; have seeds "
+                f"{sorted(self.models)}"
+            )
+        return DistilledPredictor.load(self.models[self.seed]).predict(archs)
+
+
+def read_seed_models(paths: Sequence[Path]) -> dict[str, dict[str, SeedModels]]:
+    """`{task: {name: SeedModels}}` from distilled models and their sidecars."""
+    grouped: dict[str, dict[str, dict[int, Path]]] = {}
+    for path in paths:
+        meta_path = sidecar(path)
+        if not meta_path.is_file():
+            raise DataError(f"{meta_path}: missing (written by `nasflow distill train`)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("task") is None or meta.get("tfs_seed") is None:
+            raise DataError(f"{meta_path}: the model was trained without --task and --seed")
+        models = grouped.setdefault(meta["task"], {}).setdefault(meta["name"], {})
+        if int(meta["tfs_seed"]) in models:
+            raise DataError(f"{path}: a second {meta['name']!r} model for seed {meta['tfs_seed']}")
+        models[int(meta["tfs_seed"])] = Path(path)
+    return {
+        task: {name: SeedModels(name, models) for name, models in by_name.items()}
+        for task, by_name in grouped.items()
     }

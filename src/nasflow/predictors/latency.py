@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from nasflow.core.checks import is_int
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, load_torch, write_json_atomic
 from nasflow.core.metrics import kendall
@@ -160,11 +161,11 @@ class PredictorSettings:
         split = tuple(float(v) for v in self.split)
         object.__setattr__(self, "split", split)
         for name in ("hidden_dim", "steps", "batch_size"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise ConfigError(f"latency predictor setting {name}: must be an integer >= 1")
-        if not _is_int(self.hidden_layers) or self.hidden_layers < 0:
+        if not is_int(self.hidden_layers) or self.hidden_layers < 0:
             raise ConfigError("latency predictor setting hidden_layers: must be an integer >= 0")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise ConfigError("latency predictor setting seed: must be an integer")
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"latency predictor setting lr: must be > 0, got {self.lr!r}")
@@ -192,10 +193,6 @@ class PredictorSettings:
         data = asdict(self)
         data["split"] = list(self.split)
         return data
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # ---- model --------------------------------------------------------------------------------------

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.io import iter_jsonl
 from nasflow.llm.cache import ReplyCache
 from nasflow.llm.examples import TaskExamples, examples_metadata
 from nasflow.llm.predict import PredictSettings, predict_many
@@ -411,3 +413,17 @@ def per_arch_predictions(
 def _positions(values: pd.Series) -> dict[str, int]:
     """Each distinct value's rank of first appearance."""
     return {value: index for index, value in enumerate(dict.fromkeys(values))}
+
+
+def read_predictions(paths: list[Path]) -> list[dict[str, Any]]:
+    """Records of `llm-pp predict` files (errors name file and line)."""
+    records = []
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"{path}: no such predictions file")
+        for line, record in iter_jsonl(path):
+            missing = {"predictor", "seed", "task", "arch_id", "prediction"} - set(record)
+            if missing:
+                raise DataError(f"{path}:{line}: missing {', '.join(sorted(missing))}")
+            records.append(record)
+    return records

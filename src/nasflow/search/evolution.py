@@ -39,13 +39,14 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from nasflow.config.sections import EvolutionSettings
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.io import atomic_path, write_json_atomic
 from nasflow.core.search_state import StateFolder, rng_from_json, rng_to_json
@@ -75,72 +76,6 @@ Progress = Callable[[dict[str, Any]], None]
 
 class SearchError(NasflowError):
     """The search cannot go on (e.g. the constraints look infeasible)."""
-
-
-@dataclass(frozen=True)
-class EvolutionSettings:
-    """Evolutionary-search hyperparameters (defaults: HAT's `evo_search/*.yml`).
-
-    `max_resample_tries` bounds rejection sampling: a phase (the initial population, or one
-    iteration's mutants or crossovers) fails with `SearchError` after this many *consecutive*
-    candidates violated the constraints. With an acceptance rate `p` a feasible search trips the
-    default 10 000 with probability about `(1 - p) ** 10000` per accepted child (< 5e-5 for
-    p = 0.1 %), while an infeasible constraint is reported after 10 000 cheap draws.
-    """
-
-    population: int = 125
-    parents: int = 25
-    mutations: int = 50
-    crossovers: int = 50
-    mutation_prob: float = 0.3
-    iterations: int = 30
-    seed: int = 1
-    max_resample_tries: int = 10_000
-
-    def __post_init__(self) -> None:
-        for name, low in (
-            ("population", 1),
-            ("parents", 1),
-            ("mutations", 0),
-            ("crossovers", 0),
-            ("iterations", 1),
-            ("max_resample_tries", 1),
-        ):
-            value = getattr(self, name)
-            if not _is_int(value) or value < low:
-                raise ConfigError(f"search.{name} must be an integer >= {low}, got {value!r}")
-        if not _is_int(self.seed):
-            raise ConfigError(f"search.seed must be an integer, got {self.seed!r}")
-        prob = self.mutation_prob
-        if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0 <= prob <= 1:
-            raise ConfigError(f"search.mutation_prob must be a number in [0, 1], got {prob!r}")
-        object.__setattr__(self, "mutation_prob", float(prob))
-        total = self.parents + self.mutations + self.crossovers
-        if self.population != total:
-            raise ConfigError(
-                f"search.population ({self.population}) must equal parents + mutations + "
-                f"crossovers ({self.parents} + {self.mutations} + {self.crossovers} = {total})"
-            )
-        if self.crossovers and self.parents < 2:
-            raise ConfigError(
-                f"search.parents must be >= 2 for crossover (two distinct parents), "
-                f"got {self.parents}"
-            )
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Self:
-        """Settings from a flat mapping; unknown keys are an error naming them."""
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"unknown search setting(s): {', '.join(map(str, unknown))}; "
-                f"known: {', '.join(names)}"
-            )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -541,10 +476,6 @@ class _Rejections:
 def _top(scores: np.ndarray, count: int) -> list[int]:
     """Indices of the `count` highest scores, best first; ties keep population order."""
     return [int(k) for k in np.argsort(-scores, kind="stable")[:count]]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # ---- outputs ------------------------------------------------------------------------------------

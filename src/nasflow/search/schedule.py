@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nasflow.core.checks import is_int
 from nasflow.core.errors import ConfigError
 
 SCHEDULE_KEYS = ("iterations", "default", "segments")
@@ -46,7 +47,7 @@ class PredictorSchedule:
     segments: tuple[Segment, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _is_int(self.iterations) or self.iterations < 1:
+        if not is_int(self.iterations) or self.iterations < 1:
             raise ConfigError(
                 f"schedule.iterations must be a positive integer, got {self.iterations!r}"
             )
@@ -56,7 +57,7 @@ class PredictorSchedule:
             _check_name(f"{where}.predictor", segment.predictor)
             for key in ("start", "end"):
                 value = getattr(segment, key)
-                if not _is_int(value) or not 1 <= value <= self.iterations:
+                if not is_int(value) or not 1 <= value <= self.iterations:
                     raise ConfigError(
                         f"{where}.{key} must be an iteration in 1..{self.iterations}, got {value!r}"
                     )
@@ -148,7 +149,7 @@ class PredictorSchedule:
     # ---- queries --------------------------------------------------------------------------------
     def predictor_for(self, iteration: int) -> str:
         """The predictor name of 1-based `iteration`."""
-        if not _is_int(iteration) or not 1 <= iteration <= self.iterations:
+        if not is_int(iteration) or not 1 <= iteration <= self.iterations:
             raise ValueError(f"iteration must be in 1..{self.iterations}, got {iteration!r}")
         for segment in self.segments:
             if segment.start <= iteration <= segment.end:
@@ -209,7 +210,3 @@ def _check_known(known: Collection[str], default: str, segments: Sequence[Segmen
 def _check_name(where: str, name: Any) -> None:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where} must be a non-empty predictor name, got {name!r}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
+from nasflow.core.checks import is_int
 from nasflow.core.errors import ConfigError
 from nasflow.space.gpt_params import decoder_params, layer_params
 from nasflow.space.hat import ArchError
@@ -51,10 +52,6 @@ __all__ = [
 ]
 
 ARCH_KEYS = ("n_layer", "d_model", "d_inner", "n_head")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -72,17 +69,17 @@ class GPTArch:
     def __post_init__(self) -> None:
         for name in ("n_layer", "d_model"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ArchError(f"{name} must be a positive integer, got {value!r}")
         for name in ("d_inner", "n_head"):
             value = getattr(self, name)
-            if _is_int(value):
+            if is_int(value):
                 value = (value,) * self.n_layer
             elif isinstance(value, list | tuple):
                 value = tuple(value)
             else:
                 raise ArchError(f"{name} must be an integer or a list of integers, got {value!r}")
-            if not all(_is_int(v) and v >= 1 for v in value):
+            if not all(is_int(v) and v >= 1 for v in value):
                 raise ArchError(f"{name} must hold positive integers, got {list(value)}")
             if len(value) != self.n_layer:
                 raise ArchError(
@@ -167,14 +164,14 @@ class GPTArch:
 # ---- spaces ---------------------------------------------------------------------------------
 def _choices(value: Any, key: str) -> tuple[int, ...]:
     """A choice set from config: an int, a list of ints, or `{min, max, step}` (inclusive)."""
-    if _is_int(value):
+    if is_int(value):
         values: list[int] = [value]
     elif isinstance(value, Mapping):
         unknown = sorted(set(value) - {"min", "max", "step"})
         if unknown:
             raise ConfigError(f"{key}: unknown range key(s) {', '.join(unknown)} (min, max, step)")
         lo, hi, step = value.get("min"), value.get("max"), value.get("step", 1)
-        if not (_is_int(lo) and _is_int(hi) and _is_int(step)) or step < 1 or hi < lo:
+        if not (is_int(lo) and is_int(hi) and is_int(step)) or step < 1 or hi < lo:
             raise ConfigError(
                 f"{key}: a range needs integers min <= max and step >= 1, got {dict(value)}"
             )
@@ -185,7 +182,7 @@ def _choices(value: Any, key: str) -> tuple[int, ...]:
         raise ConfigError(
             f"{key}: expected an integer, a list or {{min, max, step}}, got {value!r}"
         )
-    if not values or not all(_is_int(v) and v >= 1 for v in values):
+    if not values or not all(is_int(v) and v >= 1 for v in values):
         raise ConfigError(f"{key}: choices must be positive integers, got {values!r}")
     return tuple(sorted(set(values)))
 

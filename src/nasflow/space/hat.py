@@ -14,10 +14,12 @@ import random
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from nasflow.core.checks import is_int
 from nasflow.core.errors import NasflowError
 
 # HAT's yml / llmas arch_info keys, in the order the released data lists them.
@@ -77,7 +79,7 @@ class Arch:
             "decoder_layer_num",
         ):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ArchError(f"{name} must be a positive integer, got {value!r}")
         for names, depth in (
             (ENCODER_LAYER_GENES, self.encoder_layer_num),
@@ -85,7 +87,7 @@ class Arch:
         ):
             for name in names:
                 values = getattr(self, name)
-                if not isinstance(values, tuple) or not all(_is_int(v) for v in values):
+                if not isinstance(values, tuple) or not all(is_int(v) for v in values):
                     raise ArchError(f"{name} must be a list of integers, got {values!r}")
                 if len(values) != depth:
                     raise ArchError(
@@ -189,10 +191,6 @@ class Arch:
         return Arch(**{**self.to_dict(), **changes})
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _format_value(value: int | tuple[int, ...]) -> str:
     return "[" + ", ".join(str(v) for v in value) + "]" if isinstance(value, tuple) else str(value)
 
@@ -202,7 +200,7 @@ def _parse_value(raw: str, key: str) -> int | list[int]:
         value = json.loads(raw)
     except json.JSONDecodeError:
         raise ArchError(f"arch_info value of {key!r} is not an integer or list: {raw!r}") from None
-    if isinstance(value, list) or _is_int(value):
+    if isinstance(value, list) or is_int(value):
         return value
     raise ArchError(f"arch_info value of {key!r} is not an integer or list: {raw!r}")
 
@@ -628,3 +626,18 @@ def get_space(name: str) -> SearchSpace:
 def space_of(arch: Arch) -> SearchSpace:
     """The search space an architecture names."""
     return get_space(arch.space)
+
+
+def parse_arch(text: str, space: str) -> Arch:
+    """An architecture from JSON text or a JSON file, checked against `space`."""
+    path = Path(text)
+    source = text
+    if not text.lstrip().startswith("{"):
+        if not path.is_file():
+            raise ArchError(f"--arch {text}: neither JSON nor an existing file")
+        source, text = str(path), path.read_text(encoding="utf-8")
+    try:
+        arch = Arch.from_json(text)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ArchError(f"--arch {source[:80]}: {error}") from None
+    return get_space(space).validate(arch)

@@ -195,7 +195,8 @@ class _Fixed(Predictor):
 
 def test_two_tasks_average_time_and_quality_and_shared_notes() -> None:
     from nasflow.predictors.quality import evaluate_predictors
-    from nasflow.predictors.timing import Entry, Timing, not_timed, table11, table11_markdown
+    from nasflow.predictors.timing import Entry, Timing, not_timed, table11
+    from nasflow.report.predictor_tables import table11_markdown
 
     gold = {"a": 20.0, "b": 22.0, "c": 25.0}
     table = pd.DataFrame(

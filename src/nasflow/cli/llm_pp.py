@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.core.errors import ConfigError
-from nasflow.core.io import atomic_path, write_json_atomic, write_text_atomic
+from nasflow.core.io import write_json_atomic, write_text_atomic
 from nasflow.predictors.llm import read_predictions
 from nasflow.predictors.llm_options import add_llm_options, llm_setup, task_examples
 
@@ -55,9 +55,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nasflow.predictors.distilled import read_seed_models
-    from nasflow.predictors.llm import SeedPredictions, ablation_table, per_arch_predictions
+    from nasflow.predictors.llm import SeedPredictions, per_arch_predictions
     from nasflow.predictors.quality import default_predictors, evaluate_predictors
     from nasflow.report.markdown import DECIMALS, to_markdown
+    from nasflow.report.predictor_tables import ablation_table, write_csv
     from nasflow.tfs.format import read_tfs_eval
 
     records = read_predictions(args.predictions)
@@ -75,16 +76,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return baselines + llm + list(distilled.get(task, {}).values())
 
     results = evaluate_predictors(table, tasks, predictors)
-    with atomic_path(args.out) as tmp:
-        results.round(DECIMALS).to_csv(tmp, index=False, na_rep="")
+    write_csv(results, args.out, DECIMALS)
     markdown = to_markdown(results)
     print(markdown)
     if args.markdown:
         write_text_atomic(args.markdown, markdown + "\n")
     if args.ablation:
         ablation = ablation_table(results, records)
-        with atomic_path(args.ablation) as tmp:
-            ablation.round(DECIMALS).to_csv(tmp, index=False, na_rep="")
+        write_csv(ablation, args.ablation, DECIMALS)
         if args.ablation_markdown:
             write_text_atomic(args.ablation_markdown, to_markdown(ablation) + "\n")
     if args.plot:

@@ -8,49 +8,33 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nasflow import __version__
 from nasflow.core.errors import ConfigError, DataError
-from nasflow.core.io import atomic_path, write_text_atomic
+from nasflow.core.io import write_text_atomic
 from nasflow.report.markdown import DECIMALS, to_markdown
 from nasflow.tfs.format import TASK_VOCAB_SIZES, read_tfs_eval
 
 if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
-    import pandas as pd
-
     from nasflow.predictors.base import Predictor
     from nasflow.predictors.timing import Entry
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nasflow.predictors.quality import default_predictors, evaluate_predictors
+    from nasflow.report.predictor_tables import quality_document, write_csv
 
     table = read_tfs_eval(args.tfs_eval, tasks=args.task)
     tasks = args.task or list(table["task"].unique())
     results = evaluate_predictors(table, tasks, lambda task: default_predictors(table, task))
-    with atomic_path(args.out) as tmp:
-        results.round(DECIMALS).to_csv(tmp, index=False, na_rep="")
+    write_csv(results, args.out, DECIMALS)
     markdown = to_markdown(results)
     print(markdown)
     if args.markdown:
-        write_text_atomic(args.markdown, _markdown_document(markdown, args.tfs_eval, table))
+        write_text_atomic(args.markdown, quality_document(markdown, args.tfs_eval, table))
     if args.plot:
         from nasflow.report.plots import plot_tfs_vs_predicted
 
         plot_tfs_vs_predicted(table, args.plot, tasks)
     return 0
-
-
-def _markdown_document(markdown: str, folder: Path, table: pd.DataFrame) -> str:
-    seeds = ", ".join(str(s) for s in sorted(table["seed"].unique()))
-    return (
-        "# Predictor quality on TFS-Eval\n\n"
-        "Gold = `scratch.valid_BLEU` (from-scratch validation BLEU). Metrics are computed on each "
-        f"seed's `test` split (seeds {seeds}) and reported as mean ± std over seeds (population "
-        "std); `Average` averages each seed's metric over the tasks first. MAE is left empty "
-        "for rank-only predictors (#Params, #FLOPs).\n\n"
-        f"{markdown}\n\n"
-        f"_nasflow {__version__}; data: `{folder}`_\n"
-    )
 
 
 def _log(message: str) -> None:
@@ -67,10 +51,10 @@ def _cmd_table11(args: argparse.Namespace) -> int:
         not_timed,
         recorded_latency,
         table11,
-        table11_markdown,
         time_predictor,
         timing_pairs,
     )
+    from nasflow.report.predictor_tables import table11_document, table11_markdown, write_csv
 
     if args.archs < 1:
         raise ConfigError(f"--archs must be >= 1, got {args.archs}")
@@ -114,14 +98,11 @@ def _cmd_table11(args: argparse.Namespace) -> int:
         return rows
 
     results = table11(table, tasks, entries)
-    with atomic_path(args.out) as tmp:
-        results.round(6).to_csv(tmp, index=False, na_rep="")
+    write_csv(results, args.out, 6)
     markdown = table11_markdown(results, notes)
     print(markdown)
     if args.markdown:
-        seeds_text = ", ".join(str(s) for s in sorted(table["seed"].unique()))
-        footer = f"\n_nasflow {__version__}; data: `{args.tfs_eval}`; split seeds {seeds_text}_\n"
-        write_text_atomic(args.markdown, markdown + footer)
+        write_text_atomic(args.markdown, table11_document(markdown, args.tfs_eval, table))
     return 0
 
 
@@ -163,17 +144,20 @@ def _cpu_note() -> str:
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
     from nasflow.predictors.llm import read_predictions
-    from nasflow.predictors.robustness import robustness_markdown, robustness_table
+    from nasflow.predictors.robustness import robustness_table
+    from nasflow.report.predictor_tables import (
+        robustness_document,
+        robustness_markdown,
+        write_csv,
+    )
 
     records = read_predictions(args.predictions)
     table = robustness_table(records, args.samples)
-    with atomic_path(args.out) as tmp:
-        table.round(6).to_csv(tmp, index=False, na_rep="")
+    write_csv(table, args.out, 6)
     markdown = robustness_markdown(table)
     print(markdown)
     if args.markdown:
-        files = ", ".join(f"`{p}`" for p in args.predictions)
-        write_text_atomic(args.markdown, f"{markdown}\n_nasflow {__version__}; {files}_\n")
+        write_text_atomic(args.markdown, robustness_document(markdown, args.predictions))
     return 0
 
 

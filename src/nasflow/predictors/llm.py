@@ -59,31 +59,6 @@ class PromptSettings:
             raise ConfigError("need demonstrations >= 1 and task_examples >= 0")
 
 
-VARIANT_DESCRIPTIONS: dict[str, str] = {
-    "demos": "demonstrations only",
-    "role_hparams": "+ role + hyperparameters",
-    "task": "+ instruction 1 (task, dataset, metric)",
-    "examples": "+ instruction 2 (task examples)",
-    "backbone": "+ instruction 3 (backbone)",
-    "efficiency": "+ instruction 4 (efficiency metric)",
-    "full": "+ instruction 5 (focus on demonstrations) = full prompt",
-}
-"""Rows of the prompt ablation (the paper's Table 1), each adding to the one before."""
-
-ABLATION_COLUMNS = (
-    "setup",
-    "prompt",
-    "variant",
-    "demonstrations",
-    "task",
-    "mae",
-    "mae_std",
-    "kendall",
-    "kendall_std",
-    "n_seeds",
-)
-
-
 OFFLINE_SETUP = "offline stand-in (no LLM)"
 """The `setup` of predictions made by the offline stand-in (deterministic, no language model)."""
 
@@ -312,45 +287,6 @@ class SeedPredictions(Predictor):
                 "more parse retries or another model"
             )
         return np.array([self._values[(self.seed, a.id)] for a in archs], dtype=float)
-
-
-def ablation_table(results: pd.DataFrame, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The LLM-PP rows of a quality table as the prompt ablation: one row per (setup, variant,
-    demonstrations) on the `Average` task (or each task when there is one), variants in the
-    order each adds a component (`VARIANT_DESCRIPTIONS`), then by number of demonstrations."""
-    meta: dict[str, tuple[str, str, int]] = {}
-    for record in records:
-        missing = {"setup", "variant", "demonstrations"} - set(record)
-        if missing:
-            raise DataError(
-                f"prediction record of {record.get('predictor')!r} lacks {sorted(missing)}; "
-                "rerun `nasflow llm-pp predict` to write them"
-            )
-        meta[record["predictor"]] = (
-            str(record["setup"]),
-            str(record["variant"]),
-            int(record["demonstrations"]),
-        )
-    rows = results[results["predictor"].isin(list(meta))]
-    if "Average" in set(rows["task"]):
-        rows = rows[rows["task"] == "Average"]
-    order = list(VARIANT_DESCRIPTIONS)
-    table = pd.DataFrame(
-        [
-            {
-                "setup": meta[row.predictor][0],
-                "prompt": VARIANT_DESCRIPTIONS[meta[row.predictor][1]],
-                "variant": meta[row.predictor][1],
-                "demonstrations": meta[row.predictor][2],
-                **{c: getattr(row, c) for c in ABLATION_COLUMNS[4:]},
-            }
-            for row in rows.itertuples(index=False)
-        ],
-        columns=list(ABLATION_COLUMNS),
-    )
-    table["_variant"] = table["variant"].map(order.index)
-    table = table.sort_values(["setup", "_variant", "demonstrations", "task"], kind="stable")
-    return table.drop(columns="_variant").reset_index(drop=True)
 
 
 PER_ARCH_COLUMNS = ("predictor", "arch_id", "gold", "predicted", "n_seeds")

@@ -119,27 +119,3 @@ def robustness_table(
             ["setup", "task"], key=lambda c: c.map(order) if c.name == "task" else c, kind="stable"
         ).reset_index(drop=True)
     return table
-
-
-def robustness_markdown(table: pd.DataFrame) -> str:
-    """The table as a markdown document, the offline note spelled out in its rows."""
-    samples = int(table["samples"].iloc[0]) if len(table) else 0
-    lines = [
-        "# LLM-PP robustness (A.8.4)",
-        "",
-        f"Each test architecture (every split seed's prompt) was predicted {samples} times; "
-        "per architecture the standard deviation of its predictions (population std), then the "
-        "mean over architectures (`mean std`, BLEU points) and the largest (`max std`). "
-        "`excluded`: architectures with a failed sample, left out.",
-        "",
-        "| setup | task | samples | archs | excluded | mean std | max std | note |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in table.itertuples(index=False):
-        mean = "–" if math.isnan(row.mean_std) else f"{row.mean_std:.3f}"
-        top = "–" if math.isnan(row.max_std) else f"{row.max_std:.3f}"
-        lines.append(
-            f"| {row.setup} | {row.task} | {row.samples} | {row.architectures} | "
-            f"{row.excluded} | {mean} | {top} | {row.note} |"
-        )
-    return "\n".join(lines) + "\n"

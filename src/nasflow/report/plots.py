@@ -1,4 +1,5 @@
-"""Plots (PNG, matplotlib's Agg canvas; no GUI backend and no global pyplot state)."""
+"""Plots (PNG, no GUI backend): predictors against from-scratch BLEU on matplotlib's Agg canvas
+(no global pyplot state), and the search convergence plot (pyplot with the Agg backend)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from matplotlib.figure import Figure
 
 from nasflow.core.errors import DataError
 from nasflow.core.io import atomic_path
+from nasflow.report.search_runs import Run
 from nasflow.tfs.format import STORED_PREDICTORS, unique_archs
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+# Predictors whose scores share the supernet's scale (the MLP is trained on supernet scores).
+SUPERNET_SCALE = ("supernet", "supernet-mlp")
 
 
 def plot_tfs_vs_predicted(table: pd.DataFrame, out_png: str | Path, tasks: Sequence[str]) -> None:
@@ -124,3 +128,88 @@ def _predictions_panel(ax, rows: pd.DataFrame, predictors: Sequence[str]) -> Non
         )
     title = f"{rows['task'].iloc[0]} ({rows['arch_id'].nunique()} test archs)"
     _finish_square_panel(ax, low, high, title, "predicted valid BLEU (mean over split seeds)")
+
+
+def plot_convergence(
+    runs: Sequence[Run], methods: Sequence[str], constraints: Sequence[str], path: str | Path
+) -> None:
+    """Best predicted score per iteration (mean over seeds), one panel per constraint.
+
+    Colour = method; marker and line style = the predictor that scored the iteration. Predictor
+    scales differ (supernet and supernet-mlp, which is trained on supernet scores: minus loss in
+    bits or BLEU; distill: BLEU), so the supernet's scale is on the left y axis and the others
+    on the right one (the first predictor on the left when no supernet-scale predictor ran).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.lines import Line2D
+
+    names = list(dict.fromkeys(p for run in runs for p in run.history["predictor"].astype(str)))
+    names.sort(key=lambda name: name not in SUPERNET_SCALE)  # the supernet's scale first
+    styles = (("o", "-"), ("^", "--"), ("s", ":"), ("D", "-."))
+    style = {name: styles[k % len(styles)] for k, name in enumerate(names)}
+    left = [n for n in names if n in SUPERNET_SCALE] or names[:1]
+    side = {name: 0 if name in left else 1 for name in names}
+    colour = {m: plt.get_cmap("tab10")(k % 10) for k, m in enumerate(methods)}
+    fig, grid = plt.subplots(
+        1, len(constraints), figsize=(5.5 * len(constraints), 4.2), dpi=110, squeeze=False
+    )
+    try:
+        for ax, constraint in zip(grid[0], constraints, strict=True):
+            axes = [ax, ax.twinx()] if len(names) > 1 else [ax]
+            for method in methods:
+                chosen = [
+                    r.history
+                    for r in runs
+                    if r.row["method"] == method and r.row["constraint"] == constraint
+                ]
+                if not chosen:
+                    continue
+                mean = (
+                    pd.concat(chosen)
+                    .groupby("iteration")
+                    .agg(best=("best_score", "mean"), predictor=("predictor", "first"))
+                )
+                for name in names:
+                    y = mean["best"].where(mean["predictor"].astype(str) == name)
+                    if y.notna().any():
+                        marker, line = style[name]
+                        axes[side[name]].plot(
+                            mean.index,
+                            y,
+                            marker=marker,
+                            linestyle=line,
+                            markersize=3,
+                            color=colour[method],
+                        )
+            ax.set_title(constraint)
+            ax.set_xlabel("iteration")
+            for k, axis in enumerate(axes):
+                shown = [n for n in names if side[n] == k]
+                axis.set_ylabel(" / ".join(shown) + " score")
+                axis.set_visible(k == 0 or bool(axis.lines))  # no empty right axis
+        handles = [Line2D([], [], color=colour[m], label=m) for m in methods]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color="grey",
+                marker=style[n][0],
+                linestyle=style[n][1],
+                label=f"{n} ({'right' if side[n] else 'left'} axis)",
+            )
+            for n in names
+        ]
+        fig.suptitle(
+            "Best predicted score per iteration (mean over seeds);\n"
+            "predictor scales differ, so each has its own axis",
+            fontsize=9,
+        )
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8)
+        fig.tight_layout(rect=(0, 0.1, 1, 0.92))
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)

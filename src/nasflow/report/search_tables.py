@@ -1,11 +1,9 @@
 """Search result tables (`nasflow search tables`): one row per run, the paper's Table 3/4, 5 and 16
 layouts, search-time ratios to HAT and a convergence plot.
 
-A run folder `.../{method}/{constraint}/seed{S}` holds the outputs of `nasflow search run`
-(`best.json`, `timing.json`, `history.csv`) and of the searched architecture trained from scratch:
-`final/score.json` (`nasflow arch score`) and `final/latency.json` (`nasflow latency measure
---out`). Tables show the mean over seeds, with the sample standard deviation when there are
-several; the measured latency is encoder + decoder, its std the two stds added in quadrature.
+Run folders are read by `nasflow.report.search_runs`; the plot is
+`nasflow.report.plots.plot_convergence`. Tables show the mean over seeds, with the sample
+standard deviation when there are several.
 
 Search hours depend on the scoring protocol (`search.protocol`: `reference` = HAT's, every
 population member scored every iteration; `cached` = a per-run score cache), so every table has
@@ -17,9 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,8 @@ import pandas as pd
 
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, write_json_atomic, write_text_atomic
+from nasflow.report.plots import plot_convergence
+from nasflow.report.search_runs import Run, read_runs, results_frame
 from nasflow.search.schedule import PredictorSchedule
 
 REFERENCE = "hat"
@@ -48,11 +46,6 @@ PROTOCOL_TEXT = {
         "HAT's and not comparable with the paper's hours"
     ),
 }
-LEGACY_PROTOCOL = "cached"
-"""The protocol of a run whose outputs do not name one: before `search.protocol` existed every
-search used the per-run score cache."""
-# Predictors whose scores share the supernet's scale (the MLP is trained on supernet scores).
-SUPERNET_SCALE = ("supernet", "supernet-mlp")
 BLEU_COLUMNS = {"sacrebleu": "test_bleu", "tokenized": "test_tokenized_bleu"}
 # (label, results column, number format) of the table columns, per constraint.
 FULL_METRICS = (
@@ -63,163 +56,7 @@ FULL_METRICS = (
     ("search hours", "search_hours", ".3g"),
 )
 TABLE5_METRICS = tuple(m for m in FULL_METRICS if m[1] != "params_m")
-RESULT_COLUMNS = (
-    "method",
-    "constraint",
-    "seed",
-    "arch_id",
-    "test_bleu",
-    "test_tokenized_bleu",
-    "valid_bleu",
-    "latency_ms",
-    "latency_std_ms",
-    "predicted_latency_ms",
-    "gflops",
-    "params_m",
-    "params_total_m",
-    "predicted_score",
-    "score_predictor",
-    "protocol",
-    "search_seconds",
-    "search_hours",
-)
-SEARCH_HINT = "written by nasflow search run"
-SCORE_HINT = "write it with nasflow arch score for the final model"
-LATENCY_HINT = "write it with nasflow latency measure --out for the final model"
 Log = Callable[[str], None]
-
-
-@dataclass
-class Run:
-    """One search run: its results row, iteration history and predictor schedule."""
-
-    row: dict[str, Any]
-    history: pd.DataFrame
-    schedule: dict[str, Any]
-    limits: dict[str, Any]
-
-
-# ---- reading ------------------------------------------------------------------------------------
-
-
-def _read_json(path: Path, hint: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found ({hint})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: unreadable JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    return data
-
-
-def _read_history(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found ({SEARCH_HINT})")
-    try:
-        history = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: unreadable CSV ({error})") from None
-    missing = [c for c in ("iteration", "predictor", "best_score") if c not in history.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-    return history
-
-
-def _number(data: Mapping[str, Any], *keys: str) -> float:
-    """A nested number, NaN when absent."""
-    value: Any = data
-    for key in keys:
-        if not isinstance(value, Mapping) or key not in value:
-            return math.nan
-        value = value[key]
-    return float(value) if isinstance(value, int | float) and value is not None else math.nan
-
-
-def _identity(folder: Path, best: Mapping[str, Any]) -> tuple[str, str, int]:
-    """Method, constraint and seed from best.json, else from the folder names."""
-    method = best.get("method", folder.parent.parent.name)
-    constraint = best.get("constraint", folder.parent.name)
-    if "seed" in best:
-        return str(method), str(constraint), int(best["seed"])
-    match = re.fullmatch(r"seed(\d+)", folder.name)
-    if match is None:
-        raise DataError(f"{folder}: no seed in best.json and the folder is not named seed<S>")
-    return str(method), str(constraint), int(match.group(1))
-
-
-def read_run(folder: str | Path) -> Run:
-    """A run folder's results row; DataError naming any missing or mismatched file."""
-    folder = Path(folder)
-    best_path = folder / "best.json"
-    best = _read_json(best_path, SEARCH_HINT)
-    timing = _read_json(folder / "timing.json", SEARCH_HINT)
-    history = _read_history(folder / "history.csv")
-    score_path, latency_path = folder / "final" / "score.json", folder / "final" / "latency.json"
-    score = _read_json(score_path, SCORE_HINT)
-    latency = _read_json(latency_path, LATENCY_HINT)
-    arch_id = best.get("arch_id")
-    for path, data in ((score_path, score), (latency_path, latency)):
-        if data.get("arch_id") is not None and data["arch_id"] != arch_id:
-            raise DataError(
-                f"{path}: is for architecture {data['arch_id']}, but {best_path} names {arch_id}"
-            )
-    if "total_ms" not in latency:
-        raise DataError(f"{latency_path}: no total_ms ({LATENCY_HINT})")
-    method, constraint, seed = _identity(folder, best)
-    std = math.hypot(_number(latency, "encoder_std_ms"), _number(latency, "decoder_std_ms"))
-    seconds = _number(timing, "search_seconds")
-    row: dict[str, Any] = {
-        "method": method,
-        "constraint": constraint,
-        "seed": seed,
-        "arch_id": arch_id,
-        "test_bleu": _number(score, "test", "bleu"),
-        "test_tokenized_bleu": _number(score, "test", "tokenized_bleu"),
-        "valid_bleu": _number(score, "valid", "bleu"),
-        "latency_ms": _number(latency, "total_ms"),
-        "latency_std_ms": std,
-        "predicted_latency_ms": _number(best, "predicted_latency_ms"),
-        "gflops": _number(best, "gflops"),
-        "params_m": _number(best, "params_m"),
-        "params_total_m": _number(best, "params_total_m"),
-        "predicted_score": _number(best, "score"),
-        "score_predictor": best.get("predictor"),
-        "protocol": str(timing.get("protocol") or best.get("protocol") or LEGACY_PROTOCOL),
-        "search_seconds": seconds,
-        "search_hours": seconds / 3600.0,
-    }
-    for name, value in sorted((timing.get("predictor_seconds") or {}).items()):
-        row[f"predictor_seconds_{name}"] = float(value)
-    for name, value in sorted((timing.get("scored") or {}).items()):
-        row[f"scored_{name}"] = int(value)
-    row["run_dir"] = str(folder)
-    return Run(
-        row, history, dict(best.get("schedule") or {}), dict(best.get("constraint_limits") or {})
-    )
-
-
-def read_runs(folders: Sequence[str | Path]) -> list[Run]:
-    """Every run folder, refusing two folders of the same method, constraint and seed."""
-    runs = [read_run(folder) for folder in folders]
-    seen: dict[tuple[str, str, int], str] = {}
-    for run in runs:
-        key = (run.row["method"], run.row["constraint"], run.row["seed"])
-        if key in seen:
-            raise DataError(
-                f"{run.row['run_dir']} and {seen[key]}: both are method {key[0]}, "
-                f"constraint {key[1]}, seed {key[2]}"
-            )
-        seen[key] = run.row["run_dir"]
-    return runs
-
-
-def results_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per run (`RESULT_COLUMNS`, then predictor seconds and scored counts, run_dir)."""
-    frame = pd.DataFrame([run.row for run in runs])
-    extra = sorted(c for c in frame.columns if c.startswith(("predictor_seconds_", "scored_")))
-    return frame[[*RESULT_COLUMNS, *extra, "run_dir"]]
 
 
 # ---- tables -------------------------------------------------------------------------------------
@@ -381,94 +218,6 @@ def schedule_label(schedule: Mapping[str, Any]) -> str:
         return str(PredictorSchedule.from_mapping(schedule))
     except ConfigError:
         return json.dumps(schedule, sort_keys=True)  # not ours to judge: shown as recorded
-
-
-# ---- plot ---------------------------------------------------------------------------------------
-
-
-def plot_convergence(
-    runs: Sequence[Run], methods: Sequence[str], constraints: Sequence[str], path: str | Path
-) -> None:
-    """Best predicted score per iteration (mean over seeds), one panel per constraint.
-
-    Colour = method; marker and line style = the predictor that scored the iteration. Predictor
-    scales differ (supernet and supernet-mlp, which is trained on supernet scores: minus loss in
-    bits or BLEU; distill: BLEU), so the supernet's scale is on the left y axis and the others
-    on the right one (the first predictor on the left when no supernet-scale predictor ran).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib.lines import Line2D
-
-    names = list(dict.fromkeys(p for run in runs for p in run.history["predictor"].astype(str)))
-    names.sort(key=lambda name: name not in SUPERNET_SCALE)  # the supernet's scale first
-    styles = (("o", "-"), ("^", "--"), ("s", ":"), ("D", "-."))
-    style = {name: styles[k % len(styles)] for k, name in enumerate(names)}
-    left = [n for n in names if n in SUPERNET_SCALE] or names[:1]
-    side = {name: 0 if name in left else 1 for name in names}
-    colour = {m: plt.get_cmap("tab10")(k % 10) for k, m in enumerate(methods)}
-    fig, grid = plt.subplots(
-        1, len(constraints), figsize=(5.5 * len(constraints), 4.2), dpi=110, squeeze=False
-    )
-    try:
-        for ax, constraint in zip(grid[0], constraints, strict=True):
-            axes = [ax, ax.twinx()] if len(names) > 1 else [ax]
-            for method in methods:
-                chosen = [
-                    r.history
-                    for r in runs
-                    if r.row["method"] == method and r.row["constraint"] == constraint
-                ]
-                if not chosen:
-                    continue
-                mean = (
-                    pd.concat(chosen)
-                    .groupby("iteration")
-                    .agg(best=("best_score", "mean"), predictor=("predictor", "first"))
-                )
-                for name in names:
-                    y = mean["best"].where(mean["predictor"].astype(str) == name)
-                    if y.notna().any():
-                        marker, line = style[name]
-                        axes[side[name]].plot(
-                            mean.index,
-                            y,
-                            marker=marker,
-                            linestyle=line,
-                            markersize=3,
-                            color=colour[method],
-                        )
-            ax.set_title(constraint)
-            ax.set_xlabel("iteration")
-            for k, axis in enumerate(axes):
-                shown = [n for n in names if side[n] == k]
-                axis.set_ylabel(" / ".join(shown) + " score")
-                axis.set_visible(k == 0 or bool(axis.lines))  # no empty right axis
-        handles = [Line2D([], [], color=colour[m], label=m) for m in methods]
-        handles += [
-            Line2D(
-                [],
-                [],
-                color="grey",
-                marker=style[n][0],
-                linestyle=style[n][1],
-                label=f"{n} ({'right' if side[n] else 'left'} axis)",
-            )
-            for n in names
-        ]
-        fig.suptitle(
-            "Best predicted score per iteration (mean over seeds);\n"
-            "predictor scales differ, so each has its own axis",
-            fontsize=9,
-        )
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8)
-        fig.tight_layout(rect=(0, 0.1, 1, 0.92))
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
 
 
 # ---- writing ------------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from nasflow.core.errors import NasflowError
 def build_parser() -> argparse.ArgumentParser:
     """Assemble the argument parser from the packages' `register` functions."""
     from nasflow.cli import (
+        arch,
         config,
         data,
         distill,
-        evaluate,
         latency,
         llm_pp,
         lts,
@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         report,
         search,
         space,
+        supernet,
         tfs_eval,
-        train,
     )
 
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.splitlines()[0])
@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         data,
         predictors,
         tfs_eval,
-        train,
-        evaluate,
+        supernet,
+        arch,
         latency,
         search,
         llm_pp,

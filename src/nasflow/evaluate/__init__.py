@@ -1,6 +1,6 @@
 """Evaluation of trained models: validation loss, translation, BLEU and full scoring.
 
-Names are imported on first use, so that `nasflow.cli.evaluate` (and the `nasflow` command)
+Names are imported on first use, so that `nasflow.cli.arch` (and the `nasflow` command)
 loads without torch.
 """
 

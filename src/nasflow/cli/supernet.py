@@ -1,0 +1,83 @@
+"""`nasflow supernet train|quality`: train the SuperTransformer; score it as a predictor."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nasflow.config.options import add_config_options, read_config
+from nasflow.core.io import write_json_atomic
+from nasflow.train.job import add_training_options, train_job
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_supernet_train(args: argparse.Namespace) -> int:
+    return train_job(args, "supernet", _log)
+
+
+def _cmd_supernet_quality(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from nasflow.core.device import environment
+    from nasflow.predictors.supernet import SupernetPredictor
+    from nasflow.predictors.supernet_quality import supernet_quality
+    from nasflow.tfs.format import read_tfs_scores
+
+    config = read_config(args)
+    torch.set_num_threads(int(config["threads"]))
+    records = read_tfs_scores(args.scores)
+    evaluate, train = config["evaluate"], config["train"]
+    started = time.perf_counter()
+    predictor = SupernetPredictor.from_file(
+        args.model,
+        args.data,
+        device=args.device or train["device"],
+        precision=train["precision"],
+        metric=evaluate["predictor_metric"],
+        valid_sentences=evaluate["valid_sentences"],
+        max_tokens=train["max_tokens"],
+        label_smoothing=train["label_smoothing"],
+        beam=evaluate["beam"],
+        lenpen=evaluate["lenpen"],
+        max_len_a=evaluate["max_len_a"],
+        max_len_b=evaluate["max_len_b"],
+        batch_sentences=evaluate["batch_sentences"],
+    )
+    summary = supernet_quality(predictor, records)
+    summary["seconds_per_arch"] = round(predictor.seconds_per_arch, 4)
+    summary["total_seconds"] = round(time.perf_counter() - started, 3)
+    summary["environment"] = environment(predictor.device, predictor.dtype)
+    write_json_atomic(args.out, summary)
+    _log(
+        f"{args.out}: {summary['predictor']} over {summary['architectures']} architectures, "
+        f"Kendall tau vs valid BLEU {summary['kendall_valid_bleu']}"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `supernet train` and `supernet quality`."""
+    supernet = subparsers.add_parser("supernet", help="train the SuperTransformer")
+    sub = supernet.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
+    add_training_options(
+        sub, "train", "train the weight-sharing SuperTransformer (SPOS or sandwich)", False
+    ).set_defaults(func=_cmd_supernet_train)
+    quality = sub.add_parser(
+        "quality",
+        help="Kendall tau / MAE of the supernet as a predictor of from-scratch BLEU",
+    )
+    add_config_options(quality)
+    quality.add_argument("--model", type=Path, required=True, help="trained supernet (.pt)")
+    quality.add_argument("--data", type=Path, required=True, help="prepared data folder")
+    quality.add_argument(
+        "--scores", type=Path, nargs="+", required=True, help="score.json of from-scratch runs"
+    )
+    quality.add_argument("--out", type=Path, required=True, help="quality JSON")
+    quality.add_argument("--device", help="override the config's device")
+    quality.set_defaults(func=_cmd_supernet_quality)

@@ -1,0 +1,72 @@
+"""One training job from an experiment config: the `supernet` section (weight-sharing training)
+or the `train` section (one architecture from scratch), and the command-line options both take."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nasflow.config.options import add_config_options, read_config
+from nasflow.config.resolve import Config
+from nasflow.space.hat import parse_arch
+
+
+def _settings_for(config: Config, section: str, device: str | None) -> Any:
+    from nasflow.train.settings import TrainSettings
+
+    settings = TrainSettings.from_config(config, section)
+    if device:
+        settings = TrainSettings.from_mapping({**settings.to_dict(), "device": device})
+    return settings
+
+
+def train_job(args: argparse.Namespace, section: str, log: Callable[[str], None]) -> int:
+    """Train as `args` (see `add_training_options`) and the config's `section` say."""
+    import torch
+
+    from nasflow.model.supertransformer import ModelConfig
+    from nasflow.train.loop import Trainer
+
+    config = read_config(args)
+    torch.set_num_threads(int(config["threads"]))
+    settings = _settings_for(config, section, args.device)
+    arch = parse_arch(args.arch, config["space"]) if section == "train" else None
+    trainer = Trainer(
+        args.data,
+        settings,
+        space=config["space"],
+        model_config=ModelConfig.from_mapping(config.get("model")),
+        state_dir=args.state_dir,
+        arch=arch,
+        progress=not args.no_progress,
+    )
+    if args.fresh:
+        trainer.state.clear()
+    result = trainer.run(args.out, args.curve, log=log)
+    log(
+        f"done: {result.updates} updates in {result.train_seconds:.1f} s "
+        f"({result.wps:.0f} target tokens/s), valid {result.valid}"
+    )
+    return 0
+
+
+def add_training_options(
+    sub: Any, name: str, text: str, with_arch: bool
+) -> argparse.ArgumentParser:
+    """Add the `name` subcommand with the options of a training job (`train_job`)."""
+    parser = sub.add_parser(name, help=text, description=text)
+    add_config_options(parser)
+    if with_arch:
+        parser.add_argument("--arch", required=True, help="architecture JSON text or file")
+    parser.add_argument("--data", type=Path, required=True, help="prepared data folder")
+    parser.add_argument("--out", type=Path, required=True, help="trained model (.pt)")
+    parser.add_argument("--curve", type=Path, help="training curve CSV")
+    parser.add_argument(
+        "--state-dir", type=Path, required=True, help="resumable state (outside declared outputs)"
+    )
+    parser.add_argument("--fresh", action="store_true", help="discard saved state first")
+    parser.add_argument("--device", help="override the config's device (cpu, cuda, auto)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser

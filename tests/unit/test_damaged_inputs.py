@@ -23,9 +23,13 @@ from nasflow.core.io import (
     read_lines,
     read_state_rows,
 )
-from nasflow.core.search_state import SearchStateError
-from nasflow.core.search_state import StateFolder as SearchStateFolder
-from nasflow.core.state import StateFolder, TrainStateError, rng_state, set_rng_state
+from nasflow.core.state import (
+    SearchStateError,
+    StateFolder,
+    TrainStateError,
+    rng_state,
+    set_rng_state,
+)
 from nasflow.efficiency.latency_dataset import ROWS_FILE, read_rows
 from nasflow.llm.cache import ReplyCache
 from nasflow.llm.examples import count_lines
@@ -344,7 +348,7 @@ def test_a_proxy_check_row_without_id_names_the_file_and_line(tmp_path: Path) ->
 
 
 def test_search_state_restore_errors_name_the_file(tmp_path: Path) -> None:
-    folder = SearchStateFolder(tmp_path, {"x": 1})
+    folder = StateFolder(tmp_path, {"x": 1}, payload="json")
     folder.save({"iteration": 1})
     state = folder.load()
     lacks, kind = r"search_state\.json: .*lacks key 'scores'", r"search_state\.json: .*wrong kind"

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nasflow.core.errors import ConfigError
-from nasflow.core.search_state import fingerprint
+from nasflow.core.state import fingerprint
 from nasflow.lts.evaluator import LTSEvaluator
 from nasflow.lts.measure import (
     PROTOCOL_VERSION,

@@ -1,8 +1,11 @@
-"""Resumable training state: one file in a state folder, tied to a fingerprint of the inputs.
+"""Resumable state: one file in a state folder, tied to a fingerprint of the inputs.
 
-The state folder lives outside the rule's declared outputs (Snakemake deletes those before a
-job runs). A state written for different inputs (data, settings, architecture, model) is refused
-with a message that names what differs, so a stale folder never silently contaminates a run.
+Two payloads share one `StateFolder`: `torch` (training, latency datasets: `state.pt` beside
+`inputs.json`) and `json` (searches: `search_state.json`, the inputs and their fingerprint
+inside). The state folder lives outside the rule's declared outputs (Snakemake deletes those
+before a job runs). A state written for different inputs (data, settings, architecture, model,
+schedule, constraints, space, predictors) is refused with a message that names what differs, so
+a stale folder never silently contaminates a run.
 
 `state.pt` is read with `weights_only=True` (the folder comes from the command line, so a crafted
 pickle there must not run code): it holds only tensors and plain data, the RNG states included.
@@ -10,43 +13,67 @@ pickle there must not run code): it holds only tensors and plain data, the RNG s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from nasflow.core.errors import NasflowError
-from nasflow.core.io import atomic_path, load_torch, write_json_atomic
+from nasflow.core.io import atomic_path, load_torch, one_line, write_json_atomic, write_text_atomic
 
 STATE_FILE = "state.pt"
 INPUTS_FILE = "inputs.json"
+SEARCH_STATE_FILE = "search_state.json"
+SEARCH_STATE_VERSION = 1
+FRESH = "delete the folder (or pass --fresh) to start over"
 
 
 class TrainStateError(NasflowError):
     """A state folder cannot be used for this run."""
 
 
+class SearchStateError(NasflowError):
+    """A search state folder cannot be used for this run."""
+
+
 def fingerprint(inputs: dict[str, Any]) -> str:
-    """Stable hash of the JSON-serialisable run inputs."""
+    """Stable hash of the JSON-serialisable run inputs (16 hex digits)."""
     text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = sorted(set(old) | set(new))
-    out: list[str] = []
-    for key in keys:
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_differences(a, b, f"{prefix}{key}."))
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """`key: old -> new` for every differing leaf of two JSON values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out.extend(differences(old.get(key), new.get(key), f"{prefix}{key}."))
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def _shown(diff: list[str]) -> str:
+    return "; ".join(diff[:6]) + (f"; ... ({len(diff)} in all)" if len(diff) > 6 else "")
+
+
+def rng_to_json(rng: random.Random) -> list[Any]:
+    """`rng.getstate()` as JSON-able lists."""
+    version, internal, gauss_next = rng.getstate()
+    return [version, list(internal), gauss_next]
+
+
+def rng_from_json(data: list[Any]) -> random.Random:
+    """A generator in the state `rng_to_json` saved."""
+    version, internal, gauss_next = data
+    rng = random.Random()
+    rng.setstate((version, tuple(internal), gauss_next))
+    return rng
 
 
 def rng_state() -> dict[str, Any]:
@@ -103,19 +130,36 @@ def _legacy_numpy_types() -> list[Any]:
 
 
 class StateFolder:
-    """Saves and restores training state under `path`, guarded by the inputs' fingerprint."""
+    """Saves and restores state under `path`, guarded by the inputs' fingerprint.
 
-    def __init__(self, path: str | Path, inputs: dict[str, Any]):
+    `payload="torch"`: `state.pt` (tensors and plain data) beside `inputs.json`, refused with
+    `TrainStateError`. `payload="json"`: one `search_state.json` holding the version, the
+    fingerprint, the inputs and the state, refused with `SearchStateError`.
+    """
+
+    def __init__(
+        self, path: str | Path, inputs: dict[str, Any], payload: Literal["torch", "json"] = "torch"
+    ) -> None:
+        if payload not in ("torch", "json"):
+            raise ValueError(f"payload must be 'torch' or 'json', got {payload!r}")
         self.path = Path(path)
+        self.payload = payload
+        self.error: type[NasflowError] = TrainStateError if payload == "torch" else SearchStateError
+        if payload == "json":
+            # Normalise through JSON so saved and fresh inputs compare equal (tuples -> lists).
+            inputs = json.loads(json.dumps(inputs, sort_keys=True, default=str))
         self.inputs = inputs
         self.key = fingerprint(inputs)
 
     @property
     def state_file(self) -> Path:
-        return self.path / STATE_FILE
+        return self.path / (STATE_FILE if self.payload == "torch" else SEARCH_STATE_FILE)
 
     def check(self) -> None:
-        """Refuse a folder written for other inputs (names the differing keys)."""
+        """Refuse a torch folder written for other inputs (names the differing keys); a JSON
+        state is checked as it is loaded."""
+        if self.payload == "json":
+            return
         inputs_file = self.path / INPUTS_FILE
         if not inputs_file.is_file():
             if self.state_file.exists():
@@ -126,43 +170,97 @@ class StateFolder:
         except (OSError, json.JSONDecodeError) as error:
             raise TrainStateError(f"{inputs_file}: unreadable ({error})") from None
         if fingerprint(saved) != self.key:
-            diff = _differences(saved, self.inputs)
-            shown = "; ".join(diff[:6]) + (f"; ... ({len(diff)} in all)" if len(diff) > 6 else "")
             raise TrainStateError(
-                f"{self.path}: resumable state was written for different inputs ({shown}). "
+                f"{self.path}: resumable state was written for different inputs "
+                f"({_shown(differences(saved, self.inputs))}). "
                 "Delete the folder (or pass --fresh) to start over."
             )
 
     def load(self, required: Iterable[str] = ()) -> dict[str, Any] | None:
         """The saved state, or None when there is none yet.
 
-        Read with `weights_only=True`: a file that needs any Python object beyond tensors and
-        plain data (a crafted pickle) is refused before anything in it runs. A state that is
+        Torch: read with `weights_only=True`: a file that needs any Python object beyond tensors
+        and plain data (a crafted pickle) is refused before anything in it runs. A state that is
         not a dict, or lacks any of the `required` keys, is refused naming the missing keys.
+        JSON: a state of other inputs (or another version) is refused.
         """
+        if self.payload == "json":
+            return self._load_json()
         self.check()
         if not self.state_file.is_file():
             return None
-        hint = "delete the folder (or pass --fresh) to start over"
         state = load_torch(
             self.state_file,
             "resumable training state",
             error=TrainStateError,
             allow=_legacy_numpy_types(),
-            hint=hint,
+            hint=FRESH,
         )
         if not isinstance(state, dict):
             raise TrainStateError(
                 f"{self.state_file}: not a resumable state (a {type(state).__name__}, expected "
-                f"a dict); {hint}"
+                f"a dict); {FRESH}"
             )
         missing = ", ".join(key for key in required if key not in state)
         if missing:
-            raise TrainStateError(f"{self.state_file}: the resumable state lacks {missing}; {hint}")
+            raise TrainStateError(
+                f"{self.state_file}: the resumable state lacks {missing}; {FRESH}"
+            )
         return state
+
+    def _load_json(self) -> dict[str, Any] | None:
+        if not self.state_file.is_file():
+            return None
+        try:
+            state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise SearchStateError(
+                f"{self.state_file}: unreadable search state ({error}); {FRESH}"
+            ) from None
+        if not isinstance(state, dict) or state.get("version") != SEARCH_STATE_VERSION:
+            raise SearchStateError(
+                f"{self.state_file}: not a version-{SEARCH_STATE_VERSION} search state; {FRESH}"
+            )
+        if state.get("fingerprint") != self.key:
+            shown = _shown(differences(state.get("inputs"), self.inputs))
+            raise SearchStateError(
+                f"{self.path}: the resumable search state was written for different inputs "
+                f"({shown or 'fingerprint differs'}). Delete the folder (or pass --fresh) to "
+                "start over."
+            )
+        return state
+
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[None]:
+        """Around restoring a loaded state: a missing key or a value of the wrong kind (a state
+        edited by hand, or written by another version) becomes one line naming the file."""
+        try:
+            yield
+        except self.error as error:
+            if str(self.state_file) in str(error):
+                raise
+            raise self.error(f"{self.state_file}: {error}") from None
+        except KeyError as error:
+            raise self.error(
+                f"{self.state_file}: the search state lacks key {error}; {FRESH}"
+            ) from None
+        except (AttributeError, IndexError, TypeError, ValueError) as error:
+            raise self.error(
+                f"{self.state_file}: the search state holds a value of the wrong kind "
+                f"({one_line(error)}); {FRESH}"
+            ) from None
 
     def save(self, state: dict[str, Any]) -> None:
         """Write the state atomically (a kill mid-save leaves the previous state intact)."""
+        if self.payload == "json":
+            payload = {
+                "version": SEARCH_STATE_VERSION,
+                "fingerprint": self.key,
+                "inputs": self.inputs,
+                **state,
+            }
+            write_text_atomic(self.state_file, json.dumps(payload, separators=(",", ":")) + "\n")
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path / INPUTS_FILE, self.inputs)
         with atomic_path(self.state_file) as tmp:
@@ -170,6 +268,9 @@ class StateFolder:
 
     def clear(self) -> None:
         """Remove saved state (for `--fresh`)."""
+        if self.payload == "json":
+            self.state_file.unlink(missing_ok=True)
+            return
         for name in (STATE_FILE, INPUTS_FILE):
             (self.path / name).unlink(missing_ok=True)
         snapshots = self.path / "snapshots"

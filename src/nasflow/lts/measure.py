@@ -144,7 +144,7 @@ class LTSMeasureSettings(MeasureSettings):
 
     def fingerprint(self, text: TextSet) -> str:
         """16 hex digits identifying `protocol(text)` (a `MeasurementCache` protocol key)."""
-        from nasflow.core.search_state import fingerprint
+        from nasflow.core.state import fingerprint
 
         return fingerprint(self.protocol(text))
 

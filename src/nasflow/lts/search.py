@@ -34,7 +34,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -45,13 +45,8 @@ import pandas as pd
 from nasflow.config.sections import ParetoSettings
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.io import atomic_path, connect_sqlite, write_json_atomic
-from nasflow.core.search_state import (
-    SearchStateError,
-    StateFolder,
-    fingerprint,
-    rng_from_json,
-    rng_to_json,
-)
+from nasflow.core.state import SearchStateError, fingerprint, rng_from_json, rng_to_json
+from nasflow.search.evolution import Evolution
 from nasflow.search.pareto import (
     Objective,
     crowding_distance,
@@ -362,7 +357,11 @@ def run_pareto_search(
     return search.run(None if state_dir is None else Path(state_dir), progress, fresh)
 
 
-class _ParetoSearch:
+class _ParetoSearch(Evolution):
+    """LTS's selection: parents from the Pareto frontier of every architecture evaluated."""
+
+    clock = "wall_seconds"
+
     def __init__(
         self,
         space: ParetoSpace,
@@ -372,19 +371,15 @@ class _ParetoSearch:
         cache: MeasurementCache,
         fingerprint_extra: Mapping[str, Any] | None,
     ) -> None:
-        self.space = space
+        super().__init__(space, settings, fingerprint_extra)
         self.evaluator = evaluator
         self.objectives = objectives
-        self.settings = settings
         self.cache = cache
-        self.fingerprint_extra = dict(fingerprint_extra or {})
-        self.rng = random.Random(settings.seed)
-        self.population: list[Any] = []
         self.evaluated: dict[str, Candidate] = {}
         self.usage: dict[str, int] = {}
-        self.done = 0
-        self.history: list[dict[str, Any]] = []
-        self.timing: dict[str, Any] = {
+        self.taken: set[str] = set()  # ids bred in the current phase group
+        self.frontier: tuple[list[str], list[dict[str, Any]], list[int]] = ([], [], [])
+        self.timing = {
             "wall_seconds": 0.0,
             "initial_seconds": 0.0,
             "evaluator_seconds": 0.0,
@@ -393,39 +388,12 @@ class _ParetoSearch:
             "evaluated": 0,
         }
 
-    # ---- driver ---------------------------------------------------------------------------------
-    def run(self, state_dir: Path | None, progress: Progress | None, fresh: bool) -> ParetoResult:
-        folder = StateFolder(state_dir, self.inputs()) if state_dir is not None else None
-        if folder is not None and fresh:
-            folder.clear()
-        state = folder.load() if folder is not None else None
-        resumed_from = 0
-        if folder is not None and state is not None:
-            with folder.restoring():
-                self.restore(state)
-            resumed_from = self.done
-        else:
-            start = time.perf_counter()
-            self.population = self.fill(
-                self.settings.population,
-                lambda: self.space.sample(self.rng),
-                "initial population",
-                set(),
-            )
-            self.timing["initial_seconds"] = time.perf_counter() - start
-            self.timing["wall_seconds"] = self.timing["initial_seconds"]
-            self.save(folder)
-        while self.done < self.settings.iterations:
-            row = self.iterate(self.done + 1)
-            self.done += 1
-            self.save(folder)
-            if progress is not None:
-                progress(dict(row))
-        return self.result(resumed_from)
+    # ---- selection ------------------------------------------------------------------------------
+    def sample(self) -> Any:
+        return self.space.sample(self.rng)
 
-    def iterate(self, iteration: int) -> dict[str, Any]:
-        """Evaluate the new, update the frontier, and (unless last) select and breed."""
-        start = time.perf_counter()
+    def evaluate(self, iteration: int) -> dict[str, Any]:
+        """Evaluate the new and update the frontier."""
         new = list({a.id: a for a in self.population if a.id not in self.evaluated}.values())
         metrics, measured, hits = self.measure(new)
         for arch in new:
@@ -433,38 +401,22 @@ class _ParetoSearch:
         ids = list(self.evaluated)
         points = [c.metrics for c in self.evaluated.values()]
         front = pareto_front(points, self.objectives)
-        if iteration < self.settings.iterations:
-            parents = self.select_parents(ids, points, front)
-            taken: set[str] = set()
-            s = self.settings
-            mutants = self.fill(
-                s.mutations,
-                lambda: self.space.mutate(self.rng.choice(parents), s.mutation_prob, self.rng),
-                f"iteration {iteration} mutation",
-                taken,
-            )
-            children = self.fill(
-                s.crossovers,
-                lambda: self.space.crossover(*self.rng.sample(parents, 2), self.rng),
-                f"iteration {iteration} crossover",
-                taken,
-            )
-            self.population = parents + mutants + children
-        seconds = time.perf_counter() - start
-        self.timing["wall_seconds"] += seconds
+        self.frontier = (ids, points, front)
         self.timing["evaluated"] += len(new)
-        row = {
+        return {
             "iteration": iteration,
             "frontier_size": len(front),
             "seen": len(self.evaluated),
             "new": len(new),
             "measured": measured,
             "cache_hits": hits,
-            "seconds": seconds,
+            "seconds": 0.0,
             "frontier": [ids[k] for k in front],
         }
-        self.history.append(row)
-        return row
+
+    def select(self) -> list[Any]:
+        self.taken = set()
+        return self.select_parents(*self.frontier)
 
     # ---- measuring ------------------------------------------------------------------------------
     def measure(self, archs: Sequence[Any]) -> tuple[dict[str, dict[str, Any]], int, int]:
@@ -551,29 +503,23 @@ class _ParetoSearch:
             self.usage[ids[k]] = self.usage.get(ids[k], 0) + 1
         return [self.evaluated[ids[k]].arch for k in chosen]
 
-    def fill(self, count: int, draw: Callable[[], Any], phase: str, taken: set[str]) -> list[Any]:
-        """`count` valid architectures from `draw`, unseen and distinct (bounded redraws).
-
-        `taken` holds the ids already bred in this phase group and is updated.
-        """
-        accepted: list[Any] = []
-        invalid = duplicate = 0
-        while len(accepted) < count:
-            arch = draw()
+    def screen(self, batch: list[Any]) -> Iterator[str | None]:
+        """None for a valid architecture unseen and not yet bred in this phase group (it is
+        then taken), else `invalid` or `duplicate`."""
+        for arch in batch:
             if not self.space.is_valid(arch):
-                invalid += 1
-            elif arch.id in self.evaluated or arch.id in taken:
-                duplicate += 1
+                yield "invalid"
+            elif arch.id in self.evaluated or arch.id in self.taken:
+                yield "duplicate"
             else:
-                accepted.append(arch)
-                taken.add(arch.id)
-                invalid = duplicate = 0
-                continue
-            if invalid + duplicate >= self.settings.max_resample_tries:
-                raise ParetoSearchError(self.exhausted(phase, invalid, duplicate))
-        return accepted
+                self.taken.add(arch.id)
+                yield None
 
-    def exhausted(self, phase: str, invalid: int, duplicate: int) -> str:
+    def rejections(self) -> _Rejections:
+        return _Rejections()
+
+    def exhausted(self, rejections: _Rejections, phase: str) -> ParetoSearchError:
+        invalid, duplicate = rejections.invalid, rejections.duplicate
         run = invalid + duplicate
         if invalid >= duplicate:
             advice = (
@@ -586,7 +532,7 @@ class _ParetoSearch:
                 "search.iterations or search.population, raise search.mutation_prob, or raise "
                 "search.max_resample_tries"
             )
-        return (
+        return ParetoSearchError(
             f"{phase}: {run} candidates in a row were rejected in search space "
             f"{self.space.name!r} (search.max_resample_tries = {self.settings.max_resample_tries}"
             f"): {invalid} violated the constraints and {duplicate} were already seen "
@@ -609,23 +555,19 @@ class _ParetoSearch:
             "extra": self.fingerprint_extra,
         }
 
-    def save(self, folder: StateFolder | None) -> None:
-        if folder is None:
-            return
-        folder.save(
-            {
-                "iteration": self.done,
-                "population": [a.to_dict() for a in self.population],
-                "evaluated": [
-                    {"arch": c.arch.to_dict(), "metrics": c.metrics, "first_seen": c.first_seen}
-                    for c in self.evaluated.values()
-                ],
-                "usage": self.usage,
-                "rng": rng_to_json(self.rng),
-                "history": self.history,
-                "timing": self.timing,
-            }
-        )
+    def state(self) -> dict[str, Any]:
+        return {
+            "iteration": self.done,
+            "population": [a.to_dict() for a in self.population],
+            "evaluated": [
+                {"arch": c.arch.to_dict(), "metrics": c.metrics, "first_seen": c.first_seen}
+                for c in self.evaluated.values()
+            ],
+            "usage": self.usage,
+            "rng": rng_to_json(self.rng),
+            "history": self.history,
+            "timing": self.timing,
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         try:
@@ -671,6 +613,24 @@ class _ParetoSearch:
             timing=json.loads(json.dumps(self.timing)),
             resumed_from=resumed_from,
         )
+
+
+@dataclass
+class _Rejections:
+    """The current run of consecutive rejected candidates, by reason."""
+
+    invalid: int = 0
+    duplicate: int = 0
+
+    @property
+    def run(self) -> int:
+        return self.invalid + self.duplicate
+
+    def reset(self) -> None:
+        self.invalid = self.duplicate = 0
+
+    def add(self, reason: str) -> None:
+        setattr(self, reason, getattr(self, reason) + 1)
 
 
 # ---- outputs ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Evolutionary architecture search: HAT's algorithm with a per-iteration predictor schedule."""
 
-from nasflow.core.search_state import SearchStateError
+from nasflow.core.state import SearchStateError
 from nasflow.search.evolution import (
     DEFAULT_PROTOCOL,
     HISTORY_COLUMNS,

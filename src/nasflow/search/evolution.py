@@ -38,7 +38,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ import pandas as pd
 from nasflow.config.sections import EvolutionSettings
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.io import atomic_path, write_json_atomic
-from nasflow.core.search_state import StateFolder, rng_from_json, rng_to_json
+from nasflow.core.state import StateFolder, rng_from_json, rng_to_json
 from nasflow.predictors.base import Predictor, check_scores
 from nasflow.search.constraints import Constraint
 from nasflow.search.schedule import PredictorSchedule
@@ -134,6 +134,141 @@ class SearchResult:
         return self.best.score
 
 
+class Evolution:
+    """The evolutionary loop shared by HAT's search (`run_search`) and LTS's Pareto search.
+
+    One `random.Random(settings.seed)` drives every draw. `run` samples the initial population
+    (or restores a saved state), then per iteration `evaluate`s the population (its history
+    row), and unless it is the last, `select`s parents and breeds `mutations` mutants (a parent
+    drawn uniformly, each gene redrawn with `mutation_prob`) and `crossovers` children (two
+    distinct parents). `fill` draws candidates in batches and redraws those `screen` rejects,
+    at most `max_resample_tries` in a row. The state is saved (JSON) after the initial sampling
+    and after every iteration.
+
+    Subclasses give the selection strategy and the rest: `sample`, `evaluate`, `select`,
+    `screen`, `rejections`, `exhausted`, `inputs`, `state`, `restore` and `result`.
+    """
+
+    clock = "search_seconds"  # the timing key that sums the search's seconds
+
+    def __init__(self, space: Any, settings: Any, fingerprint_extra: Mapping[str, Any] | None):
+        self.space = space
+        self.settings = settings
+        self.fingerprint_extra = dict(fingerprint_extra or {})
+        self.rng = random.Random(settings.seed)
+        self.population: list[Any] = []
+        self.done = 0
+        self.history: list[dict[str, Any]] = []
+        self.timing: dict[str, Any] = {}
+
+    def run(self, state_dir: Path | None, progress: Progress | None, fresh: bool) -> Any:
+        folder = StateFolder(state_dir, self.inputs(), "json") if state_dir is not None else None
+        if folder is not None and fresh:
+            folder.clear()
+        state = folder.load() if folder is not None else None
+        resumed_from = 0
+        if folder is not None and state is not None:
+            with folder.restoring():
+                self.restore(state)
+            resumed_from = self.done
+        else:
+            start = time.perf_counter()
+            self.population = self.fill(self.settings.population, self.sample, "initial population")
+            self.timing["initial_seconds"] = time.perf_counter() - start
+            self.timing[self.clock] = self.timing["initial_seconds"]
+            self.save(folder)
+        while self.done < self.settings.iterations:
+            row = self.iterate(self.done + 1)
+            self.done += 1
+            self.save(folder)
+            if progress is not None:
+                progress(dict(row))
+        return self.result(resumed_from)
+
+    def iterate(self, iteration: int) -> dict[str, Any]:
+        """Evaluate, and (unless last) select and breed; returns the history row."""
+        start = time.perf_counter()
+        row = self.evaluate(iteration)
+        if iteration < self.settings.iterations:
+            parents = self.select()
+            s = self.settings
+            mutants = self.fill(
+                s.mutations,
+                lambda: self.space.mutate(self.rng.choice(parents), s.mutation_prob, self.rng),
+                f"iteration {iteration} mutation",
+            )
+            children = self.fill(
+                s.crossovers,
+                lambda: self.space.crossover(*self.rng.sample(parents, 2), self.rng),
+                f"iteration {iteration} crossover",
+            )
+            self.population = parents + mutants + children
+        seconds = time.perf_counter() - start
+        self.timing[self.clock] += seconds
+        row["seconds"] = seconds
+        self.history.append(row)
+        return row
+
+    def fill(self, count: int, draw: Callable[[], Any], phase: str) -> list[Any]:
+        """`count` candidates from `draw` that `screen` accepts (bounded redraws)."""
+        accepted: list[Any] = []
+        rejections = self.rejections()
+        while len(accepted) < count:
+            batch = [draw() for _ in range(count - len(accepted))]
+            for candidate, reason in zip(batch, self.screen(batch), strict=True):
+                if reason is None:
+                    accepted.append(candidate)
+                    rejections.reset()
+                    continue
+                rejections.add(reason)
+                if rejections.run >= self.settings.max_resample_tries:
+                    raise self.exhausted(rejections, phase)
+        return accepted
+
+    def save(self, folder: StateFolder | None) -> None:
+        if folder is not None:
+            folder.save(self.state())
+
+    # ---- the strategy ---------------------------------------------------------------------------
+    def sample(self) -> Any:
+        """A random candidate of the initial population."""
+        raise NotImplementedError
+
+    def evaluate(self, iteration: int) -> dict[str, Any]:
+        """Score the population; the iteration's history row (its `seconds` is filled in)."""
+        raise NotImplementedError
+
+    def select(self) -> list[Any]:
+        """The parents of the next population (after `evaluate`)."""
+        raise NotImplementedError
+
+    def screen(self, batch: list[Any]) -> Iterator[Any]:
+        """Per candidate, lazily: None to accept it, else the reason passed to `rejections`."""
+        raise NotImplementedError
+
+    def rejections(self) -> Any:
+        """A tracker of consecutive rejections: `run`, `reset()`, `add(reason)`."""
+        raise NotImplementedError
+
+    def exhausted(self, rejections: Any, phase: str) -> Exception:
+        """The error when `max_resample_tries` candidates in a row were rejected."""
+        raise NotImplementedError
+
+    def inputs(self) -> dict[str, Any]:
+        """What a saved state must match."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """The state to save (JSON-able)."""
+        raise NotImplementedError
+
+    def restore(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def result(self, resumed_from: int) -> Any:
+        raise NotImplementedError
+
+
 def run_search(
     space: SearchSpace,
     predictors: Mapping[str, Predictor],
@@ -172,7 +307,9 @@ def run_search(
     ).run(state_dir, progress, fresh)
 
 
-class _Search:
+class _Search(Evolution):
+    """HAT's selection: the top `parents` by the iteration's predictor score."""
+
     def __init__(
         self,
         space: SearchSpace,
@@ -198,21 +335,16 @@ class _Search:
                 f"the schedule uses predictor(s) {', '.join(map(repr, missing))} that were not "
                 f"given; given: {', '.join(map(repr, predictors)) or 'none'}"
             )
-        self.space = space
+        super().__init__(space, settings, fingerprint_extra)
         self.predictors = {name: predictors[name] for name in schedule.names()}
         self.schedule = schedule
         self.constraints = list(constraints)
-        self.settings = settings
-        self.fingerprint_extra = dict(fingerprint_extra or {})
         self.protocol = protocol
-        self.rng = random.Random(settings.seed)
-        self.population: list[Genome] = []
-        self.done = 0
         self.scores: list[float] = []  # of the last scored population
+        self.order: list[int] = []  # its indices, best first
         # Scores by predictor and arch id; filled under the cached protocol only.
         self.cache: dict[str, dict[str, float]] = {name: {} for name in self.predictors}
-        self.history: list[dict[str, Any]] = []
-        self.timing: dict[str, Any] = {
+        self.timing = {
             "search_seconds": 0.0,
             "initial_seconds": 0.0,
             "predictor_seconds": {name: 0.0 for name in self.predictors},
@@ -220,73 +352,32 @@ class _Search:
             "scored": {name: 0 for name in self.predictors},
         }
 
-    # ---- driver ---------------------------------------------------------------------------------
-    def run(self, state_dir: Path | None, progress: Progress | None, fresh: bool) -> SearchResult:
-        folder = StateFolder(state_dir, self.inputs()) if state_dir is not None else None
-        if folder is not None and fresh:
-            folder.clear()
-        state = folder.load() if folder is not None else None
-        resumed_from = 0
-        if folder is not None and state is not None:
-            with folder.restoring():
-                self.restore(state)
-            resumed_from = self.done
-        else:
-            start = time.perf_counter()
-            self.population = self.fill(
-                self.settings.population,
-                lambda: self.space.sample_genome(self.rng),
-                "initial population",
-            )
-            self.timing["initial_seconds"] = time.perf_counter() - start
-            self.timing["search_seconds"] = self.timing["initial_seconds"]
-            self.save(folder)
-        while self.done < self.settings.iterations:
-            row = self.iterate(self.done + 1)
-            self.done += 1
-            self.save(folder)
-            if progress is not None:
-                progress(dict(row))
-        return self.result(resumed_from)
+    # ---- selection ------------------------------------------------------------------------------
+    def sample(self) -> Genome:
+        return self.space.sample_genome(self.rng)
 
-    def iterate(self, iteration: int) -> dict[str, Any]:
-        """Score, select and (unless last) breed; returns the history row."""
-        start = time.perf_counter()
+    def evaluate(self, iteration: int) -> dict[str, Any]:
+        """Score the population with the iteration's predictor."""
         name = self.schedule.predictor_for(iteration)
         archs = [self.space.decode(genome) for genome in self.population]
         scores, scored = self.score(name, archs)
         self.scores = scores.tolist()
-        order = _top(scores, self.settings.parents)
-        parents = [self.population[k] for k in order]
-        if iteration < self.settings.iterations:
-            s = self.settings
-            mutants = self.fill(
-                s.mutations,
-                lambda: self.space.mutate(self.rng.choice(parents), s.mutation_prob, self.rng),
-                f"iteration {iteration} mutation",
-            )
-            children = self.fill(
-                s.crossovers,
-                lambda: self.space.crossover(*self.rng.sample(parents, 2), self.rng),
-                f"iteration {iteration} crossover",
-            )
-            self.population = parents + mutants + children
-        seconds = time.perf_counter() - start
-        self.timing["search_seconds"] += seconds
-        best = archs[order[0]]
-        row = {
+        self.order = _top(scores, self.settings.parents)
+        best = archs[self.order[0]]
+        return {
             "iteration": iteration,
             "predictor": name,
-            "best_score": float(scores[order[0]]),
+            "best_score": float(scores[self.order[0]]),
             "mean_score": float(np.mean(scores)),
             "best_arch_id": best.id,
             "best_arch": best.to_json(),
-            "seconds": seconds,
+            "seconds": 0.0,
             "scored": scored,
             "protocol": self.protocol,
         }
-        self.history.append(row)
-        return row
+
+    def select(self) -> list[Genome]:
+        return [self.population[k] for k in self.order]
 
     # ---- scoring --------------------------------------------------------------------------------
     def score(self, name: str, archs: Sequence[Arch]) -> tuple[np.ndarray, int]:
@@ -318,26 +409,22 @@ class _Search:
         return values
 
     # ---- constrained sampling -------------------------------------------------------------------
-    def fill(self, count: int, draw: Callable[[], Genome], phase: str) -> list[Genome]:
-        """`count` genomes from `draw` that satisfy every constraint (bounded redraws)."""
-        accepted: list[Genome] = []
-        rejections = _Rejections(self.constraints)
-        while len(accepted) < count:
-            genomes = [draw() for _ in range(count - len(accepted))]
-            if not self.constraints:
-                accepted.extend(genomes)
-                break
-            values = self.constraint_values([self.space.decode(g) for g in genomes])
-            for j, genome in enumerate(genomes):
-                column = [v[j] for v in values]
-                if all(value <= c.limit for value, c in zip(column, self.constraints, strict=True)):
-                    accepted.append(genome)
-                    rejections.reset()
-                    continue
-                rejections.add(column)
-                if rejections.run >= self.settings.max_resample_tries:
-                    raise SearchError(rejections.message(phase, self.space.name))
-        return accepted
+    def screen(self, batch: list[Genome]) -> Iterator[list[float] | None]:
+        """None for a genome satisfying every constraint, else its constraint values."""
+        if not self.constraints:
+            yield from (None for _ in batch)
+            return
+        values = self.constraint_values([self.space.decode(g) for g in batch])
+        for j in range(len(batch)):
+            column = [v[j] for v in values]
+            ok = all(value <= c.limit for value, c in zip(column, self.constraints, strict=True))
+            yield None if ok else column
+
+    def rejections(self) -> _Rejections:
+        return _Rejections(self.constraints)
+
+    def exhausted(self, rejections: _Rejections, phase: str) -> SearchError:
+        return SearchError(rejections.message(phase, self.space.name))
 
     def constraint_values(self, archs: Sequence[Arch]) -> list[np.ndarray]:
         start = time.perf_counter()
@@ -369,20 +456,16 @@ class _Search:
             "extra": self.fingerprint_extra,
         }
 
-    def save(self, folder: StateFolder | None) -> None:
-        if folder is None:
-            return
-        folder.save(
-            {
-                "iteration": self.done,
-                "population": [list(genome) for genome in self.population],
-                "rng": rng_to_json(self.rng),
-                "scores": self.scores,
-                "cache": self.cache,
-                "history": self.history,
-                "timing": self.timing,
-            }
-        )
+    def state(self) -> dict[str, Any]:
+        return {
+            "iteration": self.done,
+            "population": [list(genome) for genome in self.population],
+            "rng": rng_to_json(self.rng),
+            "scores": self.scores,
+            "cache": self.cache,
+            "history": self.history,
+            "timing": self.timing,
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         self.done = int(state["iteration"])

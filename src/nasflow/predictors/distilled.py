@@ -23,26 +23,36 @@ import math
 import operator
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from nasflow.config.sections import DistillSettings
 from nasflow.core.errors import ConfigError, DataError
-from nasflow.core.io import atomic_path, load_torch
 from nasflow.core.metrics import kendall, mae
+from nasflow.predictors.arch_mlp import (
+    FEATURE_DIM,
+    LOAD_ERRORS,
+    ArchMLP,
+    FeatureNormalization,
+    FitOptions,
+    check_format,
+    fit_mlp,
+    load_checkpoint,
+    mlp_from_state,
+    mse,
+    permuted_parts,
+    predict_rows,
+    save_checkpoint,
+)
 from nasflow.predictors.base import Predictor, check_scores
-from nasflow.predictors.latency import LatencyMLP
 from nasflow.space.hat import Arch, ArchError, SearchSpace, get_space
 
 MODEL_FORMAT = "nasflow-distill-mlp/1"
 DEFAULT_NAME = "LLM-Distill-PP"
-FEATURE_DIM = 10
 PREDICT_CHUNK = 2048  # rows per forward pass: keeps the activations in cache (~1.5x faster)
 
 # ---- features -----------------------------------------------------------------------------------
@@ -109,54 +119,6 @@ def _single_space(archs: Sequence[Arch], what: str) -> SearchSpace:
         raise DataError(f"{what}: {error}") from None
 
 
-# ---- settings -----------------------------------------------------------------------------------
-
-
-# ---- feature normalisation ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FeatureNormalization:
-    """`(x - mean) / std` per feature column; identity is mean 0, std 1 (llmas)."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def identity(cls, dim: int = FEATURE_DIM) -> FeatureNormalization:
-        return cls((0.0,) * dim, (1.0,) * dim)
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> FeatureNormalization:
-        """Mean/std of the columns of `x` (a constant column keeps std 1)."""
-        std = x.std(axis=0)
-        return cls(
-            tuple(map(float, x.mean(axis=0))), tuple(float(s) if s > 0 else 1.0 for s in std)
-        )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeatureNormalization:
-        mean, std = tuple(map(float, data["mean"])), tuple(map(float, data["std"]))
-        if len(mean) != FEATURE_DIM or len(std) != FEATURE_DIM:
-            raise ValueError(f"normalisation needs {FEATURE_DIM} means and stds")
-        if not all(math.isfinite(v) for v in mean) or not all(s > 0 for s in std):
-            raise ValueError("normalisation means must be finite and stds positive")
-        return cls(mean, std)
-
-    @property
-    def is_identity(self) -> bool:
-        return all(m == 0.0 for m in self.mean) and all(s == 1.0 for s in self.std)
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        if self.is_identity:
-            return x
-        return (x - np.asarray(self.mean)) / np.asarray(self.std)
-
-    def to_dict(self) -> dict[str, Any]:
-        kind = "identity" if self.is_identity else "standard"
-        return {"kind": kind, "mean": list(self.mean), "std": list(self.std)}
-
-
 # ---- predictor ----------------------------------------------------------------------------------
 
 
@@ -167,7 +129,7 @@ class DistilledPredictor(Predictor):
 
     def __init__(
         self,
-        model: LatencyMLP,
+        model: ArchMLP,
         space_name: str,
         *,
         name: str = DEFAULT_NAME,
@@ -206,13 +168,7 @@ class DistilledPredictor(Predictor):
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
         """Predicted BLEU for rows of already normalised features."""
-        inputs = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-        out = np.empty(len(inputs), dtype=np.float64)
-        with torch.inference_mode():
-            for start in range(0, len(inputs), PREDICT_CHUNK):
-                chunk = inputs[start : start + PREDICT_CHUNK].to(self.device)
-                out[start : start + len(chunk)] = self.model(chunk).double().cpu().numpy()
-        return out
+        return predict_rows(self.model, x, self.device, PREDICT_CHUNK)
 
     # ---- files ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -227,34 +183,20 @@ class DistilledPredictor(Predictor):
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "training_summary": self.training_summary,
         }
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-        return path
+        return save_checkpoint(path, payload)
 
     @classmethod
     def load(
         cls, path: str | Path, name: str | None = None, device: str | torch.device = "cpu"
     ) -> DistilledPredictor:
         """Load a checkpoint written by `save`; DataError when missing, corrupt or incompatible."""
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: distill MLP checkpoint not found")
-        payload = load_torch(path, "distill MLP checkpoint")  # weights_only: never runs code
-        try:
-            return cls._from_payload(payload, name, device)
-        except (
-            AttributeError,
-            KeyError,
-            TypeError,
-            ValueError,
-            RuntimeError,
-            ConfigError,
-            ArchError,
-        ) as error:
-            raise DataError(
-                f"{path}: not a valid distill MLP checkpoint ({type(error).__name__}: {error})"
-            ) from None
+        return load_checkpoint(
+            path,
+            "distill MLP checkpoint",
+            "distill MLP checkpoint not found",
+            lambda payload: cls._from_payload(payload, name, device),
+            (*LOAD_ERRORS, ConfigError, ArchError),
+        )
 
     @classmethod
     def _from_payload(
@@ -262,13 +204,12 @@ class DistilledPredictor(Predictor):
     ) -> DistilledPredictor:
         if not isinstance(payload, dict):
             raise TypeError(f"expected a dict payload, got {type(payload).__name__}")
-        if payload.get("format") != MODEL_FORMAT:
-            raise ValueError(f"format is {payload.get('format')!r}, expected {MODEL_FORMAT!r}")
+        check_format(payload, MODEL_FORMAT)
         settings = DistillSettings.from_mapping(payload["settings"])
-        model = LatencyMLP(settings.hidden_dim, settings.hidden_layers, FEATURE_DIM)
-        model.load_state_dict(payload["state_dict"])
         return cls(
-            model,
+            mlp_from_state(
+                payload["state_dict"], settings.hidden_dim, settings.hidden_layers, FEATURE_DIM
+            ),
             payload["space"],
             name=name if name is not None else str(payload.get("name", DEFAULT_NAME)),
             normalization=FeatureNormalization.from_dict(payload["normalization"]),
@@ -312,9 +253,9 @@ def _holdout(n: int, settings: DistillSettings) -> tuple[np.ndarray, np.ndarray]
         return np.arange(n), np.zeros(0, dtype=np.int64)
     if n < 2:
         raise DataError(f"distill MLP: valid_fraction > 0 needs at least 2 labelled archs, got {n}")
-    order = np.random.default_rng(settings.seed).permutation(n)
     n_valid = min(n - 1, max(1, round(settings.valid_fraction * n)))
-    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+    valid, train = permuted_parts(n, settings.seed, (n_valid, n - n_valid))
+    return np.sort(train), np.sort(valid)
 
 
 def _device(settings: DistillSettings) -> torch.device:
@@ -326,81 +267,24 @@ def _device(settings: DistillSettings) -> torch.device:
     return device
 
 
-def _mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        value = nn.functional.mse_loss(model(x), y).item()
-    model.train()
-    return value
-
-
-@dataclass
-class _Tracker:
-    """Held-out MSE bookkeeping for early stopping: best value, its step and state."""
-
-    patience: int
-    best_mse: float = math.inf
-    best_step: int = 0
-    best_state: dict[str, torch.Tensor] | None = None
-    stale: int = 0
-
-    def update(self, step: int, mse: float, model: nn.Module) -> bool:
-        """Record an evaluation; True when training should stop."""
-        if mse < self.best_mse:
-            self.best_mse, self.best_step, self.stale = mse, step, 0
-            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            self.stale += 1
-        return self.patience > 0 and self.stale >= self.patience
-
-
 def _fit(
     x: torch.Tensor,
     y: torch.Tensor,
     x_valid: torch.Tensor,
     y_valid: torch.Tensor,
     settings: DistillSettings,
-) -> tuple[LatencyMLP, dict[str, Any]]:
+) -> tuple[ArchMLP, dict[str, Any]]:
     """Train a fresh seeded MLP (batches drawn without replacement each step, as HAT/llmas)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        model = LatencyMLP(settings.hidden_dim, settings.hidden_layers, FEATURE_DIM)
-    model = model.to(x.device).train()
-    generator = torch.Generator().manual_seed(settings.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    batch = min(settings.batch_size, len(y))
-    tracker = _Tracker(settings.patience)
-    train_curve: list[list[float]] = []
-    valid_curve: list[list[float]] = []
-    window: list[float] = []
-    step = 0
-    for step in range(1, settings.steps + 1):
-        index = torch.randperm(len(y), generator=generator)[:batch].to(x.device)
-        loss = nn.functional.mse_loss(model(x[index]), y[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        window.append(loss.item())
-        if step % settings.eval_interval and step != settings.steps:
-            continue
-        train_curve.append([step, float(np.mean(window))])
-        window.clear()
-        if len(y_valid):
-            mse = _mse(model, x_valid, y_valid)
-            valid_curve.append([step, mse])
-            if tracker.update(step, mse, model):
-                break
-    if tracker.best_state is not None:
-        model.load_state_dict(tracker.best_state)
-    model.eval()
+    model, log = fit_mlp(x, y, FitOptions.of(settings), x_valid, y_valid)
+    held_out = len(y_valid) > 0
     summary = {
-        "steps_run": step,
+        "steps_run": log.steps_run,
         "max_steps": settings.steps,
-        "stopped_early": step < settings.steps,
-        "best_step": tracker.best_step if len(y_valid) else step,
-        "best_valid_mse": tracker.best_mse if len(y_valid) else None,
-        "train_curve": train_curve,
-        "valid_curve": valid_curve,
+        "stopped_early": log.steps_run < settings.steps,
+        "best_step": log.best_step if held_out else log.steps_run,
+        "best_valid_mse": log.best_mse if held_out else None,
+        "train_curve": log.train_curve,
+        "valid_curve": log.valid_curve,
     }
     return model, summary
 
@@ -436,8 +320,8 @@ def train_distill_mlp(
     model, summary = _fit(x[train_t], t[train_t], x[valid_t], t[valid_t], settings)
     summary["train_seconds"] = time.perf_counter() - start
     summary["n_train"], summary["n_valid"] = len(train), len(valid)
-    summary["final_train_mse"] = _mse(model, x[train_t], t[train_t])
-    summary["final_valid_mse"] = _mse(model, x[valid_t], t[valid_t]) if len(valid) else None
+    summary["final_train_mse"] = mse(model, x[train_t], t[train_t])
+    summary["final_valid_mse"] = mse(model, x[valid_t], t[valid_t]) if len(valid) else None
     model.eval()
     return DistilledPredictor(
         model,

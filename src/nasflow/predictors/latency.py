@@ -31,13 +31,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from nasflow.core.checks import is_int
 from nasflow.core.errors import ConfigError, DataError
-from nasflow.core.io import atomic_path, load_torch, write_json_atomic
+from nasflow.core.io import atomic_path, write_json_atomic
 from nasflow.core.metrics import kendall
 from nasflow.efficiency.latency_dataset import DATASET_COLUMNS
+from nasflow.predictors.arch_mlp import (
+    ArchMLP,
+    FitOptions,
+    check_format,
+    fit_mlp,
+    load_checkpoint,
+    mlp_from_state,
+    permuted_parts,
+    predict_rows,
+    save_checkpoint,
+)
 from nasflow.space.hat import LATENCY_FEATURE_NAMES, Arch, ArchError, get_space
 
 TARGETS = ("total_ms", "encoder_ms", "decoder_ms")
@@ -197,21 +207,7 @@ class PredictorSettings:
 
 # ---- model --------------------------------------------------------------------------------------
 
-
-class LatencyMLP(nn.Module):
-    """HAT's `Net`: Linear(features, hidden), ReLU, `hidden_layers` x [Linear, ReLU], Linear(1)."""
-
-    def __init__(self, hidden_dim: int = 400, hidden_layers: int = 3, feature_dim: int = 10):
-        super().__init__()
-        self.first_layer = nn.Linear(feature_dim, hidden_dim)
-        self.layers = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(hidden_layers))
-        self.predict = nn.Linear(hidden_dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.first_layer(x))
-        for layer in self.layers:
-            x = torch.relu(layer(x))
-        return self.predict(x).squeeze(-1)
+LatencyMLP = ArchMLP  # HAT's `Net`, shared with LLM-Distill-PP (`predictors.arch_mlp`)
 
 
 # ---- training -----------------------------------------------------------------------------------
@@ -221,7 +217,6 @@ def split_indices(n: int, settings: PredictorSettings) -> dict[str, np.ndarray]:
     """Seeded shuffle of `range(n)` cut into train/valid/test (>= 1 row each)."""
     if n < 3:
         raise DataError(f"a latency dataset needs at least 3 rows (train/valid/test), got {n}")
-    order = np.random.default_rng(settings.seed).permutation(n)
     n_valid = max(1, round(settings.split[1] * n))
     n_test = max(1, round(settings.split[2] * n))
     n_train = n - n_valid - n_test
@@ -230,34 +225,16 @@ def split_indices(n: int, settings: PredictorSettings) -> dict[str, np.ndarray]:
             f"{n} rows leave no training rows with split {list(settings.split)}; "
             "add rows or change the split"
         )
-    return {
-        "train": order[:n_train],
-        "valid": order[n_train : n_train + n_valid],
-        "test": order[n_train + n_valid :],
-    }
+    parts = permuted_parts(n, settings.seed, (n_train, n_valid, n_test))
+    return dict(zip(("train", "valid", "test"), parts, strict=True))
 
 
 def _fit(
     x: torch.Tensor, y: torch.Tensor, settings: PredictorSettings
 ) -> tuple[LatencyMLP, list[float]]:
     """Train a fresh seeded MLP on normalised features `x` and targets `y`; returns the losses."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        model = LatencyMLP(settings.hidden_dim, settings.hidden_layers, x.shape[1])
-    generator = torch.Generator().manual_seed(settings.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    batch = min(settings.batch_size, len(y))
-    losses: list[float] = []
-    model.train()
-    for _ in range(settings.steps):
-        index = torch.randperm(len(y), generator=generator)[:batch]
-        loss = nn.functional.mse_loss(model(x[index]), y[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    model.eval()
-    return model, losses
+    model, log = fit_mlp(x, y, FitOptions.of(settings))
+    return model, log.losses
 
 
 def _split_metrics(gold: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
@@ -343,8 +320,7 @@ def train_latency_predictor(
         "n_train": len(parts["train"]),
         "dataset_sha256": sha256,
     }
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(payload, tmp)
+    save_checkpoint(out_dir / "model.pt", payload)
     _write_predictions(out_dir / "predictions.csv", frame, parts, gold, pred)
     plot_predicted_vs_measured(out_dir / "predicted_vs_measured.png", report, gold, pred, parts)
     write_json_atomic(out_dir / "eval.json", report)
@@ -441,28 +417,24 @@ class LatencyPredictor:
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> LatencyPredictor:
         """Load a `model.pt` written by `train_latency_predictor`."""
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: latency predictor model file not found")
-        payload = load_torch(path, "latency predictor")  # weights_only: never runs code
-        try:
-            if payload.get("format") != MODEL_FORMAT:
-                raise ValueError(f"format is {payload.get('format')!r}, expected {MODEL_FORMAT!r}")
+
+        def build(payload: Any) -> LatencyPredictor:
+            check_format(payload, MODEL_FORMAT)
             settings = payload["settings"]
-            model = LatencyMLP(settings["hidden_dim"], settings["hidden_layers"])
-            model.load_state_dict(payload["state_dict"])
             return cls(
-                model,
+                mlp_from_state(
+                    payload["state_dict"], settings["hidden_dim"], settings["hidden_layers"]
+                ),
                 payload["space"],
                 payload["target"],
                 payload["feature_scale"],
                 payload["target_scale"],
                 device,
             )
-        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise DataError(
-                f"{path}: not a valid latency predictor ({type(error).__name__}: {error})"
-            ) from None
+
+        return load_checkpoint(
+            path, "latency predictor", "latency predictor model file not found", build
+        )
 
     def predict_ms(self, archs: Sequence[Arch]) -> np.ndarray:
         """Predicted latency (ms, of `self.target`) of each architecture, in one forward pass."""
@@ -480,10 +452,7 @@ class LatencyPredictor:
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         """Predicted ms for rows of already normalised features (`latency_features`)."""
-        x = torch.as_tensor(np.asarray(features), dtype=torch.float32, device=self.device)
-        with torch.no_grad():
-            out = self.model(x)
-        return out.double().cpu().numpy() * self.target_scale
+        return predict_rows(self.model, features, self.device) * self.target_scale
 
     def __repr__(self) -> str:
         return f"LatencyPredictor(space={self.space_name!r}, target={self.target!r})"

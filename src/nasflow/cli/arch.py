@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from nasflow.config.options import add_config_options, read_config
+from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
 from nasflow.space.hat import parse_arch
@@ -134,11 +135,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--arch", help="subnet to use when --model is a supernet (JSON text or file)")
     add("--input", default="-", help="input text file (.gz allowed), - for stdin")
     add("--output", default="-", help="output file, - for stdout")
-    add("--beam", type=int, default=4)
-    add("--lenpen", type=float, default=0.6)
-    add("--max-len-a", type=float, default=1.2)
-    add("--max-len-b", type=int, default=10)
-    add("--batch-sentences", type=int, default=64)
+    decode = schema_defaults("evaluate")  # the workflow's decoding (HAT: beam 4, lenpen 0.6)
+    add("--beam", type=int, default=decode["beam"])
+    add("--lenpen", type=float, default=decode["lenpen"])
+    add("--max-len-a", type=float, default=decode["max_len_a"], help="max length a * src + b")
+    add("--max-len-b", type=int, default=decode["max_len_b"])
+    add("--batch-sentences", type=int, default=decode["batch_sentences"])
     add("--device", default="auto", help="auto, cpu or cuda")
     add("--threads", type=int, default=2, help="CPU threads")
     parser.set_defaults(func=_cmd_translate)

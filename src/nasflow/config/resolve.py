@@ -12,14 +12,14 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import fields
-from functools import cache, partial
-from importlib import resources
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from nasflow.config.schema import load_schema
 from nasflow.config.sections import (
     DistillSettings,
     EvolutionSettings,
@@ -34,13 +34,6 @@ Config = dict[str, Any]
 DEFAULT_CONFIG = Path("config/config.yaml")
 # What each chain needs from the config file itself (never from the schema defaults).
 CHAIN_KEYS = {"hsnas": ("space", "data"), "lts": ()}
-
-
-@cache
-def load_schema() -> dict[str, Any]:
-    """The config JSON Schema shipped with the package (same file as the workflow's)."""
-    text = resources.files("nasflow").joinpath("schemas/config.schema.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

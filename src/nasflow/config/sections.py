@@ -9,8 +9,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Self
 
+from nasflow.config.schema import schema_defaults
 from nasflow.core.checks import is_int, is_number
 from nasflow.core.errors import ConfigError
+
+_SEARCH = schema_defaults("search")  # HAT's evolution settings, stated once in the schema
 
 
 @dataclass(frozen=True)
@@ -24,14 +27,14 @@ class EvolutionSettings:
     p = 0.1 %), while an infeasible constraint is reported after 10 000 cheap draws.
     """
 
-    population: int = 125
-    parents: int = 25
-    mutations: int = 50
-    crossovers: int = 50
-    mutation_prob: float = 0.3
+    population: int = _SEARCH["population"]
+    parents: int = _SEARCH["parents"]
+    mutations: int = _SEARCH["mutations"]
+    crossovers: int = _SEARCH["crossovers"]
+    mutation_prob: float = _SEARCH["mutation_prob"]
     iterations: int = 30
     seed: int = 1
-    max_resample_tries: int = 10_000
+    max_resample_tries: int = _SEARCH["max_resample_tries"]
 
     def __post_init__(self) -> None:
         for name, low in (

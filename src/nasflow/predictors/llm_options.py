@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
 
 
@@ -53,22 +54,30 @@ def provider_from_options(args: argparse.Namespace):
 
 
 def add_llm_options(parser: argparse.ArgumentParser) -> None:
-    """Provider, sampling, prompt and cache options (shared with `nasflow distill dataset`)."""
+    """Provider, sampling, prompt and cache options (shared with `nasflow distill dataset`);
+    defaults are the schema's `llm` section."""
+    llm = schema_defaults("llm")
     parser.add_argument("--provider", choices=["offline", "openai"], default="offline")
     parser.add_argument("--model", help="model name (openai provider)")
     parser.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. a vLLM server")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var of the key")
     parser.add_argument("--temperature", type=float, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, default=25)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    parser.add_argument(
+        "--timeout", type=float, default=float(llm["timeout"]), help="seconds per request"
+    )
     parser.add_argument("--requests-per-minute", type=float, help="throttle")
-    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    parser.add_argument("--samples", type=int, default=1, help="replies per architecture")
-    parser.add_argument("--aggregate", choices=["mean", "median"], default="mean")
-    parser.add_argument("--parse-retries", type=int, default=3)
+    parser.add_argument(
+        "--concurrency", type=int, default=llm["concurrency"], help="requests in flight"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=llm["samples"], help="replies per architecture"
+    )
+    parser.add_argument("--aggregate", choices=["mean", "median"], default=llm["aggregate"])
+    parser.add_argument("--parse-retries", type=int, default=llm["parse_retries"])
     parser.add_argument("--variant", default="full", help="prompt variant (ablation)")
-    parser.add_argument("--demonstrations", type=int, default=10)
-    parser.add_argument("--task-examples", type=int, default=5)
+    parser.add_argument("--demonstrations", type=int, default=llm["demonstrations"][0])
+    parser.add_argument("--task-examples", type=int, default=llm["task_examples"])
     parser.add_argument("--template", help="prompt template YAML (default: packaged)")
     parser.add_argument(
         "--examples-dir",
@@ -76,9 +85,7 @@ def add_llm_options(parser: argparse.ArgumentParser) -> None:
         help="folder of WMT development sets for the released tasks' task-example fallback "
         "(newstest2013; default $NASFLOW_MIRROR/newstest)",
     )
-    parser.add_argument(
-        "--cache", type=Path, default=Path("resources/llm_cache.sqlite"), help="reply cache"
-    )
+    parser.add_argument("--cache", type=Path, default=Path(llm["cache"]), help="reply cache")
     parser.add_argument("--price-prompt", type=float, help="USD per million prompt tokens")
     parser.add_argument("--price-completion", type=float, help="USD per million output tokens")
 

@@ -6,38 +6,41 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
 
 MODES = ("spos", "sandwich", "fixed")
+_TRAIN = schema_defaults("train")  # the defaults of the `train` section, stated once
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """One training run's hyperparameters (defaults: HAT WMT, reference §2 and §9)."""
+    """One training run's hyperparameters (defaults: the schema's `train` section, HAT WMT,
+    reference §2 and §9)."""
 
     mode: str = "fixed"
     seed: int = 1
-    max_updates: int = 40000
-    max_tokens: int = 4096
-    update_freq: int = 1
-    lr: float = 1e-3
-    lr_scheduler: str = "cosine"
-    warmup_updates: int = 4000
-    warmup_init_lr: float = 1e-7
-    min_lr: float = 1e-7
-    weight_decay: float = 0.0
-    clip_norm: float = 0.0
-    label_smoothing: float = 0.1
-    adam_betas: tuple[float, float] = (0.9, 0.98)
-    adam_eps: float = 1e-8
-    device: str = "auto"
-    precision: str = "auto"
-    save_interval_updates: int = 1000
-    valid_interval_updates: int = 1000
-    valid_sentences: int = 0
-    log_interval_updates: int = 100
+    max_updates: int = _TRAIN["max_updates"]
+    max_tokens: int = _TRAIN["max_tokens"]
+    update_freq: int = _TRAIN["update_freq"]
+    lr: float = _TRAIN["lr"]
+    lr_scheduler: str = _TRAIN["lr_scheduler"]
+    warmup_updates: int = _TRAIN["warmup_updates"]
+    warmup_init_lr: float = _TRAIN["warmup_init_lr"]
+    min_lr: float = _TRAIN["min_lr"]
+    weight_decay: float = _TRAIN["weight_decay"]
+    clip_norm: float = _TRAIN["clip_norm"]
+    label_smoothing: float = _TRAIN["label_smoothing"]
+    adam_betas: tuple[float, float] = tuple(_TRAIN["adam_betas"])
+    adam_eps: float = _TRAIN["adam_eps"]
+    device: str = _TRAIN["device"]
+    precision: str = _TRAIN["precision"]
+    save_interval_updates: int = _TRAIN["save_interval_updates"]
+    valid_interval_updates: int = _TRAIN["valid_interval_updates"]
+    valid_sentences: int = _TRAIN["valid_sentences"]
+    log_interval_updates: int = _TRAIN["log_interval_updates"]
     sandwich_random: int = 1
-    average_last: int = 0
+    average_last: int = _TRAIN["average_last"]
     max_positions: int = 1024
 
     def __post_init__(self) -> None:

@@ -1,0 +1,1 @@
+"""Training: the loop (SPOS / sandwich / fixed), LR schedules, settings and one config-driven job."""

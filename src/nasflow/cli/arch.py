@@ -11,16 +11,13 @@ from nasflow.config.options import add_config_options, read_config
 from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
+from nasflow.core.log import log
 from nasflow.space.hat import parse_arch
 from nasflow.train.job import add_training_options, train_job
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _cmd_arch_train(args: argparse.Namespace) -> int:
-    return train_job(args, "train", _log)
+    return train_job(args, "train", log)
 
 
 def _cmd_arch_score(args: argparse.Namespace) -> int:
@@ -61,7 +58,7 @@ def _cmd_arch_score(args: argparse.Namespace) -> int:
     }
     write_json_atomic(args.out, scores)
     summary = {role: scores[role]["bleu"] for role in args.roles.split(",") if role in scores}
-    _log(f"{args.out}: BLEU {summary}")
+    log(f"{args.out}: BLEU {summary}")
     return 0
 
 

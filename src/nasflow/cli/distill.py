@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,10 @@ from typing import Any
 from nasflow.config.resolve import parse_json_object
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, read_state_rows, write_json_atomic
+from nasflow.core.log import log
 from nasflow.predictors.base import Predictor
 from nasflow.predictors.distilled import sidecar
 from nasflow.space.hat import Arch
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
@@ -48,14 +44,14 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         )
     examples = task_examples(args.tfs_eval, info, args.examples_dir)(args.task)
     frame, usage = label_archs(
-        archs, table, info, args.task, args.seed, provider, cache, prompts, predict, examples, _log
+        archs, table, info, args.task, args.seed, provider, cache, prompts, predict, examples, log
     )
     with atomic_path(args.out) as tmp:
         frame.to_csv(tmp, index=False)
     summary = usage_summary(usage, provider, prompts, predict, prices)
     summary.update({"task": args.task, "tfs_seed": args.seed, "tfs_eval": str(args.tfs_eval)})
     write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), summary)
-    _log(
+    log(
         f"{len(frame)} architectures labelled ({summary['failed']} failed): "
         f"{summary['requests']} requests, {summary['cache_hits']} cache hits -> {args.out}"
     )
@@ -102,7 +98,7 @@ def _cmd_score_supernet(args: argparse.Namespace) -> int:
                 handle.flush()
                 done[arch.id] = score
                 if number % 25 == 0 or number == len(todo):
-                    _log(f"supernet scores: {len(archs) - len(todo) + number}/{len(archs)}")
+                    log(f"supernet scores: {len(archs) - len(todo) + number}/{len(archs)}")
     rows = [
         {
             "arch_id": arch.id,
@@ -117,7 +113,7 @@ def _cmd_score_supernet(args: argparse.Namespace) -> int:
     with atomic_path(args.out) as tmp:
         pd.DataFrame(rows, columns=list(DATASET_COLUMNS)).to_csv(tmp, index=False)
     state.unlink()
-    _log(f"{len(rows)} supernet scores ({len(archs) - len(todo)} resumed) -> {args.out}")
+    log(f"{len(rows)} supernet scores ({len(archs) - len(todo)} resumed) -> {args.out}")
     return 0
 
 
@@ -149,9 +145,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     speed = _throughput(predictor, archs)
     meta["throughput_archs_per_s"] = speed
     write_json_atomic(sidecar(args.out), meta)
-    _log(f"{args.name}: trained on {len(archs)} architectures -> {args.out}")
+    log(f"{args.name}: trained on {len(archs)} architectures -> {args.out}")
     if "tfs_eval" in meta:
-        _log(f"on the TFS-Eval test split: {meta['tfs_eval']}")
+        log(f"on the TFS-Eval test split: {meta['tfs_eval']}")
     return 0
 
 

@@ -11,11 +11,8 @@ from nasflow.config.options import add_config_options, read_config
 from nasflow.config.resolve import Config, parse_json_object
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
+from nasflow.core.log import log
 from nasflow.space.hat import Arch, parse_arch
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def target_settings(config: Config, target: str) -> dict[str, Any]:
@@ -77,7 +74,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
             settings, args.out, state, fresh=args.fresh, progress=progress
         )
     total = frame["total_ms"]
-    _log(
+    log(
         f"{len(frame)} architectures on {settings.device}/{settings.backend} "
         f"({settings.threads} threads): {total.min():.2f}-{total.max():.2f} ms -> {args.out}"
     )
@@ -149,7 +146,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         predicted = f" (predicted {record['predicted_ms']:.2f} ms)"
     if args.out:
         write_json_atomic(args.out, record)
-    _log(
+    log(
         f"{arch.id} {backend}: encoder {result.encoder_ms:.2f} ± {result.encoder_std_ms:.2f} ms, "
         f"decoder {result.decoder_ms:.2f} ± {result.decoder_std_ms:.2f} ms, "
         f"total {result.total_ms:.2f} ms{predicted}"
@@ -176,7 +173,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"ONNX Runtime and PyTorch disagree by {difference:.2e} (> {args.tolerance:g}) "
             f"for {args.model}"
         )
-    _log(f"exported {exported.meta['arch_id']} to {args.out} (max |ORT - torch| {difference:.1e})")
+    log(f"exported {exported.meta['arch_id']} to {args.out} (max |ORT - torch| {difference:.1e})")
     return 0
 
 

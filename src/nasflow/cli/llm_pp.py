@@ -5,18 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic, write_text_atomic
+from nasflow.core.log import log
 from nasflow.predictors.llm import read_predictions
 from nasflow.predictors.llm_options import add_llm_options, llm_setup, task_examples
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _tfs_eval_dir(args: argparse.Namespace) -> Path:
@@ -40,13 +36,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     train = parse_train_corpora(args.examples_train)
     examples = task_examples(folder, info, args.examples_dir, train)
     records = llm_pp_predictions(
-        table, info, tasks, provider, cache, prompts, predict, examples, _log
+        table, info, tasks, provider, cache, prompts, predict, examples, log
     )
     lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
     write_text_atomic(args.out, lines)
     usage = usage_summary(records, provider, prompts, predict, prices)
     write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), usage)
-    _log(
+    log(
         f"{len(records)} predictions ({usage['failed']} failed): {usage['requests']} requests, "
         f"{usage['cache_hits']} cache hits -> {args.out}"
     )
@@ -101,7 +97,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             ignore_index=True,
         )
         plot_llm_pp_vs_tfs(points, args.plot, tasks)
-        _log(f"{len(points)} (predictor, architecture) points -> {args.plot}")
+        log(f"{len(points)} (predictor, architecture) points -> {args.plot}")
     return 0
 
 

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from nasflow.core.errors import ConfigError, NasflowError
+from nasflow.core.log import log
 from nasflow.space.gpt import SPACES, GPTArch, LTSSpace, resolve_space
 from nasflow.space.gpt_params import GPT2_POSITIONS, GPT2_VOCAB, format_count, param_summary
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -136,7 +132,7 @@ def _cmd_proxy_check(args: argparse.Namespace) -> int:
 
     space = load_space(args.space)
     corpus = load_corpus(args.corpus)
-    _log(
+    log(
         f"corpus {args.corpus}: vocab {corpus.vocab_size}, train {corpus.train.numel()} tokens, "
         f"valid {corpus.valid.numel()} ({corpus.valid_source})"
     )
@@ -146,7 +142,7 @@ def _cmd_proxy_check(args: argparse.Namespace) -> int:
     def report(row: dict[str, Any]) -> None:
         count["i"] += 1
         how = "resumed" if row["resumed"] else f"trained in {row['train_seconds']:.1f} s"
-        _log(
+        log(
             f"[{count['i']}/{args.k}] {row['id']} {row['label']}: decoder "
             f"{row['decoder_params']:,}, valid ppl {row['valid_ppl']:.2f} ({how})"
         )
@@ -176,7 +172,7 @@ def _cmd_proxy_check(args: argparse.Namespace) -> int:
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:+.3f}"
 
-    _log(
+    log(
         f"{args.out}: {corr['n']} archs ({result['trained']} trained, {result['resumed']} "
         f"resumed); vs -log(valid ppl): decoder params spearman "
         f"{fmt(corr['decoder_params']['spearman'])} kendall "
@@ -203,7 +199,7 @@ def _cmd_text(args: argparse.Namespace) -> int:
         {} if given else _lts_section(args), args.out_dir, args.corpus, args.vocab_size
     )
     info = text.info
-    _log(
+    log(
         f"{args.out_dir}: {text.vocab_size}-piece tokenizer trained on {info['corpus']} "
         f"({info['train_lines']} lines); held-out {info['heldout_source']}: "
         f"{info['heldout_chars']} characters / {text.tokens} tokens = "
@@ -224,10 +220,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         args.cache,
         text_dir=args.text,
         fresh=args.fresh,
-        progress=_log,
+        progress=log,
     )
     plot_outputs(args.out_dir)
-    _log(
+    log(
         f"{args.out_dir}: frontier of {timing.get('frontier_size')} architectures, "
         f"{timing.get('measured')} measured, {timing.get('cache_hits')} from the cache, "
         f"{timing.get('wall_seconds', 0.0):.1f} s"
@@ -240,7 +236,7 @@ def _cmd_case_study(args: argparse.Namespace) -> int:
     from nasflow.lts.runner import case_study
 
     study = case_study(
-        _lts_section(args), args.frontier, args.cache, progress=_log, text_dir=args.text
+        _lts_section(args), args.frontier, args.cache, progress=log, text_dir=args.text
     )
     with atomic_path(args.out) as tmp:
         study.table.round(4).to_csv(tmp, index=False)

@@ -4,7 +4,6 @@ time each predictor takes (Table 11) and LLM-PP's robustness to repeated samples
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,10 +34,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         plot_tfs_vs_predicted(table, args.plot, tasks)
     return 0
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _cmd_table11(args: argparse.Namespace) -> int:

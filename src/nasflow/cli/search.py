@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from nasflow.config.options import add_config_options, read_config
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from nasflow.core.log import log
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -54,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     latency = (
         runner.load_latency(files["latency-predictor"], plan) if args.latency_predictor else None
     )
-    _log(f"loaded {', '.join(predictors)} in {time.perf_counter() - started:.1f} s")
+    log(f"loaded {', '.join(predictors)} in {time.perf_counter() - started:.1f} s")
     # The models that shape the search (a latency model that only reports is not one of them).
     searched = {k: v for k, v in files.items() if k != "latency-predictor" or plan.needs_latency}
     result = run_search(
@@ -64,7 +60,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runner.build_constraints(plan, vocab, latency if plan.needs_latency else None),
         plan.settings,
         args.state_dir,
-        lambda row: _log(runner.progress_line(plan, row)),
+        lambda row: log(runner.progress_line(plan, row)),
         fresh=args.fresh,
         fingerprint_extra=runner.fingerprint_extra(searched, args.data, config, plan),
         protocol=plan.protocol,
@@ -83,7 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     write_outputs(result, args.out_dir, extra)
     write_text_atomic(args.out_dir / "best_arch.json", result.best_arch.to_json() + "\n")
     resumed = f" (resumed after iteration {result.resumed_from})" if result.resumed_from else ""
-    _log(
+    log(
         f"{args.out_dir}: best {result.best_arch.id} score {result.best_score:.4f} "
         f"[{result.predictor}] after {result.timing['search_seconds']:.1f} s of search "
         f"({result.protocol} protocol){resumed}"
@@ -95,9 +91,9 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     from nasflow.report.search_tables import write_tables
 
     paths = write_tables(
-        args.runs, args.out_dir, hsnas_methods=args.hsnas_methods, bleu=args.bleu, log=_log
+        args.runs, args.out_dir, hsnas_methods=args.hsnas_methods, bleu=args.bleu, log=log
     )
-    _log(f"{args.out_dir}: {', '.join(sorted(p.name for p in paths))}")
+    log(f"{args.out_dir}: {', '.join(sorted(p.name for p in paths))}")
     return 0
 
 

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from nasflow.config.options import add_config_options, read_config
 from nasflow.core.io import write_json_atomic
+from nasflow.core.log import log
 from nasflow.train.job import add_training_options, train_job
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _cmd_supernet_train(args: argparse.Namespace) -> int:
-    return train_job(args, "supernet", _log)
+    return train_job(args, "supernet", log)
 
 
 def _cmd_supernet_quality(args: argparse.Namespace) -> int:
@@ -54,7 +50,7 @@ def _cmd_supernet_quality(args: argparse.Namespace) -> int:
     summary["total_seconds"] = round(time.perf_counter() - started, 3)
     summary["environment"] = environment(predictor.device, predictor.dtype)
     write_json_atomic(args.out, summary)
-    _log(
+    log(
         f"{args.out}: {summary['predictor']} over {summary['architectures']} architectures, "
         f"Kendall tau vs valid BLEU {summary['kendall_valid_bleu']}"
     )

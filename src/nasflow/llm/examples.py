@@ -26,7 +26,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import gzip_errors
+from nasflow.core.log import log as log_line
 from nasflow.data.checks import refuse_test_set
 
 ORIGIN_TRAIN = "train"
@@ -250,16 +250,12 @@ def built_pool(tfs_eval: Path, info, task: str) -> TaskExamples | None:
     return TaskExamples(ORIGIN_TRAIN, split, corpus, pairs=pairs)
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def example_source(
     tfs_eval: Path,
     info,
     dev_folder: Path | None,
     train_corpora: Mapping[str, Path] | None = None,
-    log: Callable[[str], None] = _log,
+    log: Callable[[str], None] = log_line,
 ) -> Callable[[str], TaskExamples | None]:
     """Per task, its pool: a named training corpus, a built set's pool, else the released task's
     dev fallback in `dev_folder`; None (and a log line) when none is available."""

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from nasflow.core.log import log
 
 
 def _mirror_path(*parts: str) -> Path | None:
@@ -32,7 +28,7 @@ def task_examples(
     development set newstest2013 in `folder` (default `$NASFLOW_MIRROR/newstest`)."""
     from nasflow.llm.examples import example_source
 
-    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora, _log)
+    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora, log)
 
 
 def provider_from_options(args: argparse.Namespace):

@@ -21,7 +21,9 @@ config.update(
 include: "workflow/rules/common.smk"
 
 
-# Only the chains the config enables (`chains`) have rules.
+# Only the chains the config enables (`chains`) have rules. Stages in order: a rule may name
+# another's outputs (`rules.<name>.output`) only once it is defined; each stage file ends with its
+# stage target (`snakemake <stage>`).
 if "hsnas" in config["chains"]:
 
     include: "workflow/rules/data.smk"
@@ -29,9 +31,11 @@ if "hsnas" in config["chains"]:
     include: "workflow/rules/latency.smk"
     include: "workflow/rules/tfs.smk"
     include: "workflow/rules/paper.smk"
-    include: "workflow/rules/llm.smk"
+    include: "workflow/rules/llm_pp.smk"
+    include: "workflow/rules/distill.smk"
     include: "workflow/rules/search.smk"
-    include: "workflow/rules/targets.smk"
+    include: "workflow/rules/final.smk"
+    include: "workflow/rules/tables.smk"
 
 
 if "lts" in config["chains"]:

@@ -40,7 +40,11 @@ rule prepare_data:
     input:
         **FETCHED,
     output:
-        **data_files(),
+        spm=f"results/{EXP}/data/spm.model",
+        train=f"results/{EXP}/data/train.npz",
+        valid=f"results/{EXP}/data/valid.npz",
+        test=f"results/{EXP}/data/test.npz",
+        manifest=f"results/{EXP}/data/manifest.json",
     log:
         f"logs/{EXP}/prepare_data.log",
     benchmark:
@@ -81,3 +85,13 @@ rule prepare_data:
         " --model-type {params.model_type:q} --character-coverage {params.coverage:q}"
         " --seed {params.seed:q} --threads {threads:q} --out {params.out:q}"
         " > {log:q} 2>&1"
+
+
+STAGE_ARTIFACTS["data"] = lambda: list(rules.prepare_data.output)
+
+
+# Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Commands").
+# Each names every file its stage writes (`stage_artifacts`), the same files `rule all` names.
+rule data:
+    input:
+        stage_artifacts("data"),

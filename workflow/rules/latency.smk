@@ -56,3 +56,16 @@ rule latency_predictor:
         "nasflow latency train-predictor --dataset {input:q} --space {params.space:q}"
         " --settings-json {params.settings:q} --threads {threads:q} --out {params.out:q}"
         " > {log:q} 2>&1"
+
+
+STAGE_ARTIFACTS["latency"] = lambda: [
+    path
+    for target in config["latency"]["targets"]
+    for writer in (rules.latency_dataset, rules.latency_predictor)
+    for path in outputs_of(writer, target=target)
+]
+
+
+rule latency:
+    input:
+        stage_artifacts("latency"),

@@ -1,13 +1,14 @@
-# The weight-sharing SuperTransformer: training (SPOS or sandwich) and its quality as a predictor.
+# The weight-sharing SuperTransformer: training (SPOS or sandwich). Its quality as a predictor is
+# measured on the TFS-Eval architectures (tfs.smk, rule supernet_quality).
 # Priorities (train_supernet, latency_dataset, the searches and final trainings) start the
 # critical path first; the LTS chain fills the cores that are left.
 
 
 rule train_supernet:
     input:
-        train=data_files()["train"],
-        valid=data_files()["valid"],
-        manifest=data_files()["manifest"],
+        train=rules.prepare_data.output.train,
+        valid=rules.prepare_data.output.valid,
+        manifest=rules.prepare_data.output.manifest,
     output:
         model=f"results/{EXP}/supernet/model.pt",
         curve=f"results/{EXP}/supernet/curve.csv",
@@ -33,28 +34,9 @@ rule train_supernet:
         " --no-progress > {log:q} 2>&1"
 
 
-rule supernet_quality:
+STAGE_ARTIFACTS["supernet"] = lambda: list(rules.train_supernet.output)
+
+
+rule supernet:
     input:
-        model=rules.train_supernet.output.model,
-        manifest=data_files()["manifest"],
-        valid=data_files()["valid"],
-        scores=tfs_scores(),
-    output:
-        f"results/{EXP}/tfs/supernet_quality.json",
-    log:
-        f"logs/{EXP}/supernet_quality.log",
-    benchmark:
-        f"benchmarks/{EXP}/supernet_quality.tsv"
-    conda:
-        "../../envs/nasflow.yaml"
-    threads: config["threads"]
-    resources:
-        gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=120,
-    params:
-        config=run_config("train", "evaluate"),
-        data=lambda wildcards, input: Path(input.manifest).parent,
-    shell:
-        "nasflow supernet quality --config-json {params.config:q} --model {input.model:q}"
-        " --data {params.data:q} --scores {input.scores:q} --out {output:q} > {log:q} 2>&1"
+        stage_artifacts("supernet"),

@@ -1,12 +1,15 @@
-# TFS-Eval: architectures trained from scratch (one job each) and scored (loss, BLEU), then
-# gathered into a TFS-Eval set in the released layout.
+# TFS-Eval: architectures trained from scratch (one job each) and scored (loss, BLEU), the
+# supernet's quality as a predictor of those scores, then all gathered into a TFS-Eval set in the
+# released layout.
+
+from nasflow.config.resolve import tfs_train_size
 
 
 rule train_arch:
     input:
-        train=data_files()["train"],
-        valid=data_files()["valid"],
-        manifest=data_files()["manifest"],
+        train=rules.prepare_data.output.train,
+        valid=rules.prepare_data.output.valid,
+        manifest=rules.prepare_data.output.manifest,
     output:
         model=f"results/{EXP}/tfs/{{arch_id}}/model.pt",
         curve=f"results/{EXP}/tfs/{{arch_id}}/curve.csv",
@@ -35,9 +38,9 @@ rule train_arch:
 rule score_arch:
     input:
         model=rules.train_arch.output.model,
-        manifest=data_files()["manifest"],
-        valid=data_files()["valid"],
-        test=data_files()["test"],
+        manifest=rules.prepare_data.output.manifest,
+        valid=rules.prepare_data.output.valid,
+        test=rules.prepare_data.output.test,
     output:
         scores=f"results/{EXP}/tfs/{{arch_id}}/score.json",
         hypotheses=directory(f"results/{EXP}/tfs/{{arch_id}}/hypotheses"),
@@ -61,10 +64,37 @@ rule score_arch:
         " > {log:q} 2>&1"
 
 
+rule supernet_quality:
+    input:
+        model=rules.train_supernet.output.model,
+        manifest=rules.prepare_data.output.manifest,
+        valid=rules.prepare_data.output.valid,
+        scores=tfs_scores(),
+    output:
+        f"results/{EXP}/tfs/supernet_quality.json",
+    log:
+        f"logs/{EXP}/supernet_quality.log",
+    benchmark:
+        f"benchmarks/{EXP}/supernet_quality.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=uses_gpu("train"),
+        mem_mb=8000,
+        runtime=120,
+    params:
+        config=run_config("train", "evaluate"),
+        data=lambda wildcards, input: Path(input.manifest).parent,
+    shell:
+        "nasflow supernet quality --config-json {params.config:q} --model {input.model:q}"
+        " --data {params.data:q} --scores {input.scores:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule tfs_eval:
     input:
         scores=tfs_scores(),
-        manifest=data_files()["manifest"],
+        manifest=rules.prepare_data.output.manifest,
         supernet_quality=rules.supernet_quality.output,
     output:
         directory(f"results/{EXP}/tfs_eval"),
@@ -87,3 +117,11 @@ rule tfs_eval:
         " --seeds {params.seeds:q} --train {params.train:q} --example-pool {params.pool:q}"
         " --pool-seed {params.seed:q} --supernet-quality {input.supernet_quality:q}"
         " --out {output:q} > {log:q} 2>&1"
+
+
+STAGE_ARTIFACTS["tfs"] = tfs_artifacts
+
+
+rule tfs:
+    input:
+        stage_artifacts("tfs"),

@@ -5,7 +5,8 @@
 # from a task's training data: the built set's own pool, or for the released tasks the corpus named
 # in llm.task_example_corpora, else the WMT'14 development set newstest2013 of the mirror (never a
 # test set; nasflow.llm.examples). Then Table 11 (time for 10 architectures and quality of each
-# predictor) and LLM-PP's robustness to repeated samples (A.8.4). Helpers live in common.smk.
+# predictor) and LLM-PP's robustness to repeated samples (A.8.4).
+
 
 # The API keys' environment variables must be set before any job runs (never in configs).
 if LLM_API_KEY_ENVS:
@@ -181,3 +182,12 @@ rule llm_pp_robustness:
     shell:
         "nasflow predictors robustness --predictions {input.predictions:q}"
         " --samples {params.samples:q} --out {output.csv:q} --markdown {output.md:q} > {log:q} 2>&1"
+
+
+STAGE_ARTIFACTS["llm_pp"] = llm_pp_artifacts
+
+
+rule llm_pp:
+    input:
+        needs_tfs_set("llm_pp"),
+        stage_artifacts("llm_pp"),

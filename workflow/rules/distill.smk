@@ -1,0 +1,123 @@
+# LLM-Distill-PP: architectures labelled by LLM-PP and an MLP per TFS-Eval split seed; and the
+# distilled HAT baseline, an MLP on supernet scores (when a search schedule uses it).
+
+
+localrules:
+    distill_dataset,
+
+
+rule distill_dataset:
+    input:
+        tfs_eval=rules.tfs_eval.output[0],
+    output:
+        csv=f"results/{EXP}/distill/{{llm}}/seed{{split}}/dataset.csv",
+        usage=f"results/{EXP}/distill/{{llm}}/seed{{split}}/usage.json",
+    log:
+        f"logs/{EXP}/distill_dataset/{{llm}}-seed{{split}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/distill_dataset/{{llm}}-seed{{split}}.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    resources:
+        llm=1,
+        mem_mb=2000,
+        runtime=24 * 60,
+    params:
+        options=lambda wildcards: llm_predict_args(wildcards.llm),
+        archs=distill_archs_option(),
+        variant=config["distill"]["variant"],
+        k=DISTILL["demonstrations"],
+        task=EXP,
+    shell:
+        "nasflow distill dataset --tfs-eval {input.tfs_eval:q} --task {params.task:q}"
+        " --seed {wildcards.split:q} {params.archs:q} --variant {params.variant:q}"
+        " --demonstrations {params.k:q} {params.options:q}"
+        " --out {output.csv:q} --usage {output.usage:q} > {log:q} 2>&1"
+
+
+rule distill_train:
+    input:
+        dataset=rules.distill_dataset.output.csv,
+        tfs_eval=rules.tfs_eval.output[0],
+    output:
+        model=f"results/{EXP}/distill/{{llm}}/seed{{split}}/model.pt",
+        meta=f"results/{EXP}/distill/{{llm}}/seed{{split}}/model.json",
+    log:
+        f"logs/{EXP}/distill_train/{{llm}}-seed{{split}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/distill_train/{{llm}}-seed{{split}}.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=json.dumps(config["distill"]["mlp"], sort_keys=True),
+        name=lambda wildcards: distill_label(wildcards.llm),
+        task=EXP,
+    shell:
+        "nasflow distill train --dataset {input.dataset:q} --settings-json {params.settings:q}"
+        " --name {params.name:q} --tfs-eval {input.tfs_eval:q} --task {params.task:q}"
+        " --seed {wildcards.split:q} --threads {threads:q} --out {output.model:q} > {log:q} 2>&1"
+
+
+rule supernet_mlp_dataset:
+    input:
+        supernet=rules.train_supernet.output.model,
+        manifest=rules.prepare_data.output.manifest,
+        valid=rules.prepare_data.output.valid,
+    output:
+        f"results/{EXP}/distill/supernet/dataset.csv",
+    log:
+        f"logs/{EXP}/supernet_mlp_dataset.log",
+    benchmark:
+        f"benchmarks/{EXP}/supernet_mlp_dataset.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=uses_gpu("train"),
+        mem_mb=8000,
+        runtime=24 * 60,
+    params:
+        config=run_config("train", "evaluate", "tfs"),
+        data=lambda wildcards, input: Path(input.manifest).parent,
+        n=DISTILL["supernet_archs"],
+    shell:
+        "nasflow distill score-supernet --config-json {params.config:q}"
+        " --supernet {input.supernet:q} --data {params.data:q} --n {params.n:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule supernet_mlp_train:
+    input:
+        rules.supernet_mlp_dataset.output,
+    output:
+        model=f"results/{EXP}/distill/supernet/model.pt",
+        meta=f"results/{EXP}/distill/supernet/model.json",
+    log:
+        f"logs/{EXP}/supernet_mlp_train.log",
+    benchmark:
+        f"benchmarks/{EXP}/supernet_mlp_train.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=json.dumps(config["distill"]["mlp"], sort_keys=True),
+    shell:
+        "nasflow distill train --dataset {input:q} --settings-json {params.settings:q}"
+        " --name 'Distilled HAT (MLP on supernet scores)' --threads {threads:q}"
+        " --out {output.model:q} > {log:q} 2>&1"
+
+
+STAGE_ARTIFACTS["distill"] = distill_artifacts
+
+
+rule distill:
+    input:
+        needs_tfs_set("distill"),
+        stage_artifacts("distill"),

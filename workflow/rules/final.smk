@@ -1,0 +1,101 @@
+# The searches' winners trained from scratch (with search.final_train's overrides) and scored:
+# BLEU, measured latency on the search's latency target.
+
+
+rule train_final:
+    input:
+        arch=rules.run_search.output.arch,
+        train=rules.prepare_data.output.train,
+        valid=rules.prepare_data.output.valid,
+        manifest=rules.prepare_data.output.manifest,
+    output:
+        model=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/model.pt",
+        curve=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/curve.csv",
+    log:
+        f"logs/{EXP}/train_final/{{method}}-{{constraint}}-seed{{seed}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/train_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+    priority: 30
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=uses_gpu("train"),
+        mem_mb=16000,
+        runtime=2 * 24 * 60,
+    params:
+        config=final_train_config(),
+        data=lambda wildcards, input: Path(input.manifest).parent,
+        state=lambda wildcards: (
+            f"state/{EXP}/final/{wildcards.method}/{wildcards.constraint}/seed{wildcards.seed}"
+        ),
+    shell:
+        "nasflow arch train --config-json {params.config:q} --arch {input.arch:q}"
+        " --data {params.data:q} --out {output.model:q} --curve {output.curve:q}"
+        " --state-dir {params.state:q} --no-progress > {log:q} 2>&1"
+
+
+rule score_final:
+    input:
+        model=rules.train_final.output.model,
+        manifest=rules.prepare_data.output.manifest,
+        valid=rules.prepare_data.output.valid,
+        test=rules.prepare_data.output.test,
+    output:
+        scores=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/score.json",
+        hypotheses=directory(
+            f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/hypotheses"
+        ),
+    log:
+        f"logs/{EXP}/score_final/{{method}}-{{constraint}}-seed{{seed}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/score_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+    priority: 30
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=uses_gpu("train"),
+        mem_mb=8000,
+        runtime=120,
+    params:
+        config=run_config("train", "evaluate"),
+        data=lambda wildcards, input: Path(input.manifest).parent,
+    shell:
+        "nasflow arch score --config-json {params.config:q} --model {input.model:q}"
+        " --data {params.data:q} --out {output.scores:q} --hypotheses {output.hypotheses:q}"
+        " > {log:q} 2>&1"
+
+
+rule measure_final:
+    input:
+        model=rules.train_final.output.model,
+        predictor=path_of(rules.latency_predictor.output.model, target=SEARCH_TARGET),
+    output:
+        f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/latency.json",
+    log:
+        f"logs/{EXP}/measure_final/{{method}}-{{constraint}}-seed{{seed}}.log",
+    benchmark:
+        f"benchmarks/{EXP}/measure_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+    conda:
+        "../../envs/nasflow.yaml"
+    threads: lambda wildcards: measure_threads(SEARCH_TARGET)
+    resources:
+        gpu=target_uses_gpu(SEARCH_TARGET),
+        mem_mb=4000,
+        runtime=30,
+    params:
+        config=run_config("latency", "data"),
+        target=SEARCH_TARGET,
+    shell:
+        "nasflow latency measure --config-json {params.config:q} --target {params.target:q}"
+        " --model {input.model:q} --predictor {input.predictor:q} --out {output:q} > {log:q} 2>&1"
+
+
+STAGE_ARTIFACTS["final"] = final_artifacts
+
+
+rule final:
+    input:
+        needs_tfs_set("final"),
+        stage_artifacts("final"),

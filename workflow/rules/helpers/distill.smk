@@ -1,0 +1,62 @@
+# Helpers of the distill stage (rules in ../distill.smk).
+
+
+def distill_split_seed():
+    """TFS-Eval split seed whose distilled MLP scores the search."""
+    seed = DISTILL["search_split_seed"]
+    return config["tfs"]["split_seeds"][0] if seed is None else seed
+
+
+def distill_label(llm):
+    """Table label of the MLP distilled from one LLM-PP setup."""
+    entry = LLM_PREDICTORS[llm]
+    if entry["provider"] == "offline":
+        return "LLM-Distill-PP offline stand-in (no LLM)"
+    return f"LLM-Distill-PP {entry['provider']}/{entry['model']}"
+
+
+def distill_archs_option():
+    """`--archs FILE`, or `--n N --sample-seed SEED` (the experiment seed: the sample has a
+    stream of its own and excludes the TFS-Eval architectures); a list, see `shell_args`.
+    """
+    if DISTILL["archs_file"]:
+        return shell_args({"--archs": DISTILL["archs_file"]})
+    return shell_args({"--n": DISTILL["num_archs"], "--sample-seed": config["seed"]})
+
+
+def distill_models():
+    """The distilled MLP of every split seed (their Table 1 row is mean ± std over seeds)."""
+    return expand(
+        rules.distill_train.output.model,
+        llm=DISTILL["llm"],
+        split=config["tfs"]["split_seeds"],
+    )
+
+
+def method_predictors(method):
+    """Predictor names a search method's schedule uses."""
+    entry = SEARCH["methods"][method]
+    return {entry["default"], *(s["predictor"] for s in entry.get("segments", []))}
+
+
+def uses_supernet_mlp():
+    """Whether a search that runs uses the MLP on supernet scores."""
+    return any("supernet-mlp" in method_predictors(method) for method in SEARCH["run"])
+
+
+def distill_artifacts():
+    """Files of the distill stage: each split seed's dataset and MLP, and the supernet MLP."""
+    if not has_tfs_set():
+        return []
+    seeds = config["tfs"]["split_seeds"]
+    files = [
+        path
+        for writer in (rules.distill_dataset, rules.distill_train)
+        for path in outputs_of(writer, llm=DISTILL["llm"], split=seeds)
+    ]
+    if uses_supernet_mlp():
+        files += [
+            *rules.supernet_mlp_dataset.output,
+            *rules.supernet_mlp_train.output,
+        ]
+    return files

@@ -1,0 +1,61 @@
+# The paper's search tables (3/4, 5, 16, 12, 13) and the convergence plot; the stage target also
+# names the experiment's Table 1 (LLM-PP), Table 11 and robustness outputs (llm_pp.smk).
+
+
+rule search_tables:
+    input:
+        runs=search_final_files(),
+    output:
+        results=f"results/{EXP}/tables/search/results.csv",
+        table3=report(
+            f"results/{EXP}/tables/search/table3.md",
+            caption="../report/table3.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+        table5=report(
+            f"results/{EXP}/tables/search/table5.md",
+            caption="../report/table5.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+        table16=report(
+            f"results/{EXP}/tables/search/table16.md",
+            caption="../report/table16.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+        table12=report(
+            f"results/{EXP}/tables/search/table12.md",
+            caption="../report/table12.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+        table13=report(
+            f"results/{EXP}/tables/search/table13.md",
+            caption="../report/table13.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+        summary=f"results/{EXP}/tables/search/summary.json",
+        plot=report(
+            f"results/{EXP}/tables/search/convergence.png",
+            caption="../report/convergence.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
+    log:
+        f"logs/{EXP}/search_tables.log",
+    conda:
+        "../../envs/nasflow.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        runs=search_run_dirs(),
+        out=lambda wildcards, output: Path(output.results).parent,
+    shell:
+        "nasflow search tables --runs {params.runs:q} --out-dir {params.out:q} > {log:q} 2>&1"
+
+
+STAGE_ARTIFACTS["tables"] = tables_artifacts
+
+
+rule tables:
+    input:
+        needs_tfs_set("tables"),
+        stage_artifacts("tables"),

@@ -38,6 +38,7 @@ import hashlib
 import json
 import random
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,7 @@ class SearchResult:
         return self.best.score
 
 
-class Evolution:
+class Evolution(ABC):
     """The evolutionary loop shared by HAT's search (`run_search`) and LTS's Pareto search.
 
     One `random.Random(settings.seed)` drives every draw. `run` samples the initial population
@@ -230,43 +231,45 @@ class Evolution:
             folder.save(self.state())
 
     # ---- the strategy ---------------------------------------------------------------------------
+    @abstractmethod
     def sample(self) -> Any:
         """A random candidate of the initial population."""
-        raise NotImplementedError
 
+    @abstractmethod
     def evaluate(self, iteration: int) -> dict[str, Any]:
         """Score the population; the iteration's history row (its `seconds` is filled in)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def select(self) -> list[Any]:
         """The parents of the next population (after `evaluate`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def screen(self, batch: list[Any]) -> Iterator[Any]:
         """Per candidate, lazily: None to accept it, else the reason passed to `rejections`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def rejections(self) -> Any:
         """A tracker of consecutive rejections: `run`, `reset()`, `add(reason)`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def exhausted(self, rejections: Any, phase: str) -> Exception:
         """The error when `max_resample_tries` candidates in a row were rejected."""
-        raise NotImplementedError
 
+    @abstractmethod
     def inputs(self) -> dict[str, Any]:
         """What a saved state must match."""
-        raise NotImplementedError
 
+    @abstractmethod
     def state(self) -> dict[str, Any]:
         """The state to save (JSON-able)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def restore(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Take up a saved state (after `inputs` matched)."""
 
+    @abstractmethod
     def result(self, resumed_from: int) -> Any:
-        raise NotImplementedError
+        """The search's result (`resumed_from`: the iteration a resumed run started at)."""
 
 
 def run_search(

@@ -1,1 +1,1 @@
-"""Training: the loop (SPOS / sandwich / fixed), LR schedules, settings and one config-driven job."""
+"""Training: the loop (SPOS / sandwich / fixed), LR schedules, settings, one config-driven job."""

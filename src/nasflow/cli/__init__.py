@@ -1,7 +1,7 @@
-"""The `nasflow` command: one subcommand group per library package.
+"""The `nasflow` command: one module per command group, each with `register(subparsers)`.
 
-Each package exposes `register(subparsers)` that adds its subcommands; every subcommand sets
-`func(args) -> int`. Errors derived from `NasflowError` are printed as one line, without traceback.
+Every subcommand sets `func(args) -> int`; the modules import the library, never each other.
+Errors derived from `NasflowError` are printed as one line, without traceback.
 """
 
 from __future__ import annotations

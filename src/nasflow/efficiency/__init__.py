@@ -1,5 +1,6 @@
 """Efficiency of an architecture: closed-form parameter and FLOP counts (here), latency on the
-device (`latency`, `onnx_export`, `latency_dataset`), the latency predictor and constraints."""
+device (`latency`, `onnx_export`, `latency_dataset`). The latency predictor is
+`nasflow.predictors.latency`, the search constraints `nasflow.search.constraints`."""
 
 from nasflow.efficiency.counts import (
     count_embedding_params,

@@ -1,1 +1,2 @@
-"""space."""
+"""Search spaces: `hat` (encoder-decoder Transformers, `Arch`) and `gpt` (decoder-only LMs for
+LTS, `GPTArch`, with closed-form parameter counts in `gpt_params`)."""

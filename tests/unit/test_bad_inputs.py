@@ -133,8 +133,12 @@ CFG = "--config-json " + _j(
         "data": {"corpus": "multi30k", "source_lang": "en", "target_lang": "de"},
     }
 )
+# Without `data`: the training, scoring and search commands do not read it (and refuse a
+# --config-json key they do not read).
+CFG_MODEL = "--config-json " + _j({"experiment": "t", "space": "demo"})
 ARCH_TRAIN = (
-    f"arch train {CFG} --data {{data}} --out {{t}}/out/m.pt --state-dir {{t}}/out/state --arch"
+    f"arch train {CFG_MODEL} --data {{data}} --out {{t}}/out/m.pt --state-dir {{t}}/out/state"
+    " --arch"
 )
 PREDICT = f"llm-pp predict {TFS} --out {{t}}/out/p.jsonl"
 DISTILL = f"distill dataset {TFS} --seed 1 --out {{t}}/out/d.jsonl"
@@ -334,7 +338,7 @@ CASES = [
     ),
     case(
         "model: truncated, via arch score",
-        "arch score " + CFG + " --model {t}/m.pt --data {data} --out {t}/out/s.json",
+        "arch score " + CFG_MODEL + " --model {t}/m.pt --data {data} --out {t}/out/s.json",
         ["m.pt", "truncated"],
         {"{t}/m.pt": _pt_truncated},
         "{t}/out/s.json",
@@ -449,7 +453,7 @@ CASES = [
     # constraints
     case(
         "constraint: unknown name",
-        f"search run {CFG} --method hat --constraint nope --seed 1 --data {{data}}"
+        f"search run {CFG_MODEL} --method hat --constraint nope --seed 1 --data {{data}}"
         " --out-dir {t}/out/s --state-dir {t}/out/st",
         ["constraint", "nope"],
         {},

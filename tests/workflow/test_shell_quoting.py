@@ -164,18 +164,23 @@ def test_a_dry_run_passes_hostile_config_paths_intact(tmp_path):
     remote = 0
     for rule in ("llm_pp_predict", "llm_pp_robustness_predict", "distill_dataset"):
         for cmd in each(rule):
-            assert option(cmd, "--cache") == values["llm_cache"]
-            assert option(cmd, "--template") == values["template"]
-            if option(cmd, "--provider") == "openai":
+            # The settings come in the one --config-json: the llm section with the entry --llm
+            # names (and the distill entries of the dataset).
+            settings = json.loads(option(cmd, "--config-json"))
+            llm = settings["llm"]
+            assert llm["cache"] == values["llm_cache"]
+            assert llm["template"] == values["template"]
+            (entry,) = llm["predictors"]
+            assert entry["name"] == option(cmd, "--llm")
+            if entry["provider"] == "openai":
                 remote += 1
-                assert option(cmd, "--model") == values["model"]
-                assert option(cmd, "--base-url") == values["base_url"]
+                assert entry["model"] == values["model"]
+                assert entry["base_url"] == values["base_url"]
             if rule == "distill_dataset":
-                assert option(cmd, "--archs") == values["archs_file"]
+                assert settings["distill"]["archs_file"] == values["archs_file"]
             elif option(cmd, "--tfs-eval") == values["tfs_eval_dir"]:  # the released sets
-                examples = cmd[cmd.index("--examples-train") + 1 :][:2]
-                assert examples == [f"wmt14ende={values['local_dir']}",
-                                    f"wmt14enfr={values['enfr']}"]  # fmt: skip
+                assert llm["task_example_corpora"] == {"wmt14ende": values["local_dir"],
+                                                       "wmt14enfr": values["enfr"]}  # fmt: skip
     assert remote >= 2
     for cmd in each("table11"):
         assert option(cmd, "--tfs-eval") in (values["tfs_eval_dir"], "results/t/tfs_eval")

@@ -115,7 +115,7 @@ def test_a_dry_run_plans_what_the_file_says(config, plans):
     # LLM-PP and the distillation prompts show the demonstrations the file asks for.
     ks = sorted(
         {
-            int(option(j["shell"], "--demonstrations"))
+            json.loads(option(j["shell"], "--config-json"))["distill"]["demonstrations"]
             for j in jobs
             if j["rule"] == "distill_dataset"
         }

@@ -414,4 +414,5 @@ def test_api_key_is_required_up_front_and_never_printed(tmp_path, mirror, monkey
     result = snakemake(*base, "--printshellcmds", cwd=tmp_path, mirror=mirror)
     assert result.returncode == 0, result.stderr[-2000:]
     output = result.stdout + result.stderr
-    assert "--api-key-env NASFLOW_KEY_T" in output and "sk-secret-xyz" not in output
+    # The variable's name reaches the job (in its --config-json), never its value.
+    assert '"api_key_env": "NASFLOW_KEY_T"' in output and "sk-secret-xyz" not in output

@@ -1,15 +1,15 @@
 # Shared by every stage: the experiment, wildcard constraints, the config sections, job settings
-# (`--config-json`, state folders, resources) and the stage registry behind the stage targets and
+# (`--config-json`, resources) and the stage registry behind the stage targets and
 # `rule all`. Stage-specific helpers live in helpers/<stage>.smk. The config was resolved and
 # validated in the Snakefile.
 
-import hashlib
 import json
 import os
 import re
 import sys
 from pathlib import Path
 
+from nasflow.config.options import BASE_SECTIONS
 from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.llm.keys import required_key_envs
 from nasflow.space.hat import get_space, tfs_sample
@@ -54,21 +54,22 @@ wildcard_constraints:
     k=r"[0-9]+",
 
 
-def state_key(text):
-    """Short hash of a job's settings: its resumable state lives in a folder of its own, so a
-    run with changed settings starts afresh while a killed run with the same ones resumes.
-    """
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def run_config(*sections):
-    """The config keys a training/scoring job depends on, as JSON for `--config-json`.
+def job_config(*sections, **replaced):
+    """The config sections a job's command declares (`section` or `section.entry`, as in
+    `nasflow.config.options.add_config_options`), as JSON for its one `--config-json`; a
+    keyword replaces a whole section (e.g. one search's own method).
 
     Passing only these sections (not the whole config) keeps unrelated edits, e.g. to the paper
     tables, from re-triggering expensive training jobs.
     """
-    keys = ("experiment", "seed", "space", "threads", "model", *sections)
-    settings = {key: config[key] for key in keys if key in config}
+    settings = {}
+    for name in sections:
+        key, _, entry = name.partition(".")
+        if entry:
+            settings.setdefault(key, {})[entry] = config[key][entry]
+        else:
+            settings[key] = config[key]
+    settings.update(replaced)
     # How the corpus is fetched does not change what a job computes.
     if "data" in settings:
         settings["data"] = {k: v for k, v in settings["data"].items() if k != "fetch"}

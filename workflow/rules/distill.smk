@@ -23,15 +23,15 @@ rule distill_dataset:
         mem_mb=2000,
         runtime=24 * 60,
     params:
-        options=lambda wildcards: llm_predict_args(wildcards.llm),
-        archs=distill_archs_option(),
-        variant=config["distill"]["variant"],
-        k=DISTILL["demonstrations"],
-        task=EXP,
+        config=lambda wildcards: job_config(
+            "experiment",
+            "seed",
+            *(f"distill.{key}" for key in DISTILL_DATASET_KEYS),
+            llm=llm_job_section(wildcards.llm),
+        ),
     shell:
-        "nasflow distill dataset --tfs-eval {input.tfs_eval:q} --task {params.task:q}"
-        " --seed {wildcards.split:q} {params.archs:q} --variant {params.variant:q}"
-        " --demonstrations {params.k:q} {params.options:q}"
+        "nasflow distill dataset --config-json {params.config:q} --tfs-eval {input.tfs_eval:q}"
+        " --llm {wildcards.llm:q} --seed {wildcards.split:q}"
         " --out {output.csv:q} --usage {output.usage:q} > {log:q} 2>&1"
 
 
@@ -53,11 +53,11 @@ rule distill_train:
         mem_mb=4000,
         runtime=60,
     params:
-        settings=json.dumps(config["distill"]["mlp"], sort_keys=True),
+        config=job_config("distill.mlp"),
         name=lambda wildcards: distill_label(wildcards.llm),
         task=EXP,
     shell:
-        "nasflow distill train --dataset {input.dataset:q} --settings-json {params.settings:q}"
+        "nasflow distill train --config-json {params.config:q} --dataset {input.dataset:q}"
         " --name {params.name:q} --tfs-eval {input.tfs_eval:q} --task {params.task:q}"
         " --seed {wildcards.split:q} --threads {threads:q} --out {output.model:q} > {log:q} 2>&1"
 
@@ -81,12 +81,13 @@ rule supernet_mlp_dataset:
         mem_mb=8000,
         runtime=24 * 60,
     params:
-        config=run_config("train", "evaluate", "tfs"),
+        config=job_config(
+            *BASE_SECTIONS, "train", "evaluate", "tfs", "distill.supernet_archs"
+        ),
         data=lambda wildcards, input: Path(input.manifest).parent,
-        n=DISTILL["supernet_archs"],
     shell:
         "nasflow distill score-supernet --config-json {params.config:q}"
-        " --supernet {input.supernet:q} --data {params.data:q} --n {params.n:q}"
+        " --supernet {input.supernet:q} --data {params.data:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -107,9 +108,9 @@ rule supernet_mlp_train:
         mem_mb=4000,
         runtime=60,
     params:
-        settings=json.dumps(config["distill"]["mlp"], sort_keys=True),
+        config=job_config("distill.mlp"),
     shell:
-        "nasflow distill train --dataset {input:q} --settings-json {params.settings:q}"
+        "nasflow distill train --config-json {params.config:q} --dataset {input:q}"
         " --name 'Distilled HAT (MLP on supernet scores)' --threads {threads:q}"
         " --out {output.model:q} > {log:q} 2>&1"
 

@@ -59,7 +59,7 @@ rule score_final:
         mem_mb=8000,
         runtime=120,
     params:
-        config=run_config("train", "evaluate"),
+        config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
     shell:
         "nasflow arch score --config-json {params.config:q} --model {input.model:q}"
@@ -85,7 +85,7 @@ rule measure_final:
         mem_mb=4000,
         runtime=30,
     params:
-        config=run_config("latency", "data"),
+        config=job_config(*BASE_SECTIONS, "latency", "data"),
         target=SEARCH_TARGET,
     shell:
         "nasflow latency measure --config-json {params.config:q} --target {params.target:q}"

@@ -19,7 +19,7 @@ rule latency_dataset:
         mem_mb=8000,
         runtime=6 * 60,
     params:
-        config=run_config("latency", "data"),
+        config=job_config(*BASE_SECTIONS, "latency", "data"),
         state=lambda wildcards: f"state/{EXP}/latency/{wildcards.target}",
     shell:
         "nasflow latency dataset --config-json {params.config:q} --target {wildcards.target:q}"
@@ -49,12 +49,11 @@ rule latency_predictor:
         mem_mb=4000,
         runtime=60,
     params:
-        settings=json.dumps(config["latency"]["predictor"], sort_keys=True),
+        config=job_config("space", "latency.predictor"),
         out=lambda wildcards, output: Path(output.model).parent,
-        space=config["space"],
     shell:
-        "nasflow latency train-predictor --dataset {input:q} --space {params.space:q}"
-        " --settings-json {params.settings:q} --threads {threads:q} --out {params.out:q}"
+        "nasflow latency train-predictor --config-json {params.config:q} --dataset {input:q}"
+        " --threads {threads:q} --out {params.out:q}"
         " > {log:q} 2>&1"
 
 

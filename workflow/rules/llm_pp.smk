@@ -39,13 +39,14 @@ rule llm_pp_predict:
         mem_mb=2000,
         runtime=24 * 60,
     params:
-        options=lambda wildcards: llm_predict_args(wildcards.llm),
+        config=lambda wildcards: job_config(
+            llm=llm_job_section(wildcards.llm, wildcards.scope)
+        ),
         tasks=lambda wildcards: llm_scope_tasks(wildcards.scope),
-        examples=lambda wildcards: llm_task_example_args(wildcards.scope),
     shell:
-        "nasflow llm-pp predict --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
-        " --variant {wildcards.variant:q} --demonstrations {wildcards.k:q} {params.options:q}"
-        " {params.examples:q}"
+        "nasflow llm-pp predict --config-json {params.config:q} --llm {wildcards.llm:q}"
+        " --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
+        " --variant {wildcards.variant:q} --demonstrations {wildcards.k:q}"
         " --out {output.predictions:q} --usage {output.usage:q} > {log:q} 2>&1"
 
 
@@ -145,15 +146,17 @@ rule llm_pp_robustness_predict:
         mem_mb=2000,
         runtime=24 * 60,
     params:
-        options=lambda wildcards: llm_robustness_args(wildcards.llm),
+        config=lambda wildcards: job_config(
+            llm=llm_job_section(wildcards.llm, wildcards.scope, robustness=True)
+        ),
         tasks=lambda wildcards: llm_scope_tasks(wildcards.scope),
-        examples=lambda wildcards: llm_task_example_args(wildcards.scope),
+        # The prompt of the ordinary run it extends (that input's variant and k).
         variant=lambda wildcards: llm_main_prompt(wildcards.scope)[0],
         k=lambda wildcards: llm_main_prompt(wildcards.scope)[1],
     shell:
-        "nasflow llm-pp predict --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
-        " --variant {params.variant:q} --demonstrations {params.k:q} {params.options:q}"
-        " {params.examples:q}"
+        "nasflow llm-pp predict --config-json {params.config:q} --llm {wildcards.llm:q}"
+        " --robustness --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
+        " --variant {params.variant:q} --demonstrations {params.k:q}"
         " --out {output.predictions:q} --usage {output.usage:q} > {log:q} 2>&1"
 
 

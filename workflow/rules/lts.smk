@@ -4,7 +4,7 @@
 # proxy check on Penn Treebank.
 
 
-from nasflow.lts.text import text_corpus, tokenizer_vocab
+from nasflow.lts.text import text_corpus
 
 
 rule lts_text:
@@ -28,10 +28,10 @@ rule lts_text:
         mem_mb=4000,
         runtime=30,
     params:
-        vocab=tokenizer_vocab(config["lts"]),
+        config=job_config(*BASE_SECTIONS, "lts"),
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
-        "nasflow lts text --corpus {input.corpus:q} --vocab-size {params.vocab:q}"
+        "nasflow lts text --config-json {params.config:q} --corpus {input.corpus:q}"
         " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
@@ -59,14 +59,15 @@ rule lts_search:
         mem_mb=8000,
         runtime=6 * 60,
     params:
-        config=run_config("lts"),
+        config=job_config(*BASE_SECTIONS, "lts"),
         out=lambda wildcards, output: Path(output.frontier).parent,
-        state=f"state/{EXP}/lts/search/{state_key(run_config('lts'))}",
+        # The root: `nasflow lts search` keeps its state in a subfolder per settings.
+        state=f"state/{EXP}/lts/search",
         cache=config["lts"]["cache"],
         text=lambda wildcards, input: Path(input.text).parent,
     shell:
         "nasflow lts search --config-json {params.config:q} --out-dir {params.out:q}"
-        " --state-dir {params.state:q} --cache {params.cache:q} --text {params.text:q}"
+        " --state-root {params.state:q} --cache {params.cache:q} --text {params.text:q}"
         " > {log:q} 2>&1"
 
 
@@ -92,7 +93,7 @@ rule lts_case_study:
         mem_mb=8000,
         runtime=60,
     params:
-        config=run_config("lts"),
+        config=job_config(*BASE_SECTIONS, "lts"),
         cache=config["lts"]["cache"],
         text=lambda wildcards, input: Path(input.text).parent,
     shell:

@@ -27,12 +27,13 @@ rule run_search:
         data=lambda wildcards, input: Path(input.manifest).parent,
         options=search_options,
         out=lambda wildcards, output: Path(output.best).parent,
-        state=search_state,
+        # The root: `nasflow search run` keeps its state in a subfolder per settings.
+        state=f"state/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}",
     shell:
         "nasflow search run --config-json {params.config:q} --method {wildcards.method:q}"
         " --constraint {wildcards.constraint:q} --seed {wildcards.seed:q}"
         " --supernet {input.supernet:q} --data {params.data:q} {params.options:q}"
-        " --out-dir {params.out:q} --state-dir {params.state:q} > {log:q} 2>&1"
+        " --out-dir {params.out:q} --state-root {params.state:q} > {log:q} 2>&1"
 
 
 STAGE_ARTIFACTS["search"] = search_artifacts

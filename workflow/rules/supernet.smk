@@ -25,7 +25,7 @@ rule train_supernet:
         mem_mb=16000,
         runtime=3 * 24 * 60,
     params:
-        config=run_config("supernet"),
+        config=job_config(*BASE_SECTIONS, "supernet"),
         data=lambda wildcards, input: Path(input.manifest).parent,
         state=f"state/{EXP}/supernet",
     shell:

@@ -25,7 +25,7 @@ rule train_arch:
         mem_mb=16000,
         runtime=2 * 24 * 60,
     params:
-        config=run_config("train"),
+        config=job_config(*BASE_SECTIONS, "train"),
         arch=lambda wildcards: TFS_ARCHS[wildcards.arch_id].to_json(),
         data=lambda wildcards, input: Path(input.manifest).parent,
         state=lambda wildcards: f"state/{EXP}/tfs/{wildcards.arch_id}",
@@ -56,7 +56,7 @@ rule score_arch:
         mem_mb=8000,
         runtime=120,
     params:
-        config=run_config("train", "evaluate"),
+        config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
     shell:
         "nasflow arch score --config-json {params.config:q} --model {input.model:q}"
@@ -84,7 +84,7 @@ rule supernet_quality:
         mem_mb=8000,
         runtime=120,
     params:
-        config=run_config("train", "evaluate"),
+        config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
     shell:
         "nasflow supernet quality --config-json {params.config:q} --model {input.model:q}"

@@ -7,7 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasflow.config.options import add_config_options, read_config
+from nasflow.config.options import (
+    BASE_SECTIONS,
+    add_config_options,
+    declare_config_sections,
+    read_config,
+)
 from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
@@ -101,17 +106,22 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+# The config sections each command reads (what the rules pass as --config-json).
+TRAIN_SECTIONS = (*BASE_SECTIONS, "train")
+SCORE_SECTIONS = (*BASE_SECTIONS, "train", "evaluate")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `arch train`, `arch score` and `translate`."""
     arch = subparsers.add_parser("arch", help="train or score one architecture")
     sub = arch.add_subparsers(dest="arch_command", required=True, metavar="SUBCOMMAND")
-    add_training_options(sub, "train", "train one architecture from scratch", True).set_defaults(
-        func=_cmd_arch_train
-    )
+    train = add_training_options(sub, "train", "train one architecture from scratch", True)
+    declare_config_sections(train, TRAIN_SECTIONS)
+    train.set_defaults(func=_cmd_arch_train)
     score = sub.add_parser(
         "score", help="validation loss and BLEU of a trained model (or a supernet subnet)"
     )
-    add_config_options(score)
+    add_config_options(score, sections=SCORE_SECTIONS)
     score.add_argument("--model", type=Path, required=True, help="model (.pt)")
     score.add_argument("--arch", help="subnet to score when --model is a supernet")
     score.add_argument("--data", type=Path, required=True, help="prepared data folder")

@@ -24,6 +24,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     from nasflow.space.hat import get_space, held_out_sample
     from nasflow.tfs.format import read_tfs_eval, read_tfs_eval_info
 
+    _resolve_dataset_options(args)
     if (args.n is None) == (args.archs is None):
         raise ConfigError("pass exactly one of --n (sample from the space) and --archs FILE")
     info = read_tfs_eval_info(args.tfs_eval)
@@ -58,6 +59,37 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_dataset_options(args: argparse.Namespace) -> None:
+    """Fill what `distill dataset`'s flags leave unset from the config (when given): the task
+    (`experiment`), the LLM-PP setup (`--llm`, default distill.llm, and the `llm` section),
+    the prompt (distill.variant, distill.demonstrations) and the architectures
+    (distill.archs_file, else distill.num_archs sampled with the experiment `seed`)."""
+    from nasflow.config.options import config_given, read_config
+    from nasflow.predictors.llm_options import resolve_llm_options
+
+    config = read_config(args) if config_given(args) else None
+    extra: dict[str, Any] = {}
+    if config is not None:
+        distill = config["distill"]
+        if args.task is None:
+            args.task = config["experiment"]
+        if args.llm is None:
+            args.llm = distill["llm"]
+        extra = {"variant": distill["variant"], "demonstrations": distill["demonstrations"]}
+        if args.n is None and args.archs is None:
+            if distill["archs_file"]:
+                args.archs = Path(str(distill["archs_file"]))
+            else:
+                args.n = int(str(distill["num_archs"]))
+        if args.sample_seed is None:
+            args.sample_seed = int(str(config["seed"]))
+    if args.task is None:
+        raise ConfigError("pass --task (or the config: its experiment is the task)")
+    if args.sample_seed is None:
+        args.sample_seed = 1
+    resolve_llm_options(args, config, extra)
+
+
 def _cmd_score_supernet(args: argparse.Namespace) -> int:
     """Supernet scores of sampled archs, as a distillation dataset (the paper's distilled-hat).
 
@@ -75,7 +107,10 @@ def _cmd_score_supernet(args: argparse.Namespace) -> int:
     torch.set_num_threads(int(config["threads"]))
     space = get_space(config["space"])
     tfs_ids = {arch.id for arch in tfs_sample(space, config["tfs"]["num_archs"], config["seed"])}
-    archs = held_out_sample(space, args.n, config["seed"], "supernet-mlp", exclude=tfs_ids)
+    n = args.n if args.n is not None else config.get("distill", {}).get("supernet_archs")
+    if n is None:
+        raise ConfigError("pass --n (or a config with distill.supernet_archs)")
+    archs = held_out_sample(space, n, config["seed"], "supernet-mlp", exclude=tfs_ids)
     state = args.out.with_suffix(".partial.jsonl")
     done: dict[str, float] = {}
     hint = "delete it to score again"
@@ -124,9 +159,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from nasflow.predictors.distilled import DistillSettings, evaluate_on, train_distill_mlp
 
     torch.set_num_threads(args.threads)
-    settings = DistillSettings.from_mapping(
-        parse_json_object(args.settings_json, "--settings-json") if args.settings_json else None
-    )
+    settings = DistillSettings.from_mapping(_train_settings(args))
     archs, labels, failed = read_distill_dataset(args.dataset)
     predictor = train_distill_mlp(archs, labels, settings, name=args.name)
     predictor.save(args.out)
@@ -151,6 +184,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The config's `distill.mlp` (when a config is given), overlaid with `--settings-json`."""
+    from nasflow.config.options import config_given, read_config
+
+    values: dict[str, Any] | None = None
+    if config_given(args):
+        values = dict(read_config(args).get("distill", {}).get("mlp", {}))
+    if args.settings_json:
+        values = {**(values or {}), **parse_json_object(args.settings_json, "--settings-json")}
+    return values
+
+
 def _evaluate_on_tfs(predictor: Predictor, args: argparse.Namespace, evaluate_on) -> dict:
     from nasflow.tfs.format import read_tfs_eval
 
@@ -171,9 +216,19 @@ def _throughput(predictor: Predictor, archs: Sequence[Arch]) -> float:
     return round(len(batch) / (time.perf_counter() - started), 1)
 
 
+# The config sections each command reads (what the rules pass as --config-json).
+DATASET_SECTIONS = (
+    "experiment",
+    "seed",
+    "llm",
+    *(f"distill.{key}" for key in ("llm", "variant", "demonstrations", "archs_file", "num_archs")),
+)
+TRAIN_SECTIONS = ("distill.mlp",)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `distill dataset` and `distill train`."""
-    from nasflow.config.options import add_config_options
+    from nasflow.config.options import BASE_SECTIONS, add_config_options
     from nasflow.predictors.llm_options import add_llm_options
 
     group = subparsers.add_parser("distill", help="LLM-Distill-PP: distil LLM-PP into an MLP")
@@ -181,13 +236,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     dataset = sub.add_parser("dataset", help="architectures labelled by LLM-PP (cached)")
     dataset.add_argument("--tfs-eval", type=Path, required=True, help="TFS-Eval folder")
-    dataset.add_argument("--task", required=True, help="task whose prompts are used")
+    add_config_options(dataset, sections=DATASET_SECTIONS)
+    dataset.add_argument("--task", help="task whose prompts are used (default: experiment)")
     dataset.add_argument("--seed", type=int, required=True, help="TFS-Eval seed (demonstrations)")
     dataset.add_argument(
         "--n", type=int, help="architectures sampled from the space (none of the TFS-Eval set)"
     )
     dataset.add_argument(
-        "--sample-seed", type=int, default=1, help="experiment seed (the sample's own stream)"
+        "--sample-seed",
+        type=int,
+        help="experiment seed (the sample's own stream; default: the config's seed, else 1)",
     )
     dataset.add_argument("--archs", type=Path, help="or: a JSONL file of architectures")
     add_llm_options(dataset)
@@ -198,11 +256,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scores = sub.add_parser(
         "score-supernet", help="supernet scores of sampled archs (dataset of distilled-hat)"
     )
-    add_config_options(scores)
+    add_config_options(
+        scores, sections=(*BASE_SECTIONS, "train", "evaluate", "tfs", "distill.supernet_archs")
+    )
     scores.add_argument("--supernet", type=Path, required=True, help="trained supernet (.pt)")
     scores.add_argument("--data", type=Path, required=True, help="prepared data folder")
     scores.add_argument(
-        "--n", type=int, required=True, help="architectures sampled (none of the TFS-Eval set)"
+        "--n",
+        type=int,
+        help="architectures sampled (none of the TFS-Eval set; default distill.supernet_archs)",
     )
     scores.add_argument("--device", help="override train.device")
     scores.add_argument("--out", type=Path, required=True, help="dataset CSV")
@@ -210,7 +272,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     train = sub.add_parser("train", help="the MLP on a distillation dataset")
     train.add_argument("--dataset", type=Path, required=True, help="dataset CSV")
-    train.add_argument("--settings-json", help="DistillSettings as a JSON object")
+    add_config_options(train, sections=TRAIN_SECTIONS)
+    train.add_argument(
+        "--settings-json",
+        help="DistillSettings as a JSON object (over the config's distill.mlp)",
+    )
     train.add_argument("--name", default="LLM-Distill-PP", help="row label in tables")
     train.add_argument("--tfs-eval", type=Path, help="evaluate on this folder's test split")
     train.add_argument("--task", help="task of the model (and of the evaluation)")

@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasflow.config.options import add_config_options, read_config
+from nasflow.config.options import (
+    BASE_SECTIONS,
+    add_config_options,
+    config_given,
+    read_config,
+)
 from nasflow.config.resolve import Config, parse_json_object
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
@@ -177,15 +182,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# The config sections each command reads (what the rules pass as --config-json).
+MEASURE_SECTIONS = (*BASE_SECTIONS, "latency", "data")
+PREDICTOR_SECTIONS = ("space", "latency.predictor")
+
 # setting flags: each argparse destination is the PredictorSettings field it overrides
 _OVERRIDES = ("steps", "lr", "hidden_dim", "hidden_layers", "batch_size", "seed", "target")
 
 
-def settings_mapping(args: argparse.Namespace) -> dict[str, Any]:
-    """`--settings-json` overlaid with the explicit setting flags."""
+def settings_mapping(
+    args: argparse.Namespace, config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The config's `latency.predictor`, overlaid with `--settings-json`, then with the
+    explicit setting flags."""
     values: dict[str, Any] = {}
+    if config is not None:
+        values = dict(config.get("latency", {}).get("predictor", {}))
     if args.settings_json:
-        values = parse_json_object(args.settings_json, "--settings-json")
+        values.update(parse_json_object(args.settings_json, "--settings-json"))
     for name in _OVERRIDES:
         value = getattr(args, name)
         if value is not None:
@@ -200,9 +214,14 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    settings = PredictorSettings.from_mapping(settings_mapping(args))
+    # The config is read only when given (without it: the settings' own defaults).
+    config = read_config(args) if config_given(args) else None
+    space = args.space or (config or {}).get("space")
+    if space is None:
+        raise ConfigError("pass --space NAME (or a config with `space`: --config/--config-json)")
+    settings = PredictorSettings.from_mapping(settings_mapping(args, config))
     torch.set_num_threads(args.threads)
-    report = train_latency_predictor(args.dataset, args.space, settings, args.out)
+    report = train_latency_predictor(args.dataset, space, settings, args.out)
     test = report["test"]
     tau = "n/a" if test["kendall"] is None else f"{test['kendall']:.3f}"
     print(
@@ -219,7 +238,10 @@ def _add_train_predictor(latency_subparsers: argparse._SubParsersAction) -> None
         "train-predictor", help="train HAT's latency predictor (MLP) on a latency dataset CSV"
     )
     parser.add_argument("--dataset", type=Path, required=True, help="latency dataset CSV")
-    parser.add_argument("--space", required=True, help="search space of the architectures")
+    add_config_options(parser, sections=PREDICTOR_SECTIONS)
+    parser.add_argument(
+        "--space", help="search space of the architectures (default: the config's `space`)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--steps", type=int)
@@ -230,7 +252,9 @@ def _add_train_predictor(latency_subparsers: argparse._SubParsersAction) -> None
     parser.add_argument("--seed", type=int)
     parser.add_argument("--target", choices=("total_ms", "encoder_ms", "decoder_ms"))
     parser.add_argument(
-        "--settings-json", help="JSON object of predictor settings (flags override it)"
+        "--settings-json",
+        help="JSON object of predictor settings (over the config's latency.predictor; flags "
+        "override it)",
     )
     parser.set_defaults(func=_cmd_train_predictor)
 
@@ -241,7 +265,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = latency.add_subparsers(dest="latency_command", required=True, metavar="SUBCOMMAND")
 
     measure = sub.add_parser("measure", help="latency of one architecture (HAT's protocol)")
-    add_config_options(measure)
+    add_config_options(measure, sections=MEASURE_SECTIONS)
     measure.add_argument("--target", default="cpu", help="latency.targets entry (default cpu)")
     measure.add_argument("--model", type=Path, help="trained model (.pt); default random weights")
     measure.add_argument("--arch", help="arch JSON/file, or largest/smallest (default largest)")
@@ -256,7 +280,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     measure.set_defaults(func=_cmd_measure)
 
     dataset = sub.add_parser("dataset", help="measure sampled architectures into a CSV")
-    add_config_options(dataset)
+    add_config_options(dataset, sections=MEASURE_SECTIONS)
     dataset.add_argument("--target", default="cpu", help="latency.targets entry (default cpu)")
     dataset.add_argument("--out", type=Path, required=True, help="dataset CSV")
     dataset.add_argument("--state", type=Path, help="resumable state folder (default OUT/../state)")

@@ -7,12 +7,21 @@ import json
 import os
 from pathlib import Path
 
+from nasflow.config.options import add_config_options, config_given, read_config
 from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic, write_text_atomic
 from nasflow.core.log import log
 from nasflow.predictors.llm import read_predictions
-from nasflow.predictors.llm_options import add_llm_options, llm_setup, task_examples
+from nasflow.predictors.llm_options import (
+    add_llm_options,
+    llm_setup,
+    resolve_llm_options,
+    task_examples,
+)
+
+# The config sections `llm-pp predict` reads (what the rules pass as --config-json).
+PREDICT_SECTIONS = ("llm",)
 
 
 def _tfs_eval_dir(args: argparse.Namespace) -> Path:
@@ -26,6 +35,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from nasflow.predictors.llm import llm_pp_predictions, usage_summary
     from nasflow.tfs.format import read_tfs_eval, read_tfs_eval_info
 
+    config = read_config(args) if config_given(args) else None
+    samples_key = "robustness_samples" if args.robustness else "samples"
+    if args.robustness and config is None:
+        raise ConfigError("--robustness reads llm.robustness_samples: pass the config")
+    resolve_llm_options(args, config, samples_key=samples_key)
     folder = _tfs_eval_dir(args)
     info = read_tfs_eval_info(folder)
     table = read_tfs_eval(folder, tasks=args.task, seeds=args.seeds)
@@ -33,7 +47,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     provider, cache, prompts, predict, prices = llm_setup(args)
     from nasflow.llm.examples import parse_train_corpora
 
-    train = parse_train_corpora(args.examples_train)
+    train = parse_train_corpora(_examples_train(args, config))
     examples = task_examples(folder, info, args.examples_dir, train)
     records = llm_pp_predictions(
         table, info, tasks, provider, cache, prompts, predict, examples, log
@@ -47,6 +61,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         f"{usage['cache_hits']} cache hits -> {args.out}"
     )
     return 0
+
+
+def _examples_train(args: argparse.Namespace, config: dict | None) -> list[str] | None:
+    """`--examples-train`, else the config's llm.task_example_corpora of the tasks asked for
+    (every named one without --task), as `TASK=DIR` words."""
+    if args.examples_train is not None or config is None:
+        return args.examples_train
+    corpora = config["llm"].get("task_example_corpora") or {}
+    tasks = args.task if args.task is not None else list(corpora)
+    words = [f"{task}={corpora[task]}" for task in tasks if task in corpora]
+    return words or None
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -110,13 +135,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
     predict.add_argument("--task", nargs="+", help="tasks (default: every task found)")
     predict.add_argument("--seeds", type=int, nargs="+", help="seeds (default: all)")
+    add_config_options(predict, sections=PREDICT_SECTIONS)
     add_llm_options(predict)
+    predict.add_argument(
+        "--robustness",
+        action="store_true",
+        help="ask llm.robustness_samples replies per architecture (the robustness run, A.8.4; "
+        "needs the config)",
+    )
     predict.add_argument(
         "--examples-train",
         nargs="+",
         metavar="TASK=DIR",
         help="training corpus of a released task for its task examples: DIR/train.{src,tgt} "
-        "(plain or .gz); without one, the task's development set newstest2013 is used",
+        "(plain or .gz); default: the config's llm.task_example_corpora, else the task's "
+        "development set newstest2013",
     )
     predict.add_argument("--out", type=Path, required=True, help="predictions JSONL")
     predict.add_argument("--usage", type=Path, help="usage JSON (default OUT.usage.json)")

@@ -218,6 +218,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         args.out_dir,
         args.state_dir,
         args.cache,
+        state_root=args.state_root,
         text_dir=args.text,
         fresh=args.fresh,
         progress=log,
@@ -298,7 +299,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.set_defaults(func=_cmd_proxy_check)
 
-    from nasflow.config.options import add_config_options
+    from nasflow.config.options import BASE_SECTIONS, add_config_options
+
+    # The config sections the commands read (the rules pass the same slice to each).
+    sections = (*BASE_SECTIONS, "lts")
 
     text_help = (
         "text set of `nasflow lts text` (default: build one from lts.text.corpus, else "
@@ -308,7 +312,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     text = sub.add_parser(
         "text", help="train the latency protocol's tokenizer; encode the held-out prompts"
     )
-    add_config_options(text)
+    add_config_options(text, sections=sections)
     text.add_argument("--out-dir", type=Path, required=True, help="spm.model, heldout.npz, ...")
     text.add_argument("--corpus", type=Path, help=corpus_help)
     text.add_argument(
@@ -317,9 +321,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     text.set_defaults(func=_cmd_text)
 
     search = sub.add_parser("search", help="Pareto search: decoder params vs latency and memory")
-    add_config_options(search)
+    add_config_options(search, sections=sections)
     search.add_argument("--out-dir", type=Path, required=True, help="frontier, history, plots")
-    search.add_argument("--state-dir", type=Path, help="resumable search state")
+    state = search.add_mutually_exclusive_group()
+    state.add_argument("--state-dir", type=Path, help="resumable search state")
+    state.add_argument(
+        "--state-root",
+        type=Path,
+        help="or: a root of resumable states, one subfolder per fingerprint of the lts section "
+        "(changed settings start afresh; what the rule passes)",
+    )
     search.add_argument(
         "--cache", type=Path, default=Path("resources/lts_measure_cache.sqlite"),
         help="measurement cache (SQLite)",
@@ -329,7 +340,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.set_defaults(func=_cmd_search)
 
     case = sub.add_parser("case-study", help="frontier candidates vs the baseline (latency/char)")
-    add_config_options(case)
+    add_config_options(case, sections=sections)
     case.add_argument("--frontier", type=Path, required=True, help="frontier.csv of the search")
     case.add_argument(
         "--cache", type=Path, default=Path("resources/lts_measure_cache.sqlite"),

@@ -192,7 +192,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--plot", type=Path, metavar="FILE.png")
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    from nasflow.config.options import add_config_options
+    from nasflow.config.options import BASE_SECTIONS, add_config_options
 
     timing = sub.add_parser(
         "table11",
@@ -212,7 +212,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--supernet", type=Path, help="the experiment's supernet (.pt): its stored block is timed"
     )
     timing.add_argument("--data", type=Path, help="prepared data folder (with --supernet)")
-    add_config_options(timing)
+    # The supernet's settings (read only with --supernet).
+    add_config_options(timing, sections=(*BASE_SECTIONS, "train", "evaluate"))
     timing.add_argument("--device", help="override train.device for the supernet")
     timing.add_argument("--archs", type=int, default=10, help="architectures timed (10)")
     timing.add_argument("--out", type=Path, required=True, metavar="FILE.csv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nasflow.config.options import add_config_options, read_config
+from nasflow.config.options import BASE_SECTIONS, add_config_options, read_config
 from nasflow.core.log import log
 
 
@@ -21,6 +21,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from nasflow.space.hat import get_space
 
     config = read_config(args)
+    # --state-root: a state folder per settings read (keyed before anything reads the config).
+    state_dir = (
+        args.state_dir if args.state_root is None else runner.state_folder(args.state_root, config)
+    )
     have = {
         "supernet": args.supernet,
         "distill": args.distill,
@@ -59,7 +63,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         plan.schedule,
         runner.build_constraints(plan, vocab, latency if plan.needs_latency else None),
         plan.settings,
-        args.state_dir,
+        state_dir,
         lambda row: log(runner.progress_line(plan, row)),
         fresh=args.fresh,
         fingerprint_extra=runner.fingerprint_extra(searched, args.data, config, plan),
@@ -97,6 +101,10 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+# The config sections `search run` reads (the rule passes only its method and constraint).
+RUN_SECTIONS = (*BASE_SECTIONS, "train", "evaluate", "latency", "search")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `nasflow search run` and `nasflow search tables`."""
     search = subparsers.add_parser("search", help="evolutionary architecture search (HAT, HS-NAS)")
@@ -106,7 +114,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="one search: a search.methods entry under a search.constraints entry, one seed",
     )
-    add_config_options(run)
+    add_config_options(run, sections=RUN_SECTIONS)
     run.add_argument("--method", required=True, help="search.methods entry (e.g. hat, hsnas)")
     run.add_argument("--constraint", required=True, help="search.constraints entry")
     run.add_argument("--seed", type=int, required=True, help="evolution seed")
@@ -126,8 +134,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--latency-predictor", type=Path, help="latency predictor model.pt (latency_ms constraints)"
     )
     run.add_argument("--out-dir", type=Path, required=True, help="folder for the search outputs")
-    run.add_argument(
-        "--state-dir", type=Path, required=True, help="resumable state (outside declared outputs)"
+    state = run.add_mutually_exclusive_group(required=True)
+    state.add_argument("--state-dir", type=Path, help="resumable state (outside declared outputs)")
+    state.add_argument(
+        "--state-root",
+        type=Path,
+        help="or: a root of resumable states, one subfolder per fingerprint of the settings "
+        "read (changed settings start afresh; what the rule passes)",
     )
     run.add_argument("--fresh", action="store_true", help="discard saved state first")
     run.add_argument("--device", help="override the config's device for the supernet")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nasflow.config.options import add_config_options, read_config
+from nasflow.config.options import (
+    BASE_SECTIONS,
+    add_config_options,
+    declare_config_sections,
+    read_config,
+)
 from nasflow.core.io import write_json_atomic
 from nasflow.core.log import log
 from nasflow.train.job import add_training_options, train_job
@@ -57,18 +62,25 @@ def _cmd_supernet_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+# The config sections each command reads (what the rules pass as --config-json).
+TRAIN_SECTIONS = (*BASE_SECTIONS, "supernet")
+QUALITY_SECTIONS = (*BASE_SECTIONS, "train", "evaluate")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `supernet train` and `supernet quality`."""
     supernet = subparsers.add_parser("supernet", help="train the SuperTransformer")
     sub = supernet.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
-    add_training_options(
+    train = add_training_options(
         sub, "train", "train the weight-sharing SuperTransformer (SPOS or sandwich)", False
-    ).set_defaults(func=_cmd_supernet_train)
+    )
+    declare_config_sections(train, TRAIN_SECTIONS)
+    train.set_defaults(func=_cmd_supernet_train)
     quality = sub.add_parser(
         "quality",
         help="Kendall tau / MAE of the supernet as a predictor of from-scratch BLEU",
     )
-    add_config_options(quality)
+    add_config_options(quality, sections=QUALITY_SECTIONS)
     quality.add_argument("--model", type=Path, required=True, help="trained supernet (.pt)")
     quality.add_argument("--data", type=Path, required=True, help="prepared data folder")
     quality.add_argument(

@@ -116,6 +116,15 @@ def _cache(path: str | Path, evaluator: Any):
     return evaluator.measurement_cache(path)
 
 
+def state_folder(root: str | Path, section: Mapping[str, Any]) -> Path:
+    """The search's state folder under `root`: one per fingerprint of the `lts` section, so a
+    search with changed settings starts afresh while a killed one with the same settings
+    resumes."""
+    from nasflow.core.state import fingerprint
+
+    return Path(root) / fingerprint(dict(section))
+
+
 def lts_search(
     section: Mapping[str, Any],
     out_dir: str | Path,
@@ -125,9 +134,11 @@ def lts_search(
     text_dir: str | Path | None = None,
     fresh: bool = False,
     progress: Progress | None = None,
+    state_root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the configured Pareto search and write its outputs (`report.lts_plots` plots them);
-    return its timing."""
+    return its timing. The resumable state lives in `state_dir`, or with `state_root` in its
+    subfolder `state_folder(state_root, section)`."""
     from nasflow.lts.search import LTS_OBJECTIVES, ParetoSettings, run_pareto_search, write_outputs
 
     space = lts_space(section)
@@ -151,7 +162,7 @@ def lts_search(
             LTS_OBJECTIVES,
             settings,
             cache,
-            state_dir,
+            state_dir if state_root is None else state_folder(state_root, section),
             report,
             fresh=fresh,
             fingerprint_extra={"space": space.fingerprint},

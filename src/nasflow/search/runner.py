@@ -270,6 +270,15 @@ def sha256_file(path: str | Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def state_folder(root: str | Path, config: Config) -> Path:
+    """The search's state folder under `root`: one per fingerprint of the config sections the
+    search read, so a search with changed settings starts afresh while a killed one with the
+    same settings resumes."""
+    from nasflow.core.state import fingerprint
+
+    return Path(root) / fingerprint(dict(config))
+
+
 def fingerprint_extra(
     files: Mapping[str, Path], data: Path, config: Config, plan: SearchPlan
 ) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 # Helpers of the distill stage (rules in ../distill.smk).
 
 
+# The distill entries `nasflow distill dataset` reads (its --config-json).
+DISTILL_DATASET_KEYS = ("llm", "variant", "demonstrations", "archs_file", "num_archs")
+
+
 def distill_split_seed():
     """TFS-Eval split seed whose distilled MLP scores the search."""
     seed = DISTILL["search_split_seed"]
@@ -13,15 +17,6 @@ def distill_label(llm):
     if entry["provider"] == "offline":
         return "LLM-Distill-PP offline stand-in (no LLM)"
     return f"LLM-Distill-PP {entry['provider']}/{entry['model']}"
-
-
-def distill_archs_option():
-    """`--archs FILE`, or `--n N --sample-seed SEED` (the experiment seed: the sample has a
-    stream of its own and excludes the TFS-Eval architectures); a list, see `shell_args`.
-    """
-    if DISTILL["archs_file"]:
-        return shell_args({"--archs": DISTILL["archs_file"]})
-    return shell_args({"--n": DISTILL["num_archs"], "--sample-seed": config["seed"]})
 
 
 def distill_models():

@@ -4,12 +4,9 @@ from nasflow.config.resolve import final_train_settings
 
 
 def final_train_config():
-    """run_config("train") for the searches' winners: the train section with
-    search.final_train's overrides."""
-    keys = ("experiment", "seed", "space", "threads", "model")
-    settings = {key: config[key] for key in keys}
-    settings["train"] = final_train_settings(config)
-    return json.dumps(settings, sort_keys=True)
+    """`--config-json` of `nasflow arch train` for the searches' winners: the train section
+    with search.final_train's overrides."""
+    return job_config(*BASE_SECTIONS, train=final_train_settings(config))
 
 
 def final_artifacts():

@@ -1,32 +1,6 @@
 # Helpers of the llm_pp stage (rules in ../llm_pp.smk).
 
 
-def llm_predict_args(name, samples=None):
-    """`nasflow llm-pp predict` options (a list, see `shell_args`) of one `llm.predictors` entry
-    and the shared settings; `samples` replaces `llm.samples`."""
-    entry, llm = LLM_PREDICTORS[name], config["llm"]
-    options = {
-        "--provider": entry["provider"],
-        "--model": entry.get("model"),
-        "--base-url": entry.get("base_url"),
-        "--api-key-env": entry.get("api_key_env"),
-        "--temperature": entry.get("temperature"),
-        "--max-tokens": entry.get("max_tokens"),
-        "--price-prompt": entry.get("price_prompt"),
-        "--price-completion": entry.get("price_completion"),
-        "--task-examples": llm["task_examples"],
-        "--template": llm["template"],
-        "--samples": llm["samples"] if samples is None else samples,
-        "--aggregate": llm["aggregate"],
-        "--parse-retries": llm["parse_retries"],
-        "--concurrency": llm["concurrency"],
-        "--requests-per-minute": llm["requests_per_minute"],
-        "--timeout": llm["timeout"],
-        "--cache": llm["cache"],
-    }
-    return shell_args(options)
-
-
 def llm_scope_tfs_eval(wildcards):
     """The TFS-Eval folder of a scope: the released one, or the one built from our runs."""
     if wildcards.scope == "paper":
@@ -88,16 +62,24 @@ def llm_task_example_corpora(scope):
     return {task: corpora[task] for task in llm_scope_tasks(scope) if task in corpora}
 
 
-def llm_task_example_args(scope):
-    """`--examples-train TASK=DIR ...` for the scope's named training corpora (a list, see
-    `shell_args`)."""
-    corpora = llm_task_example_corpora(scope)
-    if not corpora:
-        return []
-    return [
-        "--examples-train",
-        *(f"{task}={folder}" for task, folder in corpora.items()),
-    ]
+def llm_job_section(name, scope=None, robustness=False):
+    """The `llm` section one job of setup `name` reads (its `--config-json`): that entry of
+    llm.predictors, the shared settings, the scope's llm.task_example_corpora (none without a
+    scope) and, for the robustness run, llm.robustness_samples. Other setups, prompt variants
+    and demonstrations are left out: adding one reruns no job of the others."""
+    unread = (
+        "variants",
+        "demonstrations",
+        "robustness_samples",
+        "task_example_corpora",
+    )
+    llm = {k: v for k, v in config["llm"].items() if k not in unread}
+    llm["predictors"] = [LLM_PREDICTORS[name]]
+    if scope is not None:
+        llm["task_example_corpora"] = llm_task_example_corpora(scope)
+    if robustness:
+        llm["robustness_samples"] = config["llm"]["robustness_samples"]
+    return llm
 
 
 def llm_task_example_files(wildcards):
@@ -159,12 +141,6 @@ def llm_main_predictions(scope):
     ]
 
 
-def llm_robustness_args(name):
-    """`llm_predict_args` of a setup with `llm.robustness_samples` replies per architecture
-    (each sample its own cached request; sample 0 is the ordinary run's reply)."""
-    return llm_predict_args(name, samples=config["llm"]["robustness_samples"])
-
-
 def llm_robustness_files(scope):
     """Robustness predictions and usage of every setup in a scope."""
     return [
@@ -214,7 +190,7 @@ def table11_options(wildcards, input):
     if wildcards.scope != "paper":
         options += ["--distill-models", *input.distill, "--supernet", input.supernet]
         options += ["--data", str(Path(input.manifest).parent)]
-        options += ["--config-json", run_config("train", "evaluate")]
+        options += ["--config-json", job_config(*BASE_SECTIONS, "train", "evaluate")]
     return [str(option) for option in options]
 
 

@@ -33,25 +33,7 @@ def search_config(wildcards):
     search["constraints"] = {
         wildcards.constraint: SEARCH["constraints"][wildcards.constraint]
     }
-    keys = (
-        "experiment",
-        "seed",
-        "space",
-        "threads",
-        "model",
-        "train",
-        "evaluate",
-        "latency",
-    )
-    return json.dumps(
-        {**{k: config[k] for k in keys}, "search": search}, sort_keys=True
-    )
-
-
-def search_state(wildcards):
-    """The search's resumable state, in a folder per settings (see `state_key`)."""
-    run = f"{wildcards.method}/{wildcards.constraint}/seed{wildcards.seed}"
-    return f"state/{EXP}/search/{run}/{state_key(search_config(wildcards))}"
+    return job_config(*BASE_SECTIONS, "train", "evaluate", "latency", search=search)
 
 
 def search_options(wildcards, input):

@@ -16,6 +16,7 @@ import pandas as pd
 from nasflow import __version__
 from nasflow.core.errors import DataError
 from nasflow.core.io import atomic_path
+from nasflow.predictors.quality import RESULT_COLUMNS
 from nasflow.predictors.timing import TIMED_ARCHS
 
 VARIANT_DESCRIPTIONS: dict[str, str] = {
@@ -29,18 +30,8 @@ VARIANT_DESCRIPTIONS: dict[str, str] = {
 }
 """Rows of the prompt ablation (the paper's Table 1), each adding to the one before."""
 
-ABLATION_COLUMNS = (
-    "setup",
-    "prompt",
-    "variant",
-    "demonstrations",
-    "task",
-    "mae",
-    "mae_std",
-    "kendall",
-    "kendall_std",
-    "n_seeds",
-)
+ABLATION_COLUMNS = ("setup", "prompt", "variant", "demonstrations", *RESULT_COLUMNS[1:])
+"""The ablation's columns: the prompt setup, then Table 1's columns after `predictor`."""
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, decimals: int) -> None:

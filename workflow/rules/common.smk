@@ -42,6 +42,8 @@ LTS = config["lts"]
 
 
 wildcard_constraints:
+    # The experiment: every path of its results/, logs/, benchmarks/ and state/ starts with it.
+    exp=re.escape(EXP),
     arch_id=r"[0-9a-f]{12}",
     target=r"[A-Za-z0-9_.-]+",
     llm=r"[A-Za-z0-9_.-]+",

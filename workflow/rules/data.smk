@@ -18,6 +18,7 @@ if FETCHED:
     rule fetch_corpus:
         output:
             **FETCHED,
+        # Its outputs (in data.local_dir) have no {exp}, so its log and benchmark cannot either.
         log:
             f"logs/{EXP}/fetch_corpus.log",
         benchmark:
@@ -40,15 +41,15 @@ rule prepare_data:
     input:
         **FETCHED,
     output:
-        spm=f"results/{EXP}/data/spm.model",
-        train=f"results/{EXP}/data/train.npz",
-        valid=f"results/{EXP}/data/valid.npz",
-        test=f"results/{EXP}/data/test.npz",
-        manifest=f"results/{EXP}/data/manifest.json",
+        spm="results/{exp}/data/spm.model",
+        train="results/{exp}/data/train.npz",
+        valid="results/{exp}/data/valid.npz",
+        test="results/{exp}/data/test.npz",
+        manifest="results/{exp}/data/manifest.json",
     log:
-        f"logs/{EXP}/prepare_data.log",
+        "logs/{exp}/prepare_data.log",
     benchmark:
-        f"benchmarks/{EXP}/prepare_data.tsv"
+        "benchmarks/{exp}/prepare_data.tsv"
     priority: 60
     conda:
         "../../envs/nasflow.yaml"
@@ -87,7 +88,7 @@ rule prepare_data:
         " > {log:q} 2>&1"
 
 
-STAGE_ARTIFACTS["data"] = lambda: list(rules.prepare_data.output)
+STAGE_ARTIFACTS["data"] = lambda: outputs_of(rules.prepare_data, exp=EXP)
 
 
 # Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Commands").

@@ -10,12 +10,12 @@ rule distill_dataset:
     input:
         tfs_eval=rules.tfs_eval.output[0],
     output:
-        csv=f"results/{EXP}/distill/{{llm}}/seed{{split}}/dataset.csv",
-        usage=f"results/{EXP}/distill/{{llm}}/seed{{split}}/usage.json",
+        csv="results/{exp}/distill/{llm}/seed{split}/dataset.csv",
+        usage="results/{exp}/distill/{llm}/seed{split}/usage.json",
     log:
-        f"logs/{EXP}/distill_dataset/{{llm}}-seed{{split}}.log",
+        "logs/{exp}/distill_dataset/{llm}-seed{split}.log",
     benchmark:
-        f"benchmarks/{EXP}/distill_dataset/{{llm}}-seed{{split}}.tsv"
+        "benchmarks/{exp}/distill_dataset/{llm}-seed{split}.tsv"
     conda:
         "../../envs/nasflow.yaml"
     resources:
@@ -40,12 +40,12 @@ rule distill_train:
         dataset=rules.distill_dataset.output.csv,
         tfs_eval=rules.tfs_eval.output[0],
     output:
-        model=f"results/{EXP}/distill/{{llm}}/seed{{split}}/model.pt",
-        meta=f"results/{EXP}/distill/{{llm}}/seed{{split}}/model.json",
+        model="results/{exp}/distill/{llm}/seed{split}/model.pt",
+        meta="results/{exp}/distill/{llm}/seed{split}/model.json",
     log:
-        f"logs/{EXP}/distill_train/{{llm}}-seed{{split}}.log",
+        "logs/{exp}/distill_train/{llm}-seed{split}.log",
     benchmark:
-        f"benchmarks/{EXP}/distill_train/{{llm}}-seed{{split}}.tsv"
+        "benchmarks/{exp}/distill_train/{llm}-seed{split}.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -68,11 +68,11 @@ rule supernet_mlp_dataset:
         manifest=rules.prepare_data.output.manifest,
         valid=rules.prepare_data.output.valid,
     output:
-        f"results/{EXP}/distill/supernet/dataset.csv",
+        "results/{exp}/distill/supernet/dataset.csv",
     log:
-        f"logs/{EXP}/supernet_mlp_dataset.log",
+        "logs/{exp}/supernet_mlp_dataset.log",
     benchmark:
-        f"benchmarks/{EXP}/supernet_mlp_dataset.tsv"
+        "benchmarks/{exp}/supernet_mlp_dataset.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -95,12 +95,12 @@ rule supernet_mlp_train:
     input:
         rules.supernet_mlp_dataset.output,
     output:
-        model=f"results/{EXP}/distill/supernet/model.pt",
-        meta=f"results/{EXP}/distill/supernet/model.json",
+        model="results/{exp}/distill/supernet/model.pt",
+        meta="results/{exp}/distill/supernet/model.json",
     log:
-        f"logs/{EXP}/supernet_mlp_train.log",
+        "logs/{exp}/supernet_mlp_train.log",
     benchmark:
-        f"benchmarks/{EXP}/supernet_mlp_train.tsv"
+        "benchmarks/{exp}/supernet_mlp_train.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]

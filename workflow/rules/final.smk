@@ -9,12 +9,12 @@ rule train_final:
         valid=rules.prepare_data.output.valid,
         manifest=rules.prepare_data.output.manifest,
     output:
-        model=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/model.pt",
-        curve=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/curve.csv",
+        model="results/{exp}/search/{method}/{constraint}/seed{seed}/final/model.pt",
+        curve="results/{exp}/search/{method}/{constraint}/seed{seed}/final/curve.csv",
     log:
-        f"logs/{EXP}/train_final/{{method}}-{{constraint}}-seed{{seed}}.log",
+        "logs/{exp}/train_final/{method}-{constraint}-seed{seed}.log",
     benchmark:
-        f"benchmarks/{EXP}/train_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+        "benchmarks/{exp}/train_final/{method}-{constraint}-seed{seed}.tsv"
     priority: 30
     conda:
         "../../envs/nasflow.yaml"
@@ -26,9 +26,7 @@ rule train_final:
     params:
         config=final_train_config(),
         data=lambda wildcards, input: Path(input.manifest).parent,
-        state=lambda wildcards: (
-            f"state/{EXP}/final/{wildcards.method}/{wildcards.constraint}/seed{wildcards.seed}"
-        ),
+        state="state/{exp}/final/{method}/{constraint}/seed{seed}",
     shell:
         "nasflow arch train --config-json {params.config:q} --arch {input.arch:q}"
         " --data {params.data:q} --out {output.model:q} --curve {output.curve:q}"
@@ -42,14 +40,14 @@ rule score_final:
         valid=rules.prepare_data.output.valid,
         test=rules.prepare_data.output.test,
     output:
-        scores=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/score.json",
+        scores="results/{exp}/search/{method}/{constraint}/seed{seed}/final/score.json",
         hypotheses=directory(
-            f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/hypotheses"
+            "results/{exp}/search/{method}/{constraint}/seed{seed}/final/hypotheses"
         ),
     log:
-        f"logs/{EXP}/score_final/{{method}}-{{constraint}}-seed{{seed}}.log",
+        "logs/{exp}/score_final/{method}-{constraint}-seed{seed}.log",
     benchmark:
-        f"benchmarks/{EXP}/score_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+        "benchmarks/{exp}/score_final/{method}-{constraint}-seed{seed}.tsv"
     priority: 30
     conda:
         "../../envs/nasflow.yaml"
@@ -70,13 +68,15 @@ rule score_final:
 rule measure_final:
     input:
         model=rules.train_final.output.model,
-        predictor=path_of(rules.latency_predictor.output.model, target=SEARCH_TARGET),
+        predictor=path_of(
+            rules.latency_predictor.output.model, exp=EXP, target=SEARCH_TARGET
+        ),
     output:
-        f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/final/latency.json",
+        "results/{exp}/search/{method}/{constraint}/seed{seed}/final/latency.json",
     log:
-        f"logs/{EXP}/measure_final/{{method}}-{{constraint}}-seed{{seed}}.log",
+        "logs/{exp}/measure_final/{method}-{constraint}-seed{seed}.log",
     benchmark:
-        f"benchmarks/{EXP}/measure_final/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+        "benchmarks/{exp}/measure_final/{method}-{constraint}-seed{seed}.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: measure_threads(SEARCH_TARGET)

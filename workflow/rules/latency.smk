@@ -4,12 +4,12 @@
 
 rule latency_dataset:
     output:
-        csv=f"results/{EXP}/latency/{{target}}/dataset.csv",
-        meta=f"results/{EXP}/latency/{{target}}/dataset.json",
+        csv="results/{exp}/latency/{target}/dataset.csv",
+        meta="results/{exp}/latency/{target}/dataset.json",
     log:
-        f"logs/{EXP}/latency_dataset/{{target}}.log",
+        "logs/{exp}/latency_dataset/{target}.log",
     benchmark:
-        f"benchmarks/{EXP}/latency_dataset/{{target}}.tsv"
+        "benchmarks/{exp}/latency_dataset/{target}.tsv"
     priority: 40
     conda:
         "../../envs/nasflow.yaml"
@@ -20,7 +20,7 @@ rule latency_dataset:
         runtime=6 * 60,
     params:
         config=job_config(*BASE_SECTIONS, "latency", "data"),
-        state=lambda wildcards: f"state/{EXP}/latency/{wildcards.target}",
+        state="state/{exp}/latency/{target}",
     shell:
         "nasflow latency dataset --config-json {params.config:q} --target {wildcards.target:q}"
         " --out {output.csv:q} --state {params.state:q} > {log:q} 2>&1"
@@ -30,18 +30,18 @@ rule latency_predictor:
     input:
         rules.latency_dataset.output.csv,
     output:
-        model=f"results/{EXP}/latency/{{target}}/predictor/model.pt",
-        evaluation=f"results/{EXP}/latency/{{target}}/predictor/eval.json",
+        model="results/{exp}/latency/{target}/predictor/model.pt",
+        evaluation="results/{exp}/latency/{target}/predictor/eval.json",
         plot=report(
-            f"results/{EXP}/latency/{{target}}/predictor/predicted_vs_measured.png",
+            "results/{exp}/latency/{target}/predictor/predicted_vs_measured.png",
             caption="../report/latency_predictor.rst",
             category="Latency",
             subcategory="{target}",
         ),
     log:
-        f"logs/{EXP}/latency_predictor/{{target}}.log",
+        "logs/{exp}/latency_predictor/{target}.log",
     benchmark:
-        f"benchmarks/{EXP}/latency_predictor/{{target}}.tsv"
+        "benchmarks/{exp}/latency_predictor/{target}.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -61,7 +61,7 @@ STAGE_ARTIFACTS["latency"] = lambda: [
     path
     for target in config["latency"]["targets"]
     for writer in (rules.latency_dataset, rules.latency_predictor)
-    for path in outputs_of(writer, target=target)
+    for path in outputs_of(writer, exp=EXP, target=target)
 ]
 
 

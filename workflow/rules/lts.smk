@@ -14,13 +14,13 @@ rule lts_text:
         # stops before any job starts, with an error naming the config key.
         corpus=lambda wildcards: str(text_corpus(config["lts"])),
     output:
-        model=f"results/{EXP}/lts/text/spm.model",
-        heldout=f"results/{EXP}/lts/text/heldout.npz",
-        manifest=f"results/{EXP}/lts/text/text.json",
+        model="results/{exp}/lts/text/spm.model",
+        heldout="results/{exp}/lts/text/heldout.npz",
+        manifest="results/{exp}/lts/text/text.json",
     log:
-        f"logs/{EXP}/lts_text.log",
+        "logs/{exp}/lts_text.log",
     benchmark:
-        f"benchmarks/{EXP}/lts_text.tsv"
+        "benchmarks/{exp}/lts_text.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: 1
@@ -39,19 +39,19 @@ rule lts_search:
     input:
         text=rules.lts_text.output.manifest,
     output:
-        frontier=f"results/{EXP}/lts/search/frontier.csv",
-        all=f"results/{EXP}/lts/search/all.csv",
-        history=f"results/{EXP}/lts/search/history.csv",
-        timing=f"results/{EXP}/lts/search/timing.json",
+        frontier="results/{exp}/lts/search/frontier.csv",
+        all="results/{exp}/lts/search/all.csv",
+        history="results/{exp}/lts/search/history.csv",
+        timing="results/{exp}/lts/search/timing.json",
         plot=report(
-            f"results/{EXP}/lts/search/frontier_evolution.png",
+            "results/{exp}/lts/search/frontier_evolution.png",
             caption="../report/lts_frontier.rst",
             category="LTS",
         ),
     log:
-        f"logs/{EXP}/lts_search.log",
+        "logs/{exp}/lts_search.log",
     benchmark:
-        f"benchmarks/{EXP}/lts_search.tsv"
+        "benchmarks/{exp}/lts_search.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: lts_measure_threads()
@@ -62,7 +62,7 @@ rule lts_search:
         config=job_config(*BASE_SECTIONS, "lts"),
         out=lambda wildcards, output: Path(output.frontier).parent,
         # The root: `nasflow lts search` keeps its state in a subfolder per settings.
-        state=f"state/{EXP}/lts/search",
+        state="state/{exp}/lts/search",
         cache=config["lts"]["cache"],
         text=lambda wildcards, input: Path(input.text).parent,
     shell:
@@ -76,16 +76,16 @@ rule lts_case_study:
         frontier=rules.lts_search.output.frontier,
         text=rules.lts_text.output.manifest,
     output:
-        csv=f"results/{EXP}/lts/case_study.csv",
+        csv="results/{exp}/lts/case_study.csv",
         md=report(
-            f"results/{EXP}/lts/case_study.md",
+            "results/{exp}/lts/case_study.md",
             caption="../report/lts_case_study.rst",
             category="LTS",
         ),
     log:
-        f"logs/{EXP}/lts_case_study.log",
+        "logs/{exp}/lts_case_study.log",
     benchmark:
-        f"benchmarks/{EXP}/lts_case_study.tsv"
+        "benchmarks/{exp}/lts_case_study.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: lts_measure_threads()
@@ -106,12 +106,12 @@ rule lts_proxy_check:
     input:
         corpus=lts_proxy_corpus() or [],
     output:
-        json=f"results/{EXP}/lts/proxy_check.json",
-        csv=f"results/{EXP}/lts/proxy_check.csv",
+        json="results/{exp}/lts/proxy_check.json",
+        csv="results/{exp}/lts/proxy_check.csv",
     log:
-        f"logs/{EXP}/lts_proxy_check.log",
+        "logs/{exp}/lts_proxy_check.log",
     benchmark:
-        f"benchmarks/{EXP}/lts_proxy_check.tsv"
+        "benchmarks/{exp}/lts_proxy_check.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -120,7 +120,7 @@ rule lts_proxy_check:
         runtime=6 * 60,
     params:
         check=config["lts"]["proxy_check"],
-        state=f"state/{EXP}/lts/proxy_check.jsonl",
+        state="state/{exp}/lts/proxy_check.jsonl",
     shell:
         "nasflow lts proxy-check --corpus {input.corpus:q} --space {params.check[space]:q}"
         " --k {params.check[k]:q} --steps {params.check[steps]:q} --batch {params.check[batch]:q}"

@@ -6,14 +6,14 @@ rule run_search:
     input:
         unpack(search_inputs),
     output:
-        best=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/best.json",
-        arch=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/best_arch.json",
-        history=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/history.csv",
-        timing=f"results/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}/timing.json",
+        best="results/{exp}/search/{method}/{constraint}/seed{seed}/best.json",
+        arch="results/{exp}/search/{method}/{constraint}/seed{seed}/best_arch.json",
+        history="results/{exp}/search/{method}/{constraint}/seed{seed}/history.csv",
+        timing="results/{exp}/search/{method}/{constraint}/seed{seed}/timing.json",
     log:
-        f"logs/{EXP}/search/{{method}}-{{constraint}}-seed{{seed}}.log",
+        "logs/{exp}/search/{method}-{constraint}-seed{seed}.log",
     benchmark:
-        f"benchmarks/{EXP}/search/{{method}}-{{constraint}}-seed{{seed}}.tsv"
+        "benchmarks/{exp}/search/{method}-{constraint}-seed{seed}.tsv"
     priority: 30
     conda:
         "../../envs/nasflow.yaml"
@@ -28,7 +28,7 @@ rule run_search:
         options=search_options,
         out=lambda wildcards, output: Path(output.best).parent,
         # The root: `nasflow search run` keeps its state in a subfolder per settings.
-        state=f"state/{EXP}/search/{{method}}/{{constraint}}/seed{{seed}}",
+        state="state/{exp}/search/{method}/{constraint}/seed{seed}",
     shell:
         "nasflow search run --config-json {params.config:q} --method {wildcards.method:q}"
         " --constraint {wildcards.constraint:q} --seed {wildcards.seed:q}"

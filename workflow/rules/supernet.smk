@@ -10,12 +10,12 @@ rule train_supernet:
         valid=rules.prepare_data.output.valid,
         manifest=rules.prepare_data.output.manifest,
     output:
-        model=f"results/{EXP}/supernet/model.pt",
-        curve=f"results/{EXP}/supernet/curve.csv",
+        model="results/{exp}/supernet/model.pt",
+        curve="results/{exp}/supernet/curve.csv",
     log:
-        f"logs/{EXP}/train_supernet.log",
+        "logs/{exp}/train_supernet.log",
     benchmark:
-        f"benchmarks/{EXP}/train_supernet.tsv"
+        "benchmarks/{exp}/train_supernet.tsv"
     priority: 50
     conda:
         "../../envs/nasflow.yaml"
@@ -27,14 +27,14 @@ rule train_supernet:
     params:
         config=job_config(*BASE_SECTIONS, "supernet"),
         data=lambda wildcards, input: Path(input.manifest).parent,
-        state=f"state/{EXP}/supernet",
+        state="state/{exp}/supernet",
     shell:
         "nasflow supernet train --config-json {params.config:q} --data {params.data:q}"
         " --out {output.model:q} --curve {output.curve:q} --state-dir {params.state:q}"
         " --no-progress > {log:q} 2>&1"
 
 
-STAGE_ARTIFACTS["supernet"] = lambda: list(rules.train_supernet.output)
+STAGE_ARTIFACTS["supernet"] = lambda: outputs_of(rules.train_supernet, exp=EXP)
 
 
 rule supernet:

@@ -6,40 +6,40 @@ rule search_tables:
     input:
         runs=search_final_files(),
     output:
-        results=f"results/{EXP}/tables/search/results.csv",
+        results="results/{exp}/tables/search/results.csv",
         table3=report(
-            f"results/{EXP}/tables/search/table3.md",
+            "results/{exp}/tables/search/table3.md",
             caption="../report/table3.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
         table5=report(
-            f"results/{EXP}/tables/search/table5.md",
+            "results/{exp}/tables/search/table5.md",
             caption="../report/table5.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
         table16=report(
-            f"results/{EXP}/tables/search/table16.md",
+            "results/{exp}/tables/search/table16.md",
             caption="../report/table16.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
         table12=report(
-            f"results/{EXP}/tables/search/table12.md",
+            "results/{exp}/tables/search/table12.md",
             caption="../report/table12.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
         table13=report(
-            f"results/{EXP}/tables/search/table13.md",
+            "results/{exp}/tables/search/table13.md",
             caption="../report/table13.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
-        summary=f"results/{EXP}/tables/search/summary.json",
+        summary="results/{exp}/tables/search/summary.json",
         plot=report(
-            f"results/{EXP}/tables/search/convergence.png",
+            "results/{exp}/tables/search/convergence.png",
             caption="../report/convergence.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
     log:
-        f"logs/{EXP}/search_tables.log",
+        "logs/{exp}/search_tables.log",
     conda:
         "../../envs/nasflow.yaml"
     resources:

@@ -11,12 +11,12 @@ rule train_arch:
         valid=rules.prepare_data.output.valid,
         manifest=rules.prepare_data.output.manifest,
     output:
-        model=f"results/{EXP}/tfs/{{arch_id}}/model.pt",
-        curve=f"results/{EXP}/tfs/{{arch_id}}/curve.csv",
+        model="results/{exp}/tfs/{arch_id}/model.pt",
+        curve="results/{exp}/tfs/{arch_id}/curve.csv",
     log:
-        f"logs/{EXP}/train_arch/{{arch_id}}.log",
+        "logs/{exp}/train_arch/{arch_id}.log",
     benchmark:
-        f"benchmarks/{EXP}/train_arch/{{arch_id}}.tsv"
+        "benchmarks/{exp}/train_arch/{arch_id}.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -28,7 +28,7 @@ rule train_arch:
         config=job_config(*BASE_SECTIONS, "train"),
         arch=lambda wildcards: TFS_ARCHS[wildcards.arch_id].to_json(),
         data=lambda wildcards, input: Path(input.manifest).parent,
-        state=lambda wildcards: f"state/{EXP}/tfs/{wildcards.arch_id}",
+        state="state/{exp}/tfs/{arch_id}",
     shell:
         "nasflow arch train --config-json {params.config:q} --arch {params.arch:q}"
         " --data {params.data:q} --out {output.model:q} --curve {output.curve:q}"
@@ -42,12 +42,12 @@ rule score_arch:
         valid=rules.prepare_data.output.valid,
         test=rules.prepare_data.output.test,
     output:
-        scores=f"results/{EXP}/tfs/{{arch_id}}/score.json",
-        hypotheses=directory(f"results/{EXP}/tfs/{{arch_id}}/hypotheses"),
+        scores="results/{exp}/tfs/{arch_id}/score.json",
+        hypotheses=directory("results/{exp}/tfs/{arch_id}/hypotheses"),
     log:
-        f"logs/{EXP}/score_arch/{{arch_id}}.log",
+        "logs/{exp}/score_arch/{arch_id}.log",
     benchmark:
-        f"benchmarks/{EXP}/score_arch/{{arch_id}}.tsv"
+        "benchmarks/{exp}/score_arch/{arch_id}.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -71,11 +71,11 @@ rule supernet_quality:
         valid=rules.prepare_data.output.valid,
         scores=tfs_scores(),
     output:
-        f"results/{EXP}/tfs/supernet_quality.json",
+        "results/{exp}/tfs/supernet_quality.json",
     log:
-        f"logs/{EXP}/supernet_quality.log",
+        "logs/{exp}/supernet_quality.log",
     benchmark:
-        f"benchmarks/{EXP}/supernet_quality.tsv"
+        "benchmarks/{exp}/supernet_quality.tsv"
     conda:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
@@ -97,9 +97,9 @@ rule tfs_eval:
         manifest=rules.prepare_data.output.manifest,
         supernet_quality=rules.supernet_quality.output,
     output:
-        directory(f"results/{EXP}/tfs_eval"),
+        directory("results/{exp}/tfs_eval"),
     log:
-        f"logs/{EXP}/tfs_eval.log",
+        "logs/{exp}/tfs_eval.log",
     conda:
         "../../envs/nasflow.yaml"
     resources:

@@ -23,6 +23,7 @@ def distill_models():
     """The distilled MLP of every split seed (their Table 1 row is mean ± std over seeds)."""
     return expand(
         rules.distill_train.output.model,
+        exp=EXP,
         llm=DISTILL["llm"],
         split=config["tfs"]["split_seeds"],
     )
@@ -47,11 +48,11 @@ def distill_artifacts():
     files = [
         path
         for writer in (rules.distill_dataset, rules.distill_train)
-        for path in outputs_of(writer, llm=DISTILL["llm"], split=seeds)
+        for path in outputs_of(writer, exp=EXP, llm=DISTILL["llm"], split=seeds)
     ]
     if uses_supernet_mlp():
         files += [
-            *rules.supernet_mlp_dataset.output,
-            *rules.supernet_mlp_train.output,
+            *outputs_of(rules.supernet_mlp_dataset, exp=EXP),
+            *outputs_of(rules.supernet_mlp_train, exp=EXP),
         ]
     return files

@@ -5,7 +5,7 @@ def llm_scope_tfs_eval(wildcards):
     """The TFS-Eval folder of a scope: the released one, or the one built from our runs."""
     if wildcards.scope == "paper":
         return str(TFS_EVAL_DIR)
-    return rules.tfs_eval.output[0]
+    return path_of(rules.tfs_eval.output[0], exp=EXP)
 
 
 def llm_scope_tasks(scope):
@@ -170,9 +170,9 @@ def table11_inputs(wildcards):
     }
     if wildcards.scope != "paper":
         inputs.update(
-            supernet=rules.train_supernet.output.model,
-            manifest=rules.prepare_data.output.manifest,
-            valid=rules.prepare_data.output.valid,
+            supernet=path_of(rules.train_supernet.output.model, exp=EXP),
+            manifest=path_of(rules.prepare_data.output.manifest, exp=EXP),
+            valid=path_of(rules.prepare_data.output.valid, exp=EXP),
             distill=distill_models(),
         )
     return inputs
@@ -220,7 +220,7 @@ def llm_pp_artifacts():
     if not has_tfs_set():
         return paper_tables()
     return [
-        *rules.supernet_quality.output,
+        *outputs_of(rules.supernet_quality, exp=EXP),
         *llm_pp_files(EXP),
         *outputs_of(rules.llm_pp_evaluate, scope=EXP),
         *paper_tables(),

@@ -27,13 +27,13 @@ def lts_targets():
         )
         return []
     targets = [
-        *rules.lts_text.output,
-        *rules.lts_search.output,
-        *rules.lts_case_study.output,
+        *outputs_of(rules.lts_text, exp=EXP),
+        *outputs_of(rules.lts_search, exp=EXP),
+        *outputs_of(rules.lts_case_study, exp=EXP),
     ]
     if LTS["proxy_check"].get("enabled", True):
         if lts_proxy_corpus() is not None:
-            targets += rules.lts_proxy_check.output
+            targets += outputs_of(rules.lts_proxy_check, exp=EXP)
         else:
             print(
                 "nasflow: skipping the LTS proxy check: set NASFLOW_MIRROR (with ptb/) or "

@@ -7,11 +7,14 @@ def search_inputs(wildcards):
         "supernet": rules.train_supernet.output.model,
         "manifest": rules.prepare_data.output.manifest,
         "valid": rules.prepare_data.output.valid,
-        "latency": path_of(rules.latency_predictor.output.model, target=SEARCH_TARGET),
+        "latency": path_of(
+            rules.latency_predictor.output.model, exp=EXP, target=SEARCH_TARGET
+        ),
     }
     if "distill" in method_predictors(wildcards.method):
         inputs["distill"] = path_of(
             rules.distill_train.output.model,
+            exp=EXP,
             llm=DISTILL["llm"],
             split=distill_split_seed(),
         )
@@ -64,7 +67,9 @@ def search_run_outputs(*writers):
         path
         for method, constraint, seed in search_runs()
         for writer in writers
-        for path in outputs_of(writer, method=method, constraint=constraint, seed=seed)
+        for path in outputs_of(
+            writer, exp=EXP, method=method, constraint=constraint, seed=seed
+        )
     ]
 
 

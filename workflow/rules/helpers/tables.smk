@@ -6,7 +6,13 @@ def search_run_dirs():
     return [
         str(
             Path(
-                path_of(rules.run_search.output.best, method=m, constraint=c, seed=s)
+                path_of(
+                    rules.run_search.output.best,
+                    exp=EXP,
+                    method=m,
+                    constraint=c,
+                    seed=s,
+                )
             ).parent
         )
         for m, c, s in search_runs()
@@ -25,7 +31,7 @@ def search_final_files():
             rules.score_final.output.scores,
             rules.measure_final.output[0],
         )
-        for path in expand(pattern, method=m, constraint=c, seed=s)
+        for path in expand(pattern, exp=EXP, method=m, constraint=c, seed=s)
     ]
 
 
@@ -34,7 +40,7 @@ def tables_artifacts():
     if not has_tfs_set():
         return paper_tables()
     return [
-        *rules.search_tables.output,
+        *outputs_of(rules.search_tables, exp=EXP),
         *outputs_of(rules.llm_pp_evaluate, scope=EXP),
         *outputs_of(rules.table11, scope=EXP),
         *llm_robustness_files(EXP),

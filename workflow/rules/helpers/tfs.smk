@@ -3,7 +3,7 @@
 
 def tfs_scores():
     """Score files of every TFS-Eval architecture."""
-    return expand(rules.score_arch.output.scores, arch_id=list(TFS_ARCHS))
+    return expand(rules.score_arch.output.scores, exp=EXP, arch_id=list(TFS_ARCHS))
 
 
 def tfs_artifacts():
@@ -12,6 +12,6 @@ def tfs_artifacts():
         path
         for arch_id in TFS_ARCHS
         for writer in (rules.train_arch, rules.score_arch)
-        for path in outputs_of(writer, arch_id=arch_id)
+        for path in outputs_of(writer, exp=EXP, arch_id=arch_id)
     ]
-    return files + (list(rules.tfs_eval.output) if has_tfs_set() else [])
+    return files + (outputs_of(rules.tfs_eval, exp=EXP) if has_tfs_set() else [])

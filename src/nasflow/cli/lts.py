@@ -19,6 +19,7 @@ from typing import Any
 
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.log import log
+from nasflow.report.lts_tables import case_study_markdown
 from nasflow.space.gpt import SPACES, GPTArch, LTSSpace, resolve_space
 from nasflow.space.gpt_params import GPT2_POSITIONS, GPT2_VOCAB, format_count, param_summary
 
@@ -241,7 +242,7 @@ def _cmd_case_study(args: argparse.Namespace) -> int:
     )
     with atomic_path(args.out) as tmp:
         study.table.round(4).to_csv(tmp, index=False)
-    markdown = study.markdown()
+    markdown = case_study_markdown(study)
     print(markdown, end="")
     if args.markdown:
         write_text_atomic(args.markdown, markdown)

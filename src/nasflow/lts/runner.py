@@ -45,18 +45,6 @@ CASE_COLUMNS = (
     "p95_latency_char_vs_baseline",
 )
 MEASURED = CASE_COLUMNS[7:14]
-#: Headers of the case study's markdown table.
-HEADERS = {
-    "decoder_params_m": "decoder params (M)",
-    "prompt_ms": "PL (ms)",
-    "token_ms": "TL (ms)",
-    "latency_char_ms_per_token": "latency_char (ms/token)",
-    "p95_latency_char_ms_per_token": "P95 latency_char (ms/token)",
-    "ms_per_char": "latency (ms/char)",
-    "p95_ms_per_char": "P95 latency (ms/char)",
-    "memory_mb": "peak memory (MiB)",
-    "p95_latency_char_vs_baseline": "P95 vs baseline",
-}
 
 
 def lts_space(section: Mapping[str, Any]) -> LTSSpace:
@@ -193,11 +181,6 @@ class CaseStudy:
 
     table: pd.DataFrame
     note: str
-
-    def markdown(self) -> str:
-        """The table with readable headers (rounded to 3 decimals), then the note."""
-        shown = self.table.round(3).rename(columns=HEADERS)
-        return f"{shown.to_markdown(index=False)}\n\n{self.note}\n"
 
 
 def _describe(evaluator: Any) -> str:

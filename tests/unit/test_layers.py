@@ -28,6 +28,7 @@ LAYERS = (
     "predictors",
     "search",
     "lts",
+    "text_prediction",
     "report",
     "cli",
 )

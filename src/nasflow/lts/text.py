@@ -133,8 +133,11 @@ class TextSet:
         return [self.ids[s : s + n].astype(np.int64) for s, n in zip(starts, lengths, strict=True)]
 
 
-def _train(lines: Sequence[str], vocab_size: int) -> bytes:
-    """A serialised SentencePiece BPE model (options in the module docstring)."""
+def _train(
+    lines: Sequence[str], vocab_size: int, *, eos: bool = False, key: str = "lts.text.vocab_size"
+) -> bytes:
+    """A serialised SentencePiece BPE model (options in the module docstring); `eos` adds an
+    end-of-sentence piece (id 1, `</s>`); `key` is the config key a failure names."""
     import sentencepiece as spm
 
     model = io.BytesIO()
@@ -150,7 +153,7 @@ def _train(lines: Sequence[str], vocab_size: int) -> bytes:
             unk_id=0,
             unk_piece=UNK_PIECE,
             bos_id=-1,
-            eos_id=-1,
+            eos_id=1 if eos else -1,
             pad_id=-1,
             num_threads=1,
             input_sentence_size=0,
@@ -159,7 +162,7 @@ def _train(lines: Sequence[str], vocab_size: int) -> bytes:
         )
     except RuntimeError as error:
         raise ConfigError(
-            f"config key lts.text.vocab_size: SentencePiece could not train {vocab_size} pieces "
+            f"config key {key}: SentencePiece could not train {vocab_size} pieces "
             f"on this corpus ({error})"
         ) from None
     return model.getvalue()

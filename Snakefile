@@ -41,6 +41,7 @@ if "hsnas" in config["chains"]:
 if "lts" in config["chains"]:
 
     include: "workflow/rules/lts.smk"
+    include: "workflow/rules/text_prediction.smk"
 
 
 rule all:

@@ -210,7 +210,7 @@ def all_targets():
                 file=sys.stderr,
             )
     if "lts" in config["chains"]:
-        targets += lts_targets()
+        targets += lts_targets() + text_prediction_targets()
     return list(dict.fromkeys(targets))
 
 
@@ -222,3 +222,4 @@ include: "helpers/search.smk"
 include: "helpers/final.smk"
 include: "helpers/tables.smk"
 include: "helpers/lts.smk"
+include: "helpers/text_prediction.smk"

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         search,
         space,
         supernet,
+        text_prediction,
         tfs_eval,
     )
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         llm_pp,
         distill,
         lts,
+        text_prediction,
         report,
     )
     for module in modules:

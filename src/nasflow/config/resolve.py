@@ -321,7 +321,45 @@ def _check_settings(config: Config) -> list[str]:
         problems += _settings_problem(
             "lts.measure", lambda: MeasureSettings.from_mapping(lts["measure"])
         )
+        problems += _check_text_prediction(config)
     return list(dict.fromkeys(problems))
+
+
+def _check_text_prediction(config: Config) -> list[str]:
+    """What the schema cannot say about the text_prediction section (checked before any job)."""
+    section = config.get("text_prediction")
+    if not section or not section.get("enabled", True):
+        return []
+    problems = []
+    seq_len = section["seq_len"]
+    for phase in ("pretrain", "finetune"):
+        settings = section[phase]
+        if settings["warmup"] > settings["steps"]:
+            problems.append(
+                f"config key text_prediction.{phase}.warmup ({settings['warmup']}) exceeds "
+                f"text_prediction.{phase}.steps ({settings['steps']})"
+            )
+        if settings["batch_tokens"] < seq_len:
+            problems.append(
+                f"config key text_prediction.{phase}.batch_tokens ({settings['batch_tokens']}) "
+                f"is smaller than one window of text_prediction.seq_len ({seq_len}) tokens"
+            )
+    ratios = section["inner_ratio"]["ratios"]
+    if section["inner_ratio"]["enabled"] and not ratios[0] < 2.0 <= ratios[1]:
+        problems.append(
+            f"config key text_prediction.inner_ratio.ratios must be [< 2, >= 2], got {ratios}"
+        )
+    try:
+        measure = MeasureSettings.from_mapping((config.get("lts") or {}).get("measure") or {})
+    except (ConfigError, TypeError, ValueError):
+        return problems  # reported as lts.measure
+    if measure.prompt_tokens + measure.new_tokens > seq_len:
+        problems.append(
+            f"config key text_prediction.seq_len ({seq_len}) is shorter than "
+            f"lts.measure.prompt_tokens + lts.measure.new_tokens ({measure.prompt_tokens} + "
+            f"{measure.new_tokens}): the trained models could not be measured"
+        )
+    return problems
 
 
 def validate_config(config: Config, source: str = "config", *, complete: bool = True) -> Config:

@@ -203,6 +203,13 @@ def _check_settings(max_tokens: Any, max_positions: Any, max_sentences: Any, bat
         )
 
 
+def _rows(state: Any, keep: torch.Tensor) -> Any:
+    """The rows `keep` of every tensor in a (nested list/tuple) batch-first cache."""
+    if isinstance(state, torch.Tensor):
+        return state[keep]
+    return type(state)(_rows(part, keep) for part in state)
+
+
 @torch.no_grad()
 def _generate(
     model: nn.Module,
@@ -227,7 +234,7 @@ def _generate(
             break
         if not bool(alive.all()):
             rows, token = rows[alive], token[alive]
-            past = [(k[alive], v[alive]) for k, v in past]
+            past = _rows(past, alive)
         logits, past = model(token[:, None], past)
     return out
 
@@ -246,8 +253,9 @@ def collect(
 ) -> SuggestionRecords:
     """Greedy continuations at every position of `sentences` (see the module docstring).
 
-    `model` is a `GPTDecoder` (or anything with its `forward(tokens, past)`); `progress(done,
-    total)` is called after each forward batch with counts of positions."""
+    `model` is a `GPTDecoder`, or any decoder with `forward(tokens, past) -> (logits, past)`
+    whose cache tensors are batch-first (a `TXLDecoder`'s memory); `progress(done, total)` is
+    called after each forward batch with counts of positions."""
     _check_settings(max_tokens, max_positions, max_sentences, batch)
     n_pieces = processor.get_piece_size()
     if not 0 <= eos_id < n_pieces:

@@ -111,6 +111,12 @@ STAGES = {
         {"lts_search"},
     ),
     "lts": ({"lts_text", "lts_search", "lts_case_study", "lts_proxy_check"}, {"prepare_data"}),
+    "text_prediction": (
+        {"lts_case_study", "text_prediction_data", "text_prediction_pretrain",
+         "text_prediction_finetune", "text_prediction_suggest", "text_prediction_latency",
+         "text_prediction_tables"},
+        {"prepare_data", "lts_proxy_check", "text_prediction_inner_ratio"},
+    ),
 }
 
 
@@ -239,6 +245,15 @@ def tiny_config(tmp_path: Path) -> Path:
                    "cache": "resources/lts.sqlite",
                    "baseline": {"n_layer": 2, "d_model": 64, "d_inner": 128, "n_head": 2},
                    "selection": {"margin": 100.0, "limit": 1, "heads": [4]}}  # fmt: skip
+    # The text-prediction case study on the same synthetic text (single files: PTB-style
+    # held-out = the last 5% of lines; the sentence-completion file is split 90/5/5).
+    train = {"batch_tokens": 64, "warmup": 1, "eval_every": 2, "save_every": 2}
+    data["text_prediction"] = {
+        "corpus": str(corpus / "train.en"), "finetune_corpus": str(corpus / "train.de"),
+        "vocab_size": 320, "seq_len": 16, "pretrain": {**train, "steps": 4},
+        "finetune": {**train, "steps": 2}, "quality": {"max_sentences": 10},
+        "suggest": {"max_sentences": 6, "max_tokens": 3, "tolerance": 0.5},
+    }  # fmt: skip
     config.write_text(yaml.safe_dump(data))
     return config
 
@@ -292,6 +307,24 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     assert (out / "lts" / "search" / "frontier.csv").read_text().count("\n") >= 2
     case = (out / "lts" / "case_study.csv").read_text().splitlines()
     assert case[1].startswith("baseline,") and len(case) >= 3
+    # The text-prediction target: both groups pretrained (the candidates from the case study),
+    # both finetuned, suggestions tuned on dev, Tables 2 and 3.
+    tp = out / "text_prediction"
+    candidates = json.loads((tp / "pretrain" / "candidates" / "models.json").read_text())
+    assert [m["name"] for m in candidates["models"]][0] == "C1"
+    assert len(candidates["models"]) == len(case) - 2  # case-study rows but header and baseline
+    table2 = (tp / "table2.csv").read_text().splitlines()
+    assert table2[1].startswith("baseline,baseline,") and len(table2) == len(case)
+    table3 = (tp / "table3.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in table3[1:]][:3] == [
+        "trigger rate", "ASC (characters saved per suggestion)",
+        "AEC (extra characters per suggestion)",
+    ]  # fmt: skip
+    tuning = json.loads((tp / "tuning.json").read_text())
+    gap = abs(tuning["chosen"]["trigger_rate"] - tuning["target"]["trigger_rate"])
+    assert gap <= 0.5 and tuning["names"]["baseline"] == "baseline"
+    assert (tp / "finetune" / "baseline" / "curve.csv").read_text().count("\n") >= 2
+    assert "Table 3" in (tp / "text_prediction.md").read_text()
     rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
     # Deleting artifacts reruns only the jobs that write them (and nothing upstream).

@@ -148,8 +148,7 @@ def compare(
         "candidate": score(records["candidate"][1], tuned.trigger, tuned.stop).to_dict(),
     }
     names = {who: str(finetuned[who]["name"]) for who in ("baseline", "candidate")}
-    chosen = {"trigger": tuned.trigger, "stop": tuned.stop, **tuned.to_dict().get("chosen", {})}
-    chosen.setdefault("trigger_rate", tuned.rate)
+    chosen = {**tuned.metrics.to_dict(), "trigger": tuned.trigger, "stop": tuned.stop}
     tuning = {
         "target": {"trigger": suggest["trigger"], "stop": suggest["stop"], **target},
         "chosen": chosen,

@@ -15,6 +15,9 @@ Dropout (embeddings, attention probabilities, residual branches) is one configur
 
 `present` is the per-layer `(k, v)` list after this call, ready to be passed back as `past`.
 
+`build_decoder(arch, backbone, ...)` builds this model (`gpt2`) or the Transformer-XL decoder of
+`nasflow.lts.txl_model` (`transformer-xl`); every consumer builds its models through it.
+
 Export notes: nothing branches on tensor values. The only Python branch is `past is None`,
 which is fixed per exported graph (a prompt graph without `past`, a decoder-step graph with it);
 head splits use `unflatten` / `flatten` with the layer's static head count, positions and the
@@ -25,12 +28,18 @@ in eager mode.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nasflow.core.errors import ConfigError
 from nasflow.space.gpt import GPTArch
+from nasflow.space.gpt_params import check_backbone
+
+if TYPE_CHECKING:
+    from nasflow.lts.txl_model import TXLDecoder
 
 KVCache = list[tuple[Tensor, Tensor]]
 
@@ -194,6 +203,46 @@ class GPTDecoder(nn.Module):
     def total_param_count(self) -> int:
         """Every distinct parameter (the tied head counted once)."""
         return sum(p.numel() for p in self.parameters())
+
+
+Decoder: TypeAlias = "GPTDecoder | TXLDecoder"
+
+
+def build_decoder(
+    arch: GPTArch,
+    backbone: str,
+    vocab_size: int,
+    n_positions: int = 1024,
+    dropout: float = 0.1,
+    **opts: Any,
+) -> Decoder:
+    """The decoder of `backbone` for `arch`: `GPTDecoder` (`gpt2`; option `layer_norm_eps`) or
+    `TXLDecoder` (`transformer-xl`; options `mem_len`, `softmax`, `cutoffs`, `div_val`,
+    `pre_lnorm`, `layer_norm_eps`). Weights come from the global torch RNG; an unknown
+    backbone or option is a `ConfigError` naming it."""
+    if check_backbone(backbone) == "gpt2":
+        unknown = sorted(set(opts) - {"layer_norm_eps"})
+        if unknown:
+            raise ConfigError(f"backbone gpt2 has no option(s) {', '.join(unknown)}")
+        return GPTDecoder(arch, vocab_size, n_positions, dropout, **opts)
+    from nasflow.lts.txl_model import TXLDecoder
+
+    known = {"mem_len", "softmax", "cutoffs", "div_val", "pre_lnorm", "layer_norm_eps"}
+    unknown = sorted(set(opts) - known)
+    if unknown:
+        raise ConfigError(f"backbone transformer-xl has no option(s) {', '.join(unknown)}")
+    return TXLDecoder(arch, vocab_size, n_positions, dropout, **opts)
+
+
+def backbone_of(model: nn.Module) -> str:
+    """`gpt2` for a `GPTDecoder`, `transformer-xl` for a `TXLDecoder`."""
+    if isinstance(model, GPTDecoder):
+        return "gpt2"
+    from nasflow.lts.txl_model import TXLDecoder
+
+    if isinstance(model, TXLDecoder):
+        return "transformer-xl"
+    raise TypeError(f"not an LTS decoder: {type(model).__name__}")
 
 
 def lm_loss(model: GPTDecoder, inputs: Tensor, targets: Tensor) -> Tensor:

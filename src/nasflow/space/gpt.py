@@ -14,7 +14,9 @@ by name in `violations`:
   layers (the text-prediction case study's GPT-2 space);
 - `inner_ratio`: every layer's `d_inner / d_model` must be `>= inner_ratio` (or `>` with
   `inner_ratio_strict`: the LTS paper space's hidden rule `d_inner > 1.7 d_model`);
-- `decoder_params`: the decoder-parameter proxy within `[min_decoder_params, max_decoder_params]`;
+- `decoder_params`: the decoder-parameter proxy within `[min_decoder_params, max_decoder_params]`,
+  counted for the space's `backbone` (`gpt2`, the default, or `transformer-xl`; see
+  `nasflow.space.gpt_params`);
 - `d_model` divisible by every `n_head`: checked by `GPTArch` itself (no model exists otherwise).
 
 Sampling draws the (n_layer, d_model) pair uniformly among pairs that can meet the parameter
@@ -33,13 +35,18 @@ import json
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
 from nasflow.core.checks import is_int
 from nasflow.core.errors import ConfigError
-from nasflow.space.gpt_params import decoder_params, layer_params
+from nasflow.space.gpt_params import (
+    backbone_layer_params,
+    check_backbone,
+    decoder_params,
+    final_params,
+)
 from nasflow.space.hat import ArchError
 
 __all__ = [
@@ -227,9 +234,11 @@ class LTSSpace:
     max_decoder_params: int | None = None
     inner_ratio: float | None = None
     inner_ratio_strict: bool = False
+    backbone: str = "gpt2"
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        check_backbone(self.backbone, f"space {self.name!r}: backbone")
         for name in ("n_layer_choices", "d_model_choices", "d_inner_choices", "n_head_choices"):
             object.__setattr__(self, name, _choices(getattr(self, name), f"{self.name}.{name}"))
         lo, hi = self.min_decoder_params, self.max_decoder_params
@@ -281,12 +290,14 @@ class LTSSpace:
         lo, hi = self.min_decoder_params, self.max_decoder_params
         return (lo is None or params >= lo) and (hi is None or params <= hi)
 
+    def _params(self, n_layer: int, d_model: int, d_inner: int) -> int:
+        """Decoder parameters of `n_layer` alike layers for the space's backbone."""
+        layer = backbone_layer_params(self.backbone, d_model, d_inner)
+        return n_layer * layer + final_params(self.backbone, d_model)
+
     def _pair_range(self, n_layer: int, d_model: int) -> tuple[int, int]:
         inner = self.inner_choices_for(d_model)
-        return (
-            n_layer * layer_params(d_model, inner[0]) + 2 * d_model,
-            n_layer * layer_params(d_model, inner[-1]) + 2 * d_model,
-        )
+        return self._params(n_layer, d_model, inner[0]), self._params(n_layer, d_model, inner[-1])
 
     @cached_property
     def _pairs(self) -> tuple[tuple[int, int], ...]:
@@ -308,7 +319,7 @@ class LTSSpace:
         return tuple(
             f
             for f in self.inner_choices_for(d_model)
-            if self._bounds_ok(n_layer * layer_params(d_model, f) + 2 * d_model)
+            if self._bounds_ok(self._params(n_layer, d_model, f))
         )
 
     def decoder_param_range(self) -> tuple[int | None, int | None]:
@@ -346,7 +357,7 @@ class LTSSpace:
                 f"inner_ratio: d_inner {sorted(set(bad))} break d_inner {op} "
                 f"{self.inner_ratio:g} x d_model ({arch.d_model})"
             )
-        params = decoder_params(arch)
+        params = decoder_params(arch, self.backbone)
         if not self._bounds_ok(params):
             problems.append(
                 f"decoder_params: {params:,} outside [{_fmt(self.min_decoder_params)}, "
@@ -517,6 +528,7 @@ class LTSSpace:
             "d_inner": list(self.d_inner_choices),
             "n_head": list(self.n_head_choices),
             "per_layer": self.per_layer,
+            "backbone": self.backbone,
             "constraints": {
                 "min_decoder_params": self.min_decoder_params,
                 "max_decoder_params": self.max_decoder_params,
@@ -527,8 +539,11 @@ class LTSSpace:
 
     @cached_property
     def fingerprint(self) -> str:
-        """Short sha1 of `to_mapping()` without the description (for caches and resumes)."""
+        """Short sha1 of `to_mapping()` without the description (for caches and resumes); the
+        backbone enters only when it is not `gpt2`, so GPT-2 spaces keep their fingerprints."""
         data = {k: v for k, v in self.to_mapping().items() if k != "description"}
+        if data["backbone"] == "gpt2":
+            del data["backbone"]
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
@@ -538,14 +553,16 @@ class LTSSpace:
 
         Keys: `name`, `description`, `base` (a registered space to start from),
         `n_layer`, `d_model`, `d_inner`, `n_head` (an int, a list, or `{min, max, step}`),
-        `per_layer` (bool), `constraints` with `decoder_params: [min, max]` or
-        `min_decoder_params` / `max_decoder_params` (ints or strings like `120M`; null for
-        none), `inner_ratio` (null for none) and `inner_ratio_strict`.
+        `per_layer` (bool), `backbone` (`gpt2`, the default, or `transformer-xl`: the decoder
+        family, whose count the parameter bounds use), `constraints` with
+        `decoder_params: [min, max]` or `min_decoder_params` / `max_decoder_params` (ints or
+        strings like `120M`; null for none), `inner_ratio` (null for none) and
+        `inner_ratio_strict`.
         """
         if not isinstance(config, Mapping):
             raise ConfigError(f"a space must be a mapping, got {type(config).__name__}")
         top = {"name", "description", "base", "n_layer", "d_model", "d_inner", "n_head"}
-        top |= {"per_layer", "constraints"}
+        top |= {"per_layer", "backbone", "constraints"}
         unknown = sorted(set(config) - top)
         if unknown:
             raise ConfigError(f"space: unknown key(s) {', '.join(unknown)}")
@@ -568,6 +585,8 @@ class LTSSpace:
             if not isinstance(config["per_layer"], bool):
                 raise ConfigError(f"space {name!r}: per_layer must be true or false")
             values["per_layer"] = config["per_layer"]
+        if "backbone" in config:
+            values["backbone"] = check_backbone(config["backbone"], f"space {name!r}: backbone")
         values.update(_constraints(config.get("constraints") or {}, name))
         return cls(**values)
 
@@ -622,20 +641,30 @@ def _short(choices: Sequence[int]) -> str:
     return str(values)
 
 
+_LTS_PAPER = LTSSpace(
+    name="lts-paper",
+    n_layer_choices=tuple(range(2, 17)),
+    d_model_choices=tuple(range(128, 961, 64)),
+    d_inner_choices=tuple(range(128, 4033, 64)),
+    n_head_choices=(2, 4, 8),
+    per_layer=True,
+    inner_ratio=1.7,
+    inner_ratio_strict=True,
+    backbone="gpt2",
+    description="LTS paper-era GPT-2 space: per-layer d_inner and n_head, "
+    "d_inner > 1.7 d_model (the reference sampler's hidden rule), no parameter bounds",
+)
+
 SPACES: dict[str, LTSSpace] = {
     space.name: space
     for space in (
-        LTSSpace(
-            name="lts-paper",
-            n_layer_choices=tuple(range(2, 17)),
-            d_model_choices=tuple(range(128, 961, 64)),
-            d_inner_choices=tuple(range(128, 4033, 64)),
-            n_head_choices=(2, 4, 8),
-            per_layer=True,
-            inner_ratio=1.7,
-            inner_ratio_strict=True,
-            description="LTS paper-era GPT-2 space: per-layer d_inner and n_head, "
-            "d_inner > 1.7 d_model (the reference sampler's hidden rule), no parameter bounds",
+        _LTS_PAPER,
+        replace(
+            _LTS_PAPER,
+            name="lts-paper-txl",
+            backbone="transformer-xl",
+            description="LTS paper-era Transformer-XL space: the lts-paper choices and rules "
+            "with Transformer-XL decoders (relative attention, recurrence memory)",
         ),
         LTSSpace(
             name="text-prediction",
@@ -667,7 +696,8 @@ SPACES: dict[str, LTSSpace] = {
 
 
 def get_space(name: str) -> LTSSpace:
-    """The registered space called `name` (`lts-paper`, `text-prediction`, `lts-demo`)."""
+    """The registered space called `name` (`lts-paper`, `lts-paper-txl`, `text-prediction`,
+    `lts-demo`)."""
     try:
         return SPACES[name]
     except KeyError:

@@ -25,6 +25,7 @@ from nasflow.lts.measure import (
     measure_arch,
     summarize,
 )
+from nasflow.lts.model import GPTDecoder
 from nasflow.lts.onnx_export import ExportedLTS, export_lts, verify_lts_export
 from nasflow.lts.search import LTS_OBJECTIVES, MeasurementCache, ParetoSettings, run_pareto_search
 from nasflow.lts.text import TextSet
@@ -343,3 +344,68 @@ def test_evaluator_options() -> None:
     with pytest.raises(MeasureError, match="GPTArch"):
         evaluator.evaluate(["not an arch"])
     assert seen == []
+
+
+# ---- trained weights --------------------------------------------------------------------------
+def write_checkpoint(path: Path, model_arch: GPTArch, seed: int, **changes: object) -> GPTDecoder:
+    torch.manual_seed(seed)
+    model = GPTDecoder(model_arch, 100, 32, 0.0)
+    data = {"arch": model_arch.to_dict(), "vocab_size": 100, "n_positions": 32}
+    torch.save({**data, "state_dict": model.state_dict(), "meta": {}, **changes}, path)
+    return model.eval()
+
+
+def test_measure_a_checkpoint(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    first = write_checkpoint(tmp_path / "a.pt", TINY, seed=11)
+    settings = fast(runs=1, warmup=0)
+    m = measure_arch(TINY, TEXT, settings, tmp_path / "exports", checkpoint=tmp_path / "a.pt")
+    sha = m.environment["checkpoint_sha256"]
+    assert len(sha) == 64
+    folder = tmp_path / "exports" / TINY.id
+    assert ExportedLTS.load(folder).meta["checkpoint_sha256"] == sha
+
+    def graph_logits() -> np.ndarray:  # the exported prompt graph carries the trained weights
+        session = ort.InferenceSession(str(folder / "prompt.onnx"))
+        return session.run(None, {"tokens": np.array([[1, 2, 3]], dtype=np.int64)})[0]
+
+    with torch.no_grad():
+        expected = first(torch.tensor([[1, 2, 3]]))[0][:, -1].numpy()
+    assert np.abs(graph_logits() - expected).max() < 1e-4
+    # another checkpoint of the same arch is another export (the sha256 differs)
+    second = write_checkpoint(tmp_path / "a.pt", TINY, seed=12)
+    again = measure_arch(TINY, TEXT, settings, tmp_path / "exports", checkpoint=tmp_path / "a.pt")
+    assert again.environment["checkpoint_sha256"] != sha
+    with torch.no_grad():
+        assert (
+            np.abs(graph_logits() - second(torch.tensor([[1, 2, 3]]))[0][:, -1].numpy()).max()
+            < 1e-4
+        )
+    # the torch backend loads it in the worker
+    t = measure_arch(
+        TINY, TEXT, fast(backend="torch", runs=1, warmup=0), checkpoint=tmp_path / "a.pt"
+    )
+    assert t.environment["checkpoint_sha256"] == again.environment["checkpoint_sha256"]
+    # without a checkpoint: seeded random weights again, no checkpoint key
+    plain = measure_arch(TINY, TEXT, settings, tmp_path / "exports")
+    assert "checkpoint_sha256" not in plain.environment
+    assert "checkpoint_sha256" not in ExportedLTS.load(folder).meta
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"vocab_size": 200}, "vocab_size 200 does not match measure.vocab_size 100"),
+        ({"n_positions": 64}, "n_positions 64 does not match measure.n_positions 32"),
+        ({"arch": HETERO.to_dict()}, f"holds {HETERO.describe()}"),
+        ({"backbone": "transformer-xl"}, "backbone transformer-xl, not gpt2"),
+    ],
+)
+def test_checkpoint_mismatch_is_refused(tmp_path: Path, changes: dict, message: str) -> None:
+    write_checkpoint(tmp_path / "c.pt", TINY, seed=1, **changes)
+    with pytest.raises(MeasureError, match=re.escape(message)):
+        measure_arch(TINY, TEXT, fast(), checkpoint=tmp_path / "c.pt")
+    torch.save({"arch": TINY.to_dict()}, tmp_path / "d.pt")
+    with pytest.raises(MeasureError, match="missing vocab_size, n_positions, state_dict"):
+        measure_arch(TINY, TEXT, fast(), checkpoint=tmp_path / "d.pt")

@@ -8,7 +8,9 @@ objectives are `decoder_params`, `latency_ms`, `memory_mb`) and the text-predict
 (`prompt_ms`, `token_ms`, `p95_ms`, `latency_char_ms_per_token`, `p95_latency_char_ms_per_token`,
 `chars_per_token`, `ms_per_char`, `p95_ms_per_char`; definitions in `nasflow.lts.measure`).
 `device_key()` and `protocol()` key a `MeasurementCache` so that no architecture is measured
-twice on the same device under the same protocol and text set:
+twice on the same device under the same protocol, text set and backbone (`backbone`: `gpt2`,
+the default, or `transformer-xl`; pass the space's, `LTSEvaluator(text, settings,
+backbone=space.backbone)`; the Pareto search refuses an evaluator of another backbone):
 
     evaluator = LTSEvaluator(load_text_set("results/exp/lts/text"), settings)
     cache = evaluator.measurement_cache("runs/lts/measurements.sqlite")
@@ -34,6 +36,7 @@ from nasflow.lts.measure import (
 )
 from nasflow.lts.text import TextSet
 from nasflow.space.gpt import GPTArch
+from nasflow.space.gpt_params import check_backbone
 
 __all__ = ["LTSEvaluator"]
 
@@ -51,6 +54,8 @@ class LTSEvaluator:
             `<workdir>/<arch id>/` and reused.
         on_measured: called with every `LTSMeasurement` as soon as it is made (logging,
             keeping the full records with samples and environment).
+        backbone: the decoder family measured (`gpt2` or `transformer-xl`); a non-GPT-2
+            backbone enters `name` and `protocol()`.
 
     Attributes: `name` (enters the search's resume fingerprint), `measured` (architectures
     measured by this evaluator so far), `last` (the `LTSMeasurement`s of the last `evaluate`).
@@ -64,6 +69,7 @@ class LTSEvaluator:
         *,
         keep_exports: bool = False,
         on_measured: Callable[[LTSMeasurement], None] | None = None,
+        backbone: str = "gpt2",
     ) -> None:
         self.settings = settings or LTSMeasureSettings()
         if not isinstance(self.settings, LTSMeasureSettings):
@@ -79,7 +85,10 @@ class LTSEvaluator:
         self.workdir = None if workdir is None else Path(workdir)
         self.keep_exports = keep_exports
         self.on_measured = on_measured
+        self.backbone = check_backbone(backbone, "LTSEvaluator backbone")
         self.name = f"lts-measure-{self.settings.backend}"
+        if self.backbone != "gpt2":
+            self.name += f"-{self.backbone}"
         self.measured = 0
         self.last: list[LTSMeasurement] = []
 
@@ -94,8 +103,9 @@ class LTSEvaluator:
         )
 
     def protocol(self) -> str:
-        """The fingerprint of the settings, the protocol version and the text set."""
-        return self.settings.fingerprint(self.text)
+        """The fingerprint of the settings, the protocol version, the text set and a non-GPT-2
+        backbone."""
+        return self.settings.fingerprint(self.text, self.backbone)
 
     def measurement_cache(self, path: str | Path) -> Any:
         """A `MeasurementCache` at `path` keyed by `device_key()` and `protocol()`."""
@@ -108,16 +118,21 @@ class LTSEvaluator:
         """Measure one architecture (no cache)."""
         if not isinstance(arch, GPTArch):
             raise MeasureError(f"LTSEvaluator measures GPTArch values, got {type(arch).__name__}")
+        backbone = self.backbone
         if self.settings.backend == "torch":
-            measurement = measure_arch(arch, self.text, self.settings)
+            measurement = measure_arch(arch, self.text, self.settings, backbone=backbone)
         elif self.keep_exports:
-            measurement = measure_arch(arch, self.text, self.settings, self.workdir)
+            measurement = measure_arch(
+                arch, self.text, self.settings, self.workdir, backbone=backbone
+            )
         else:
             if self.workdir is not None:
                 self.workdir.mkdir(parents=True, exist_ok=True)
             scratch = tempfile.mkdtemp(prefix="lts-export-", dir=self.workdir)
             try:
-                measurement = measure_arch(arch, self.text, self.settings, scratch)
+                measurement = measure_arch(
+                    arch, self.text, self.settings, scratch, backbone=backbone
+                )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         self.measured += 1

@@ -74,15 +74,26 @@ interfere:
 
 ONNX Runtime on CUDA is refused (its device memory is not a host high-water mark).
 
-Cache key: `LTSMeasureSettings.fingerprint(text)` hashes every setting but `timeout_s`,
-`PROTOCOL_VERSION` (2 since prompts became real text; version 1 timed repeats of one random
-prompt and divided by an assumed 4.0 characters per token) and the text set's fingerprint
-(tokenizer and held-out ids), so no figure is reused across protocols, corpora or tokenizers.
+Backbones (`backbone`): `gpt2` (the default, `GPTDecoder`: the cache is the key/value cache) or
+`transformer-xl` (`TXLDecoder` with its defaults: tied head, `mem_len` 192; the "cache" is the
+recurrence memory: the prompt pass starts from an empty memory, each decoder step feeds one
+token and the memory and gets the new memory). Everything else is the same protocol.
+
+Trained weights (`checkpoint`): a torch file `{"arch", "vocab_size", "n_positions",
+"state_dict"}` (the text-prediction stage's, optionally `"backbone"`) replaces the seeded random
+weights; its architecture, vocabulary and positions must match the call's.
+
+Cache key: `LTSMeasureSettings.fingerprint(text, backbone)` hashes every setting but
+`timeout_s`, `PROTOCOL_VERSION` (2 since prompts became real text; version 1 timed repeats of
+one random prompt and divided by an assumed 4.0 characters per token), the text set's
+fingerprint (tokenizer and held-out ids) and, when not `gpt2`, the backbone, so no figure is
+reused across protocols, corpora, tokenizers or backbones (GPT-2 keys are those of before).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -102,8 +113,8 @@ from nasflow.core.checks import is_number
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.ort import ort_session
 from nasflow.lts.text import TextSet
-from nasflow.space.gpt import GPTArch
-from nasflow.space.gpt_params import decoder_params, total_params
+from nasflow.space.gpt import ArchError, GPTArch
+from nasflow.space.gpt_params import check_backbone, decoder_params, total_params
 
 __all__ = [
     "BACKENDS",
@@ -115,6 +126,7 @@ __all__ = [
     "backend_version",
     "build_model",
     "device_description",
+    "load_checkpoint_weights",
     "measure_arch",
     "summarize",
 ]
@@ -135,18 +147,22 @@ class LTSMeasureSettings(MeasureSettings):
     """`MeasureSettings` with what the measurement derives from them for a text set: the
     protocol fingerprint (a `MeasurementCache` key) and the timed inferences' prompts."""
 
-    def protocol(self, text: TextSet) -> dict[str, Any]:
-        """What the figures depend on: every setting but `timeout_s`, `PROTOCOL_VERSION` and the
-        text set's fingerprint (its tokenizer and held-out ids: the prompts and characters)."""
+    def protocol(self, text: TextSet, backbone: str = "gpt2") -> dict[str, Any]:
+        """What the figures depend on: every setting but `timeout_s`, `PROTOCOL_VERSION`, the
+        text set's fingerprint (its tokenizer and held-out ids: the prompts and characters) and
+        the backbone when it is not `gpt2`."""
         out = self.to_dict()
         out.pop("timeout_s")
-        return {"protocol_version": PROTOCOL_VERSION, **out, "text": text.fingerprint}
+        protocol = {"protocol_version": PROTOCOL_VERSION, **out, "text": text.fingerprint}
+        if check_backbone(backbone) != "gpt2":
+            protocol["backbone"] = backbone
+        return protocol
 
-    def fingerprint(self, text: TextSet) -> str:
-        """16 hex digits identifying `protocol(text)` (a `MeasurementCache` protocol key)."""
+    def fingerprint(self, text: TextSet, backbone: str = "gpt2") -> str:
+        """16 hex digits identifying `protocol(text, backbone)` (a `MeasurementCache` key)."""
         from nasflow.core.state import fingerprint
 
-        return fingerprint(self.protocol(text))
+        return fingerprint(self.protocol(text, backbone))
 
     def prompts(self, text: TextSet) -> list[np.ndarray]:
         """The `runs` prompts of the timed inferences (see the module docstring)."""
@@ -249,17 +265,74 @@ def summarize(
 
 
 # ---- building and describing --------------------------------------------------------------------
-def build_model(arch: GPTArch, settings: LTSMeasureSettings) -> Any:
-    """`GPTDecoder(arch)` with weights from `settings.seed` (global RNG state left untouched),
-    dropout off, eval mode, fp32 on the CPU."""
+def build_model(
+    arch: GPTArch,
+    settings: LTSMeasureSettings,
+    backbone: str = "gpt2",
+    checkpoint: str | Path | None = None,
+) -> Any:
+    """The `backbone`'s decoder for `arch` (`nasflow.lts.model.build_decoder`) with weights from
+    `settings.seed` (global RNG state left untouched), or from `checkpoint`
+    (`load_checkpoint_weights`), dropout off, eval mode, fp32 on the CPU."""
     import torch
 
-    from nasflow.lts.model import GPTDecoder
+    from nasflow.lts.model import build_decoder
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        model = GPTDecoder(arch, settings.vocab_size, settings.n_positions, dropout=0.0)
+        model = build_decoder(arch, backbone, settings.vocab_size, settings.n_positions, 0.0)
+    if checkpoint is not None:
+        state = load_checkpoint_weights(checkpoint, arch, settings, backbone)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise MeasureError(
+                f"{checkpoint}: weights do not fit {arch.describe()}: {error}"
+            ) from None
     return model.eval()
+
+
+def load_checkpoint_weights(
+    path: str | Path, arch: GPTArch, settings: LTSMeasureSettings, backbone: str = "gpt2"
+) -> dict[str, Any]:
+    """The `state_dict` of a text-prediction checkpoint (`{"arch", "vocab_size",
+    "n_positions", "state_dict"}`, optionally `"backbone"`; read with `weights_only`), after
+    checking that its architecture, backbone, vocabulary and positions are the measured ones."""
+    from nasflow.core.io import load_torch
+
+    what = "a checkpoint {arch, vocab_size, n_positions, state_dict}"
+    data = load_torch(path, what)
+    if not isinstance(data, dict):
+        raise MeasureError(f"{path}: not {what} (a {type(data).__name__})")
+    missing = [k for k in ("arch", "vocab_size", "n_positions", "state_dict") if k not in data]
+    if missing:
+        raise MeasureError(f"{path}: not {what} (missing {', '.join(missing)})")
+    try:
+        stored = GPTArch.from_dict(data["arch"])
+    except ArchError as error:
+        raise MeasureError(f"{path}: bad architecture: {error}") from None
+    if stored != arch:
+        raise MeasureError(
+            f"{path}: holds {stored.describe()} ({stored.id}), not the measured "
+            f"{arch.describe()} ({arch.id})"
+        )
+    if data.get("backbone", "gpt2") != backbone:
+        raise MeasureError(f"{path}: backbone {data.get('backbone', 'gpt2')}, not {backbone}")
+    for key in ("vocab_size", "n_positions"):
+        if data[key] != getattr(settings, key):
+            raise MeasureError(
+                f"{path}: {key} {data[key]} does not match measure.{key} {getattr(settings, key)}"
+            )
+    return data["state_dict"]
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def backend_version(backend: str) -> str:
@@ -284,7 +357,13 @@ def device_description(settings: LTSMeasureSettings) -> str:
     return device_name(torch.device(settings.device))
 
 
-def _environment(settings: LTSMeasureSettings, worker: Mapping[str, Any]) -> dict[str, Any]:
+def _environment(
+    settings: LTSMeasureSettings,
+    worker: Mapping[str, Any],
+    backbone: str = "gpt2",
+    checkpoint_sha256: str | None = None,
+) -> dict[str, Any]:
+    """Device, threads, backend and library versions (and a non-GPT-2 backbone, a checkpoint)."""
     import torch
 
     from nasflow.core.device import environment
@@ -296,12 +375,24 @@ def _environment(settings: LTSMeasureSettings, worker: Mapping[str, Any]) -> dic
         backend_version=backend_version(settings.backend),
         **dict(worker.get("environment", {})),
     )
+    if backbone != "gpt2":
+        env["backbone"] = backbone
+    if checkpoint_sha256 is not None:
+        env["checkpoint_sha256"] = checkpoint_sha256
     return env
 
 
 # ---- measuring ----------------------------------------------------------------------------------
-def _export_for(arch: GPTArch, settings: LTSMeasureSettings, folder: Path) -> Any:
-    """Reuse an export of the same arch, vocabulary, positions and seed in `folder`, else export."""
+def _export_for(
+    arch: GPTArch,
+    settings: LTSMeasureSettings,
+    folder: Path,
+    backbone: str = "gpt2",
+    checkpoint: str | Path | None = None,
+    checkpoint_sha256: str | None = None,
+) -> Any:
+    """Reuse an export of the same arch, backbone, vocabulary, positions, seed and checkpoint
+    (sha256) in `folder`, else export."""
     from nasflow.lts.onnx_export import ExportedLTS, ExportError, export_lts
 
     try:
@@ -312,12 +403,17 @@ def _export_for(arch: GPTArch, settings: LTSMeasureSettings, folder: Path) -> An
             and meta.get("vocab_size") == settings.vocab_size
             and meta.get("n_positions") == settings.n_positions
             and meta.get("seed") == settings.seed
+            and meta.get("backbone", "gpt2") == backbone
+            and meta.get("checkpoint_sha256") == checkpoint_sha256
         ):
             return existing
     except (ExportError, OSError, ValueError):
         pass
-    model = build_model(arch, settings)
-    return export_lts(model, folder, meta={"seed": settings.seed})
+    model = build_model(arch, settings, backbone, checkpoint)
+    meta = {"seed": settings.seed}
+    if checkpoint_sha256 is not None:
+        meta["checkpoint_sha256"] = checkpoint_sha256
+    return export_lts(model, folder, meta=meta)
 
 
 def measure_arch(
@@ -325,17 +421,29 @@ def measure_arch(
     text: TextSet,
     settings: LTSMeasureSettings | None = None,
     workdir: str | Path | None = None,
+    *,
+    backbone: str = "gpt2",
+    checkpoint: str | Path | None = None,
 ) -> LTSMeasurement:
     """Latency and peak memory of `arch` on prompts of `text` under `settings` (see the module
     docstring).
 
-    `workdir`: with `backend="onnxruntime"` the export goes to `<workdir>/<arch id>/` and is
-    kept (a later call reuses it when the vocabulary, positions and seed match); `None` uses a
+    `workdir`: with `backend="onnxruntime"` the export goes to `<workdir>/<arch id>/` (for a
+    non-GPT-2 backbone `<workdir>/<arch id>-<backbone>/`) and is kept (a later call reuses it
+    when the backbone, vocabulary, positions, seed and checkpoint match); `None` uses a
     temporary folder deleted afterwards. The torch backend exports nothing.
+    `backbone`: `gpt2` or `transformer-xl`. `checkpoint`: trained weights to measure instead of
+    seeded random ones (module docstring); its sha256 enters the export-reuse check and
+    `environment["checkpoint_sha256"]`.
     """
     settings = settings or LTSMeasureSettings()
     if not isinstance(arch, GPTArch):
         raise MeasureError(f"measure_arch needs a GPTArch, got {type(arch).__name__}")
+    backbone = check_backbone(backbone)
+    checkpoint_sha256 = None
+    if checkpoint is not None:
+        load_checkpoint_weights(checkpoint, arch, settings, backbone)  # fail before the export
+        checkpoint_sha256 = file_sha256(checkpoint)
     prompts = settings.prompts(text)
     job: dict[str, Any] = {
         "backend": settings.backend,
@@ -349,6 +457,10 @@ def measure_arch(
         "seed": settings.seed,
         "arch": arch.to_dict(),
     }
+    if backbone != "gpt2":
+        job["backbone"] = backbone
+    if checkpoint is not None:
+        job["checkpoint"] = str(Path(checkpoint).resolve())
     if settings.backend == "torch":
         result = _run_worker(job, settings)
     else:
@@ -357,9 +469,10 @@ def measure_arch(
             scratch = tempfile.mkdtemp(prefix=f"lts-{arch.id}-")
             folder = Path(scratch)
         else:
-            folder = Path(workdir) / arch.id
+            name = arch.id if backbone == "gpt2" else f"{arch.id}-{backbone}"
+            folder = Path(workdir) / name
         try:
-            exported = _export_for(arch, settings, folder)
+            exported = _export_for(arch, settings, folder, backbone, checkpoint, checkpoint_sha256)
             job["prompt_path"] = str(exported.prompt.resolve())
             job["step_path"] = str(exported.step.resolve())
             result = _run_worker(job, settings)
@@ -387,15 +500,15 @@ def measure_arch(
         new_tokens=settings.new_tokens,
         warmup=settings.warmup,
         runs=settings.runs,
-        decoder_params=decoder_params(arch),
-        total_params=total_params(arch, settings.vocab_size, settings.n_positions),
+        decoder_params=decoder_params(arch, backbone),
+        total_params=total_params(arch, settings.vocab_size, settings.n_positions, backbone),
         memory_mb=float(result["memory_mb"]),
         loaded_mb=float(result["loaded_mb"]),
         peak_rss_mb=float(result["peak_rss_mb"]),
         memory_method=str(result["memory_method"]),
         samples=samples,
         text={"fingerprint": text.fingerprint, **text.info},
-        environment=_environment(settings, result),
+        environment=_environment(settings, result, backbone, checkpoint_sha256),
         **stats,
     )
 
@@ -493,11 +606,18 @@ def _ort_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
     step_session = ort_session(job["step_path"], threads)
     past_names = [i.name for i in step_session.get_inputs() if i.name.startswith("past_")]
     prompts = [np.asarray(p, dtype=np.int64).reshape(1, -1) for p in job["prompts"]]
+    # A Transformer-XL prompt graph also takes the memory: empty for a fresh prompt.
+    width = int(job["arch"]["d_model"])
+    empty = {
+        i.name: np.zeros((1, 0, width), dtype=np.float32)
+        for i in prompt_session.get_inputs()
+        if i.name.startswith("past_")
+    }
     clock = time.perf_counter
 
     def infer(prompt: np.ndarray) -> tuple[float, float]:
         start = clock()
-        logits, *cache = prompt_session.run(None, {"tokens": prompt})
+        logits, *cache = prompt_session.run(None, {"tokens": prompt, **empty})
         token = logits.argmax(-1).astype(np.int64).reshape(1, 1)
         prompt_s = clock() - start
         steps = 0.0
@@ -517,7 +637,7 @@ def _ort_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
 def _torch_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
     import torch
 
-    from nasflow.lts.onnx_export import PromptGraph, StepGraph
+    from nasflow.lts.onnx_export import PromptGraph, StepGraph, TXLGraph
 
     torch.set_num_threads(job["threads"])
     with contextlib.suppress(RuntimeError):  # already set in this process
@@ -534,8 +654,15 @@ def _torch_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
         prompt_tokens=max(len(p) for p in job["prompts"]),
         new_tokens=job["new_tokens"],
     )
-    model = build_model(GPTArch.from_dict(job["arch"]), settings).to(device)
-    prompt_graph, step_graph = PromptGraph(model), StepGraph(model)
+    backbone = job.get("backbone", "gpt2")
+    arch = GPTArch.from_dict(job["arch"])
+    model = build_model(arch, settings, backbone, job.get("checkpoint")).to(device)
+    empty: list[Any] = []
+    if backbone == "gpt2":
+        prompt_graph, step_graph = PromptGraph(model), StepGraph(model)
+    else:  # the memory is an input of both; a fresh prompt starts from an empty one
+        prompt_graph = step_graph = TXLGraph(model)
+        empty = model.init_mems(1, device)
     prompts = [torch.tensor([p], dtype=torch.long, device=device) for p in job["prompts"]]
     n = job["new_tokens"]
     cuda = device.type == "cuda"
@@ -548,7 +675,7 @@ def _torch_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
     @torch.inference_mode()
     def infer(prompt: torch.Tensor) -> tuple[float, float]:
         start = clock()
-        logits, *cache = prompt_graph(prompt)
+        logits, *cache = prompt_graph(prompt, *empty)
         token = logits.argmax(-1, keepdim=True)
         prompt_s = clock() - start
         steps = 0.0

@@ -13,6 +13,17 @@ Batch, prompt length and cache length are dynamic. Layers may differ in `n_head`
 (each layer's cache has its own head count). `export.json` records the architecture, vocabulary,
 positions, parameter counts, opset and library versions. Export uses the TorchScript exporter
 (`dynamo=False`) at opset 18, fp32 on CPU, as `nasflow.efficiency.onnx_export` does.
+
+A Transformer-XL decoder (`nasflow.lts.txl_model`) has no key/value cache: its "cache" is the
+recurrence memory, an input of both graphs (`TXLGraph`):
+
+- `prompt.onnx`: `tokens [B, P]` and `past_mem_i [B, M, d_model]` (empty, `M = 0`, for a fresh
+  prompt) -> `logits [B, V]` of the last position (log-probabilities with the adaptive softmax;
+  `export.json` says which under `output`) and `present_mem_i [B, min(M + P, mem_len), d_model]`;
+- `step.onnx`: the same with `tokens [B, 1]`.
+
+`export.json` then also holds `backbone: transformer-xl` and the model's options (`mem_len`,
+`softmax`, `cutoffs`, `div_val`, `pre_lnorm`); GPT-2 exports are unchanged.
 """
 
 from __future__ import annotations
@@ -29,7 +40,8 @@ from torch import Tensor, nn
 
 from nasflow.core.io import atomic_path, write_json_atomic
 from nasflow.efficiency.onnx_export import ExportError
-from nasflow.lts.model import GPTDecoder, KVCache
+from nasflow.lts.model import Decoder, GPTDecoder, KVCache
+from nasflow.lts.txl_model import TXLDecoder
 from nasflow.space.gpt import GPTArch
 from nasflow.space.gpt_params import decoder_params, total_params
 
@@ -42,8 +54,10 @@ __all__ = [
     "ExportedLTS",
     "PromptGraph",
     "StepGraph",
+    "TXLGraph",
     "export_lts",
     "lts_names",
+    "txl_names",
     "verify_lts_export",
 ]
 
@@ -58,6 +72,14 @@ def lts_names(n_layer: int) -> dict[str, list[str]]:
     return {
         "past": [f"past_{kind}_{i}" for i in range(n_layer) for kind in ("k", "v")],
         "present": [f"present_{kind}_{i}" for i in range(n_layer) for kind in ("k", "v")],
+    }
+
+
+def txl_names(n_layer: int) -> dict[str, list[str]]:
+    """Graph input/output names of the Transformer-XL memory (one tensor per layer)."""
+    return {
+        "past": [f"past_mem_{i}" for i in range(n_layer)],
+        "present": [f"present_mem_{i}" for i in range(n_layer)],
     }
 
 
@@ -97,6 +119,19 @@ class StepGraph(nn.Module):
         return (logits[:, -1], *_flat(present))
 
 
+class TXLGraph(nn.Module):
+    """A Transformer-XL segment over a flat memory `(past_mem_0, past_mem_1, ...)`: the head on
+    the last position, then the new memory (the prompt and the step graph alike)."""
+
+    def __init__(self, model: TXLDecoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: Tensor, *mems: Tensor) -> tuple[Tensor, ...]:
+        hidden, new_mems = self.model.hidden(tokens, list(mems))
+        return (self.model.head(hidden[:, -1]), *new_mems)
+
+
 @dataclass(frozen=True)
 class ExportedLTS:
     """Paths and metadata of an `export_lts` folder."""
@@ -119,6 +154,10 @@ class ExportedLTS:
     @property
     def vocab_size(self) -> int:
         return int(self.meta["vocab_size"])
+
+    @property
+    def backbone(self) -> str:
+        return str(self.meta.get("backbone", "gpt2"))
 
     @classmethod
     def load(cls, folder: str | Path) -> ExportedLTS:
@@ -145,17 +184,22 @@ def _versions() -> dict[str, str]:
 
 
 def export_lts(
-    model: GPTDecoder, folder: str | Path, *, meta: dict[str, Any] | None = None
+    model: Decoder, folder: str | Path, *, meta: dict[str, Any] | None = None
 ) -> ExportedLTS:
-    """Export `model` as prompt and step graphs (fp32, CPU, eval mode; the model is moved there
-    for the export and put back on its device, dtype and train/eval mode afterwards).
+    """Export `model` (a `GPTDecoder` or a `TXLDecoder`) as prompt and step graphs (fp32, CPU,
+    eval mode; the model is moved there for the export and put back on its device, dtype and
+    train/eval mode afterwards).
 
     Files are written atomically, `export.json` last; it records the architecture, its id,
     `vocab_size`, `n_positions`, decoder and total parameters, the opset, library versions and
-    `meta`.
+    `meta` (and for Transformer-XL the backbone and its options).
     """
+    if isinstance(model, TXLDecoder):
+        return _export_txl(model, Path(folder), meta)
     if not isinstance(model, GPTDecoder):
-        raise ExportError(f"export_lts needs a GPTDecoder, got {type(model).__name__}")
+        raise ExportError(
+            f"export_lts needs a GPTDecoder or a TXLDecoder, got {type(model).__name__}"
+        )
     was_training = model.training
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
@@ -224,14 +268,107 @@ def export_lts(
     return ExportedLTS(folder, info)
 
 
+def _export_txl(model: TXLDecoder, folder: Path, meta: dict[str, Any] | None) -> ExportedLTS:
+    """`export_lts` for a Transformer-XL decoder (graphs in the module docstring)."""
+    was_training = model.training
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    model = model.to("cpu", torch.float32).eval()
+    arch = model.arch
+    folder.mkdir(parents=True, exist_ok=True)
+    names = txl_names(arch.n_layer)
+    graph = TXLGraph(model)
+    mems = [torch.zeros((1, 4, arch.d_model)) for _ in range(arch.n_layer)]
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for file, length, axis in ((PROMPT_FILE, 5, "prompt_length"), (STEP_FILE, 1, None)):
+                dynamic: dict[str, dict[int, str]] = {
+                    "tokens": {0: "batch"} if axis is None else {0: "batch", 1: axis},
+                    "logits": {0: "batch"},
+                }
+                dynamic.update((n, {0: "batch", 1: "past_length"}) for n in names["past"])
+                dynamic.update((n, {0: "batch", 1: "present_length"}) for n in names["present"])
+                with atomic_path(folder / file) as path:
+                    torch.onnx.export(
+                        graph,
+                        (torch.zeros((1, length), dtype=torch.long), *mems),
+                        str(path),
+                        input_names=["tokens", *names["past"]],
+                        output_names=["logits", *names["present"]],
+                        dynamic_axes=dynamic,
+                        opset_version=OPSET,
+                        dynamo=False,
+                    )
+    finally:
+        model.to(device, dtype).train(was_training)
+    info = {
+        "arch": arch.to_dict(),
+        "arch_id": arch.id,
+        "backbone": "transformer-xl",
+        "vocab_size": model.vocab_size,
+        "n_positions": model.n_positions,
+        "n_layer": arch.n_layer,
+        "d_model": arch.d_model,
+        "mem_len": model.mem_len,
+        "softmax": model.softmax,
+        "cutoffs": list(model.cutoffs),
+        "div_val": model.div_val,
+        "pre_lnorm": model.pre_lnorm,
+        "output": model.output,
+        "decoder_params": decoder_params(arch, "transformer-xl"),
+        "total_params": model.total_param_count(),
+        "opset": OPSET,
+        "versions": _versions(),
+        **(meta or {}),
+    }
+    write_json_atomic(folder / META_FILE, info)
+    return ExportedLTS(folder, info)
+
+
+def _worst(refs: list[Tensor], outputs: list[np.ndarray]) -> float:
+    """Largest absolute difference of ONNX Runtime `outputs` from PyTorch `refs`."""
+    if len(refs) != len(outputs):
+        raise ExportError(f"ONNX graph gave {len(outputs)} outputs, expected {len(refs)}")
+    worst = 0.0
+    for ref, out in zip(refs, outputs, strict=True):
+        if tuple(ref.shape) != tuple(out.shape):
+            raise ExportError(f"ONNX output shape {tuple(out.shape)} != PyTorch {tuple(ref.shape)}")
+        worst = max(worst, float(np.abs(ref.numpy() - out).max(initial=0.0)))
+    return worst
+
+
+def _verify_txl(model: TXLDecoder, exported: ExportedLTS, tokens: Tensor, prompt_len: int) -> float:
+    """`verify_lts_export` for Transformer-XL: the prompt from an empty memory, then one step per
+    further token fed with the memory ONNX Runtime returned."""
+    from nasflow.core.ort import ort_session
+
+    names = txl_names(model.arch.n_layer)
+    prompt_session = ort_session(exported.prompt, threads=1)
+    step_session = ort_session(exported.step, threads=1)
+    mems = [m.numpy() for m in model.init_mems(1, "cpu")]
+    worst, start = 0.0, 0
+    for session, end in [(prompt_session, prompt_len)] + [
+        (step_session, i + 1) for i in range(prompt_len, tokens.shape[1])
+    ]:
+        segment = tokens[:, start:end]
+        feeds = {"tokens": segment.numpy(), **dict(zip(names["past"], mems, strict=True))}
+        outputs = session.run(None, feeds)
+        out, new_mems = model(segment, [torch.from_numpy(m) for m in mems])
+        worst = max(worst, _worst([out[:, -1], *new_mems], outputs))
+        mems, start = outputs[1:], end
+    return worst
+
+
 @torch.no_grad()
 def verify_lts_export(
-    model: GPTDecoder, exported: ExportedLTS, prompt_len: int = 8, steps: int = 4
+    model: Decoder, exported: ExportedLTS, prompt_len: int = 8, steps: int = 4
 ) -> float:
     """Largest absolute difference between ONNX Runtime and PyTorch eager (`model.forward`, not
     the export wrappers) over a random prompt of `prompt_len` tokens and then `steps` decoder
     steps fed with the cache ONNX Runtime returned: last-position logits and every layer's
-    present keys and values."""
+    present keys and values (for Transformer-XL: the last position's output and the memory,
+    the prompt starting from an empty memory)."""
     from nasflow.core.ort import ort_session
 
     if prompt_len < 1 or steps < 0 or prompt_len + steps > model.n_positions:
@@ -247,21 +384,13 @@ def verify_lts_export(
         names = lts_names(model.arch.n_layer)
         generator = torch.Generator().manual_seed(0)
         tokens = torch.randint(0, model.vocab_size, (1, prompt_len + steps), generator=generator)
+        if isinstance(model, TXLDecoder):
+            return _verify_txl(model, exported, tokens, prompt_len)
         prompt_session = ort_session(exported.prompt, threads=1)
         step_session = ort_session(exported.step, threads=1)
 
         def worst_of(ref_logits: Tensor, ref_present: KVCache, outputs: list[np.ndarray]) -> float:
-            refs = [ref_logits, *_flat(ref_present)]
-            if len(refs) != len(outputs):
-                raise ExportError(f"ONNX graph gave {len(outputs)} outputs, expected {len(refs)}")
-            worst = 0.0
-            for ref, out in zip(refs, outputs, strict=True):
-                if tuple(ref.shape) != tuple(out.shape):
-                    raise ExportError(
-                        f"ONNX output shape {tuple(out.shape)} != PyTorch {tuple(ref.shape)}"
-                    )
-                worst = max(worst, float(np.abs(ref.numpy() - out).max(initial=0.0)))
-            return worst
+            return _worst([ref_logits, *_flat(ref_present)], outputs)
 
         prompt = tokens[:, :prompt_len]
         outputs = prompt_session.run(None, {"tokens": prompt.numpy()})

@@ -350,7 +350,17 @@ def run_pareto_search(
         fresh: discard a saved state instead of resuming it.
         fingerprint_extra: JSON-able values the state must also match (e.g. the space's config
             and constraints, which `space.name` alone may not tell apart).
+
+    A space and an evaluator that both name a decoder `backbone` must name the same one (a
+    Transformer-XL space measured as GPT-2 would be silently wrong): `ConfigError` otherwise.
     """
+    space_backbone = getattr(space, "backbone", None)
+    measured_backbone = getattr(evaluator, "backbone", None)
+    if None not in (space_backbone, measured_backbone) and space_backbone != measured_backbone:
+        raise ConfigError(
+            f"space {space.name!r} has backbone {space_backbone}, but the evaluator measures "
+            f"{measured_backbone} decoders (LTSEvaluator(..., backbone=space.backbone))"
+        )
     search = _ParetoSearch(
         space, evaluator, parse_objectives(objectives), settings, cache, fingerprint_extra
     )

@@ -1,6 +1,6 @@
 """LTS's Transformer-XL backbone: the model (relative attention, rel shift, recurrence memory,
-tied and adaptive output layers), its closed-form decoder parameters, `build_decoder` and spaces
-with a `backbone` key."""
+tied and adaptive output layers), its closed-form decoder parameters, `build_decoder`, spaces
+with a `backbone` key and the proxy check on a tiny synthetic corpus."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from nasflow.core.errors import ConfigError
+from nasflow.data.ptb import LMCorpus
+from nasflow.lts import proxy_check as pc
 from nasflow.lts.model import GPTDecoder, backbone_of, build_decoder
 from nasflow.lts.txl_model import TXLDecoder, rel_shift, sinusoid
 from nasflow.space.gpt import SPACES, GPTArch, LTSSpace, get_space
@@ -251,3 +253,39 @@ def test_registered_paper_spaces() -> None:
     assert paper.backbone == "gpt2" and paper.fingerprint == "4a8801b80019"
     assert txl.backbone == "transformer-xl" and txl.fingerprint != paper.fingerprint
     assert txl.d_inner_choices == paper.d_inner_choices and txl.inner_ratio == paper.inner_ratio
+
+
+# ---- proxy check --------------------------------------------------------------------------------
+def synthetic_corpus() -> LMCorpus:
+    """A 12-word language: word i is followed by (i + 5) mod 12, 40 lines of 60 words."""
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randint(0, 12, (40,), generator=generator)
+    streams = [(s + 5 * torch.arange(60)) % 12 for s in start]
+    ids = torch.cat(streams).long()
+    return LMCorpus([f"w{i}" for i in range(12)], ids[:1800], ids[1800:], ids[:0])
+
+
+def test_proxy_check_trains_txl_segment_by_segment(monkeypatch: pytest.MonkeyPatch) -> None:
+    space = LTSSpace.from_mapping(
+        {"base": "lts-demo", "name": "demo-txl", "backbone": "transformer-xl", "n_layer": 2}
+    )
+    seen: list[int] = []
+    real = TXLDecoder.loss
+
+    def spy(self: TXLDecoder, inputs: torch.Tensor, targets: torch.Tensor, mems=None):  # type: ignore[no-untyped-def]
+        seen.append(0 if mems is None else mems[0].shape[1])
+        return real(self, inputs, targets, mems)
+
+    monkeypatch.setattr(TXLDecoder, "loss", spy)
+    settings = {"k": 2, "steps": 12, "batch": 4, "seq_len": 8, "lr": 3e-3, "seed": 1}
+    result = pc.proxy_check(synthetic_corpus(), space, **settings)
+    # 56 windows of 8 tokens per stream: no wrap-around in 12 steps; the memory carries over
+    assert seen[:3] == [0, 8, 8] and len(seen) == 2 * 12
+    assert result["space"]["backbone"] == "transformer-xl"
+    for row in result["rows"]:
+        arch = GPTArch.from_dict(row["arch"])
+        assert row["decoder_params"] == decoder_params(arch, "transformer-xl")
+        assert row["total_params"] == total_params(arch, 12, 8, "transformer-xl")
+        assert math.isfinite(row["valid_nll"]) and row["valid_tokens_scored"] > 0
+    gpt = pc.proxy_check(synthetic_corpus(), {**space.to_mapping(), "backbone": "gpt2"}, **settings)
+    assert gpt["fingerprint"] != result["fingerprint"]

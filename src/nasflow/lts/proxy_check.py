@@ -7,6 +7,9 @@ validation perplexity, and reports Spearman's rho and Kendall's tau-b (scipy) of
 - decoder parameters (`nasflow.space.gpt_params.decoder_params`, the LTS proxy) and
 - total parameters (decoder + token and position embeddings; the head is tied)
 
+for the space's `backbone` (models built by `nasflow.lts.model.build_decoder`; Transformer-XL
+with the tied head has no position table, so its total is decoder + token embedding)
+
 against **-log(validation perplexity)** (= minus the mean validation NLL in nats). Sign
 convention: a **positive** correlation means *more parameters -> lower perplexity*, which is the
 direction the LTS papers report (0.95+ Spearman for decoder parameters after full training).
@@ -22,6 +25,11 @@ gradient norm clipped to 1.0; dropout `dropout` (default 0: short budgets underf
 perplexity is `exp(mean NLL)` over every full non-overlapping `seq_len` window of the validation
 stream laid out in `batch` rows (each window starts from an empty context), optionally limited to
 the first `valid_tokens` tokens.
+
+Transformer-XL (`backbone: transformer-xl`) is trained and evaluated segment by segment as the
+original: `mem_len = seq_len`, and the memory of window `w` carries into window `w + 1` of the
+same streams (reset to empty at window 0: at the start of training, at every wrap-around and at
+the start of validation), so a window's context is the previous `seq_len` tokens, not empty.
 
 Resuming: every finished architecture appends one row to a jsonl state file (with a fingerprint
 of the corpus, the space and the settings, K excluded so K can grow); a rerun with the same
@@ -48,7 +56,8 @@ from scipy import stats
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, read_state_rows
 from nasflow.data.ptb import LMCorpus, batchify, load_corpus, n_windows, window
-from nasflow.lts.model import GPTDecoder, lm_loss
+from nasflow.lts.model import Decoder, GPTDecoder, build_decoder, lm_loss
+from nasflow.lts.txl_model import Mems
 from nasflow.space.gpt import GPTArch, LTSSpace, resolve_space
 from nasflow.space.gpt_params import decoder_params, total_params
 
@@ -134,12 +143,23 @@ def fingerprint(corpus: LMCorpus, space: LTSSpace, settings: ProxySettings) -> s
 
 
 # ---- training -------------------------------------------------------------------------------
+def _build(arch: GPTArch, vocab: int, settings: ProxySettings, backbone: str) -> Decoder:
+    """The backbone's model for the proxy's recipe (Transformer-XL: `mem_len = seq_len`)."""
+    opts = {} if backbone == "gpt2" else {"mem_len": settings.seq_len}
+    return build_decoder(arch, backbone, vocab, settings.seq_len, settings.dropout, **opts)
+
+
 def train_and_evaluate(
-    arch: GPTArch, corpus: LMCorpus, settings: ProxySettings, device: torch.device
+    arch: GPTArch,
+    corpus: LMCorpus,
+    settings: ProxySettings,
+    device: torch.device,
+    backbone: str = "gpt2",
 ) -> dict[str, Any]:
-    """Train one architecture for the fixed budget; return its result row (without `id`)."""
+    """Train one architecture of `backbone` for the fixed budget; return its result row
+    (without `id`)."""
     torch.manual_seed(settings.seed)
-    model = GPTDecoder(arch, corpus.vocab_size, settings.seq_len, dropout=settings.dropout)
+    model = _build(arch, corpus.vocab_size, settings, backbone)
     model.to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -160,12 +180,16 @@ def train_and_evaluate(
         )
     losses: list[float] = []
     model.train()
+    mems: Mems | None = None
     started = time.perf_counter()
     for step in range(settings.steps):
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * settings.lr_factor(step)
         inputs, targets = window(train, step % windows, settings.seq_len)
-        loss = lm_loss(model, inputs, targets)
+        if isinstance(model, GPTDecoder):
+            loss = lm_loss(model, inputs, targets)
+        else:  # the memory of the previous window of the same streams (none at window 0)
+            loss, mems = model.loss(inputs, targets, None if step % windows == 0 else mems)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -181,8 +205,8 @@ def train_and_evaluate(
     return {
         "arch": arch.to_dict(),
         "label": arch.describe(),
-        "decoder_params": decoder_params(arch),
-        "total_params": total_params(arch, corpus.vocab_size, settings.seq_len),
+        "decoder_params": decoder_params(arch, backbone),
+        "total_params": total_params(arch, corpus.vocab_size, settings.seq_len, backbone),
         "valid_nll": nll,
         "valid_ppl": math.exp(nll) if nll < 700 else math.inf,
         "valid_tokens_scored": scored,
@@ -194,9 +218,10 @@ def train_and_evaluate(
 
 @torch.no_grad()
 def evaluate(
-    model: GPTDecoder, ids: torch.Tensor, settings: ProxySettings, device: torch.device
+    model: Decoder, ids: torch.Tensor, settings: ProxySettings, device: torch.device
 ) -> tuple[float, int]:
-    """Mean NLL (nats) over the full validation windows, and how many tokens were scored."""
+    """Mean NLL (nats) over the full validation windows, and how many tokens were scored
+    (Transformer-XL: the memory carried from window to window)."""
     if settings.valid_tokens is not None:
         ids = ids[: settings.valid_tokens]
     rows = max(1, min(settings.batch, ids.numel() // (settings.seq_len + 1)))
@@ -209,9 +234,13 @@ def evaluate(
         )
     model.eval()
     total, tokens = 0.0, 0
+    mems: Mems | None = None
     for index in range(count):
         inputs, targets = window(streams, index, settings.seq_len)
-        logits, _ = model(inputs)
+        if isinstance(model, GPTDecoder):
+            logits, _ = model(inputs)
+        else:
+            logits, mems = model(inputs, mems)
         total += float(
             torch.nn.functional.cross_entropy(
                 logits.flatten(0, 1).float(), targets.flatten(), reduction="sum"
@@ -333,7 +362,10 @@ def proxy_check(
                 row = {**done[arch.id], "resumed": True}
                 resumed += 1
             else:
-                row = {"id": arch.id, **train_and_evaluate(arch, corpus, settings, target)}
+                row = {
+                    "id": arch.id,
+                    **train_and_evaluate(arch, corpus, settings, target, space.backbone),
+                }
                 row["fingerprint"] = key
                 if state is not None:
                     _append(state, row)

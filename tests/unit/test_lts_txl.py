@@ -9,6 +9,7 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nasflow.core.errors import ConfigError
 from nasflow.data.ptb import LMCorpus
@@ -84,6 +85,10 @@ def test_rel_shift_by_hand() -> None:
                 assert shifted[i, j] == scores[0, 0, i, r]
     # the last query sees every key: distances 4, 3, 2, 1, 0 are columns 0..4 in order
     assert shifted[-1].tolist() == scores[0, 0, -1].tolist()
+    # the original's trick (pad a zero column, view as (klen + 1, qlen), drop a row) agrees
+    original = F.pad(scores, (1, 0)).view(1, 1, klen + 1, qlen)[:, :, 1:].reshape_as(scores)[0, 0]
+    visible = torch.arange(klen)[None, :] <= torch.arange(qlen)[:, None] + klen - qlen
+    assert torch.equal(shifted[visible], original[visible])
 
 
 def test_sinusoid_matches_the_formula() -> None:

@@ -85,7 +85,7 @@ def _cmd_params(args: argparse.Namespace) -> int:
         _per_layer(args.n_head, "--n-head", args.n_layer) if heads_given else (1,) * args.n_layer
     )
     arch = GPTArch(args.n_layer, args.d_model, inner, heads)
-    summary = param_summary(arch, args.vocab, args.n_positions)
+    summary = param_summary(arch, args.vocab, args.n_positions, args.backbone)
     if not heads_given:
         summary["arch"]["n_head"] = None
     if args.json:
@@ -94,11 +94,12 @@ def _cmd_params(args: argparse.Namespace) -> int:
     label = arch.describe() if heads_given else arch.describe().rsplit(" h", 1)[0]
     print(f"architecture:       {label}")
     print(f"decoder parameters: {format_count(summary['decoder_params'])}")
-    print(
-        f"embedding params:   {format_count(summary['embedding_params'])} "
-        f"(tokens {args.vocab} + positions {args.n_positions}, x d_model {args.d_model}; "
-        "output head tied)"
+    where = (
+        f"tokens {args.vocab} x d_model {args.d_model}; relative positions, no table"
+        if args.backbone == "transformer-xl"
+        else f"tokens {args.vocab} + positions {args.n_positions}, x d_model {args.d_model}"
     )
+    print(f"embedding params:   {format_count(summary['embedding_params'])} ({where}; head tied)")
     print(f"total parameters:   {format_count(summary['total_params'])}")
     if not heads_given:
         print("(n_head does not change the parameter count)")
@@ -119,7 +120,8 @@ def _cmd_space(args: argparse.Namespace) -> int:
 
         archs = space.sample_unique(args.sample, seed=args.seed)
         out["samples"] = [
-            {"id": a.id, "arch": a.to_dict(), "decoder_params": decoder_params(a)} for a in archs
+            {"id": a.id, "arch": a.to_dict(), "decoder_params": decoder_params(a, space.backbone)}
+            for a in archs
         ]
     print(json.dumps(out, indent=2))
     return 0
@@ -267,6 +269,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     params.add_argument("--vocab", type=int, default=GPT2_VOCAB, help="default: GPT-2's 50257")
     params.add_argument("--n-positions", type=int, default=GPT2_POSITIONS)
+    params.add_argument(
+        "--backbone", choices=("gpt2", "transformer-xl"), default="gpt2",
+        help="decoder family (default gpt2)",
+    )  # fmt: skip
     params.add_argument("--json", action="store_true", help="print a JSON object instead")
     params.set_defaults(func=_cmd_params)
 

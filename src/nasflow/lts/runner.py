@@ -84,7 +84,7 @@ def text_set(section: Mapping[str, Any], text_dir: str | Path | None) -> TextSet
     return text
 
 
-def _evaluator(section: Mapping[str, Any], text_dir: str | Path | None):
+def _evaluator(section: Mapping[str, Any], text_dir: str | Path | None, backbone: str = "gpt2"):
     from nasflow.lts.evaluator import LTSEvaluator
     from nasflow.lts.measure import LTSMeasureSettings
 
@@ -94,7 +94,7 @@ def _evaluator(section: Mapping[str, Any], text_dir: str | Path | None):
         raise ConfigError(f"config key lts.{error}") from None
     text = text_set(section, text_dir)
     try:
-        return LTSEvaluator(text, settings)
+        return LTSEvaluator(text, settings, backbone=backbone)
     except (ConfigError, DataError) as error:
         raise ConfigError(f"config key lts.{error}") from None
 
@@ -131,7 +131,7 @@ def lts_search(
 
     space = lts_space(section)
     settings = ParetoSettings.from_mapping(section.get("search") or {})
-    evaluator = _evaluator(section, text_dir)
+    evaluator = _evaluator(section, text_dir, space.backbone)
     if progress is not None:
         progress(_describe(evaluator))
 
@@ -222,11 +222,11 @@ def case_study(
     frontier = pd.read_csv(frontier_csv, dtype={"arch_id": str})
     space = lts_space(section)
     baseline = baseline_arch(section)
-    evaluator = _evaluator(section, text_dir)
+    evaluator = _evaluator(section, text_dir, space.backbone)
     selection = dict(section.get("selection") or {})
     picked = select_candidates(
         frontier,
-        decoder_params(baseline),
+        decoder_params(baseline, space.backbone),
         margin=float(selection.get("margin", 0.1)),
         limit=selection.get("limit"),
     )
@@ -253,7 +253,7 @@ def case_study(
             "d_model": arch.d_model,
             "d_inner": _compact(arch.d_inner),
             "n_head": _compact(arch.n_head),
-            "decoder_params_m": decoder_params(arch) / 1e6,
+            "decoder_params_m": decoder_params(arch, space.backbone) / 1e6,
             **{k: m[k] for k in MEASURED},
             "p95_latency_char_vs_baseline": m["p95_latency_char_ms_per_token"] / base_p95,
         }

@@ -175,17 +175,24 @@ def total_params(
 
 
 def param_summary(
-    arch: GPTArch, vocab: int = GPT2_VOCAB, n_positions: int = GPT2_POSITIONS
+    arch: GPTArch,
+    vocab: int = GPT2_VOCAB,
+    n_positions: int = GPT2_POSITIONS,
+    backbone: str = "gpt2",
 ) -> dict[str, Any]:
-    """Decoder, embedding and total parameter counts of `arch` as a JSON-ready dict."""
+    """Decoder, embedding and total parameter counts of `arch` as a JSON-ready dict (a
+    Transformer-XL backbone with the tied head: token embedding only, no position table)."""
+    decoder = decoder_params(arch, backbone)
+    total = total_params(arch, vocab, n_positions, backbone)
     return {
         "arch": arch.to_dict(),
         "id": arch.id,
+        "backbone": backbone,
         "vocab": vocab,
         "n_positions": n_positions,
-        "decoder_params": decoder_params(arch),
-        "embedding_params": embedding_params(arch, vocab, n_positions),
-        "total_params": total_params(arch, vocab, n_positions),
+        "decoder_params": decoder,
+        "embedding_params": total - decoder,
+        "total_params": total,
     }
 
 

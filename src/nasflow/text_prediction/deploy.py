@@ -87,7 +87,7 @@ def measure_checkpoints(
         text = text_set(data, entry["corpus"], entry["split"])
         arch = GPTArch.from_dict(entry["arch"])
         result = measure_arch(arch, text, settings, checkpoint=entry["checkpoint"])
-        metrics = result.metrics
+        metrics = result.metrics()
         rows.append(
             {
                 "phase": entry["phase"],

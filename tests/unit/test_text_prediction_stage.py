@@ -135,3 +135,24 @@ def test_models_file_errors_name_the_file(tmp_path):
     path.write_text("{")
     with pytest.raises(DataError, match=r"models\.json: not a models file"):
         read_models(path)
+
+
+def test_the_data_command_refuses_bad_corpora_before_writing(tmp_path, capsys):
+    from nasflow.cli import main
+
+    good = tmp_path / "good.txt"
+    good.write_text("".join(f"the cat sat on mat number {i}\n" for i in range(200)))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    glued = tmp_path / "glued.txt"
+    glued.write_text("".join(f"oneverylongwordwithoutspaces{i}\n" for i in range(200)))
+    config = '{"experiment": "t", "text_prediction": {"vocab_size": 300}}'
+    for bad in (empty, glued):
+        out = tmp_path / f"out-{bad.stem}"
+        code = main(
+            ["text-prediction", "data", "--config-json", config, "--pretrain-corpus", str(good),
+             "--finetune-corpus", str(bad), "--out-dir", str(out)]
+        )  # fmt: skip
+        assert code != 0
+        assert str(bad) in capsys.readouterr().err
+        assert not (out / "data.json").exists()

@@ -80,13 +80,15 @@ def test_a_dry_run_plans_what_the_file_says(config, plans):
     if "lts" not in chains:  # no foreign chain
         assert not [rule for rule in counts if rule.startswith("lts")], counts
     if "hsnas" not in chains:
-        assert all(rule.startswith("lts") for rule in set(counts) - {"all"}), counts
+        lts_rules = ("lts", "text_prediction")
+        assert all(rule.startswith(lts_rules) for rule in set(counts) - {"all"}), counts
         if MIRROR is None:  # no text corpus: the LTS chain is skipped (tested in test_workflow)
             return
         assert {"lts_search", "lts_case_study", "lts_proxy_check"} <= set(counts), counts
         (search,) = [job for job in jobs if job["rule"] == "lts_search"]
         planned = json.loads(option(search["shell"], "--config-json"))["lts"]
         assert planned["search"] == resolved["lts"]["search"] == raw["lts"]["search"]
+        check_text_prediction_plan(jobs, resolved, raw)
         return
     # TFS-Eval: one training per architecture of the file.
     assert counts["train_arch"] == counts["score_arch"] == resolved["tfs"]["num_archs"]
@@ -183,6 +185,28 @@ def test_without_a_config_file_the_demo_runs():
     assert counts["train_arch"] == demo["tfs"]["num_archs"]
     # Without the mirror the LTS chain has no text corpus: skipped, with the reason.
     assert counts["lts_search"] == 0 and "skipping the LTS chain" in result.stderr
+
+
+def check_text_prediction_plan(jobs: list[dict[str, str]], resolved: dict, raw: dict) -> None:
+    """The text_prediction target: both groups pretrained (the candidates from the case study),
+    finetuned and run through the suggestion engine, each job with the file's settings."""
+    counts = Counter(job["rule"] for job in jobs)
+    for rule in ("pretrain", "finetune", "suggest"):
+        assert counts[f"text_prediction_{rule}"] == 2, counts
+    assert counts["text_prediction_latency"] == counts["text_prediction_tables"] == 1
+    section = resolved["text_prediction"]
+    for job in (j for j in jobs if j["rule"] == "text_prediction_pretrain"):
+        planned = json.loads(option(job["shell"], "--config-json"))
+        assert planned["text_prediction"] == section
+        assert planned["lts"] == {"baseline": resolved["lts"]["baseline"]}
+        group = option(job["shell"], "--group")
+        assert ("--case-study" in job["shell"]) == (group == "candidates")
+    for key in ("pretrain", "finetune"):
+        for entry, value in raw.get("text_prediction", {}).get(key, {}).items():
+            assert section[key][entry] == value
+    (latency,) = [j for j in jobs if j["rule"] == "text_prediction_latency"]
+    planned = json.loads(option(latency["shell"], "--config-json"))
+    assert planned["lts"] == {"measure": resolved["lts"]["measure"]}
 
 
 @pytest.mark.skipif(MIRROR is None, reason="the LTS chain needs the mirror's PTB text")

@@ -112,9 +112,15 @@ STAGES = {
     ),
     "lts": ({"lts_text", "lts_search", "lts_case_study", "lts_proxy_check"}, {"prepare_data"}),
     "text_prediction": (
-        {"lts_case_study", "text_prediction_data", "text_prediction_pretrain",
-         "text_prediction_finetune", "text_prediction_suggest", "text_prediction_latency",
-         "text_prediction_tables"},
+        {
+            "lts_case_study",
+            "text_prediction_data",
+            "text_prediction_pretrain",
+            "text_prediction_finetune",
+            "text_prediction_suggest",
+            "text_prediction_latency",
+            "text_prediction_tables",
+        },
         {"prepare_data", "lts_proxy_check", "text_prediction_inner_ratio"},
     ),
 }
@@ -188,6 +194,26 @@ def test_config_errors_only_a_job_would_find_stop_the_run_first(tmp_path):
     bad.write_text(yaml.safe_dump(config))
     result = snakemake("--cores", "1", "--configfile", str(bad), cwd=tmp_path)
     assert result.returncode != 0 and "search.population (12) must equal" in result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"suggest": {"trigger": 1.5}}, "config key text_prediction.suggest.trigger"),
+        ({"suggest": {"stops": []}}, "config key text_prediction.suggest.stops"),
+        ({"pretrain": {"warmup": 900}}, "text_prediction.pretrain.warmup (900) exceeds"),
+        ({"seq_len": 32}, "text_prediction.seq_len (32) is shorter than"),
+    ],
+)
+def test_bad_text_prediction_settings_fail_before_any_job(tmp_path, section, message):
+    config = yaml.safe_load((REPO / "config" / "lts_gpt2.yaml").read_text())
+    config["text_prediction"] = {**config["text_prediction"], **section}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--cores", "1", "text_prediction", "--configfile", str(path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
@@ -311,7 +337,7 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     # both finetuned, suggestions tuned on dev, Tables 2 and 3.
     tp = out / "text_prediction"
     candidates = json.loads((tp / "pretrain" / "candidates" / "models.json").read_text())
-    assert [m["name"] for m in candidates["models"]][0] == "C1"
+    assert candidates["models"][0]["name"] == "C1"
     assert len(candidates["models"]) == len(case) - 2  # case-study rows but header and baseline
     table2 = (tp / "table2.csv").read_text().splitlines()
     assert table2[1].startswith("baseline,baseline,") and len(table2) == len(case)

@@ -46,7 +46,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
     config = _config(args)
     section = config["text_prediction"]
-    pretrain, finetune = corpora(section, config.get("lts") or {})
+    # The config names the corpora only where the options leave them out (the rule passes both).
+    if args.pretrain_corpus is None or args.finetune_corpus is None:
+        pretrain, finetune = corpora(section, config.get("lts") or {})
     data = build_data(
         args.pretrain_corpus or pretrain,
         args.finetune_corpus or finetune,

@@ -36,3 +36,18 @@ def test_ptb_corpus_and_a_tiny_proxy_check(ptb_dir: Path, tmp_path: Path) -> Non
     assert result["trained"] == 2
     assert all(math.isfinite(r["valid_ppl"]) for r in result["rows"])
     assert result["corpus"]["vocab_size"] == 10_000
+
+
+def test_a_tiny_proxy_check_on_ptb_with_transformer_xl(ptb_dir: Path, tmp_path: Path) -> None:
+    """The second backbone on the real corpus: decoders built, trained segment by segment with
+    the memory carried over, and scored, through the same entry point."""
+    result = proxy_check(
+        ptb_dir, "lts-demo-txl", k=2, steps=2, batch=4, seq_len=16, valid_tokens=1_000
+    )
+    assert result["space"]["backbone"] == "transformer-xl" and result["trained"] == 2
+    assert all(math.isfinite(r["valid_ppl"]) for r in result["rows"])
+    gpt2 = proxy_check(ptb_dir, "lts-demo", k=2, steps=2, batch=4, seq_len=16, valid_tokens=1_000)
+    assert [r["id"] for r in gpt2["rows"]] == [r["id"] for r in result["rows"]]  # same samples
+    assert [r["decoder_params"] for r in gpt2["rows"]] != [
+        r["decoder_params"] for r in result["rows"]
+    ]

@@ -279,6 +279,7 @@ def tiny_config(tmp_path: Path) -> Path:
         "vocab_size": 320, "seq_len": 16, "pretrain": {**train, "steps": 4},
         "finetune": {**train, "steps": 2}, "quality": {"max_sentences": 10},
         "suggest": {"max_sentences": 6, "max_tokens": 3, "tolerance": 0.5},
+        "inner_ratio": {"enabled": True, "sizes": [1.0]},
     }  # fmt: skip
     config.write_text(yaml.safe_dump(data))
     return config
@@ -351,6 +352,8 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     assert gap <= 0.5 and tuning["names"]["baseline"] == "baseline"
     assert (tp / "finetune" / "baseline" / "curve.csv").read_text().count("\n") >= 2
     assert "Table 3" in (tp / "text_prediction.md").read_text()
+    pairs = (tp / "inner_ratio" / "inner_ratio.csv").read_text().splitlines()
+    assert len(pairs) == 3 and pairs[1].startswith("1.0,1.0,r1-s1,")
     rerun = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
     # Deleting artifacts reruns only the jobs that write them (and nothing upstream).

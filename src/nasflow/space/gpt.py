@@ -693,11 +693,19 @@ SPACES: dict[str, LTSSpace] = {
         ),
     )
 }
+# The proxy check's small space with the second backbone (`nasflow lts proxy-check --space
+# lts-demo-txl`): the same choices, Transformer-XL decoders.
+SPACES["lts-demo-txl"] = replace(
+    SPACES["lts-demo"],
+    name="lts-demo-txl",
+    backbone="transformer-xl",
+    description="lts-demo with Transformer-XL decoders (the proxy check on the second backbone)",
+)
 
 
 def get_space(name: str) -> LTSSpace:
     """The registered space called `name` (`lts-paper`, `lts-paper-txl`, `text-prediction`,
-    `lts-demo`)."""
+    `lts-demo`, `lts-demo-txl`)."""
     try:
         return SPACES[name]
     except KeyError:

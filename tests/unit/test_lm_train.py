@@ -53,7 +53,7 @@ def test_schedule_warms_up_linearly_then_decays_to_the_floor_like_the_proxy_chec
     assert s.lr_at(int(middle)) > 1.1 > s.lr_at(int(middle) + 1)
     proxy = ProxySettings(steps=10, lr=2.0, warmup=2, min_lr_ratio=0.1)
     for step in range(10):
-        assert s.lr_at(step) == pytest.approx(proxy.lr * proxy.lr_factor(step))
+        assert s.lr_at(step) == pytest.approx(proxy.recipe().lr_at(step))
     assert LMTrainSettings(steps=50, batch_tokens=16, seq_len=16).warmup_steps == 5
 
 

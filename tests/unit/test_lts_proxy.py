@@ -102,7 +102,7 @@ def test_batchify_and_windows() -> None:
 def test_lr_schedule_and_settings_errors() -> None:
     settings = pc.ProxySettings(steps=100, lr=1.0)
     assert settings.warmup_steps == 10
-    factors = [settings.lr_factor(s) for s in range(100)]
+    factors = [settings.recipe().lr_at(s) / settings.lr for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[-1] == pytest.approx(0.1)
     assert all(a >= b for a, b in itertools.pairwise(factors[9:]))

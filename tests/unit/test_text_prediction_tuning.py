@@ -82,6 +82,23 @@ def test_target_saving_picks_the_closest_saving_rate() -> None:
     assert high.stop == max(within, key=lambda r: r.saving_rate).stop
 
 
+def test_saving_rates_within_the_saving_tolerance_are_matched_by_net_characters() -> None:
+    rs = synthetic(1)
+    exact = tune_thresholds(rs, 0.4, stops=STOPS, tolerance=0.02, target_saving=0.05)
+    within = [row for row in exact.rows if row.within_tolerance]
+    target = exact.metrics.saving_rate  # one of the rows hits this saving rate exactly
+    near = [r for r in within if abs(r.saving_rate - target) <= 0.5 * target]
+    assert len(near) > 1
+    loose = tune_thresholds(
+        rs, 0.4, stops=STOPS, tolerance=0.02, target_saving=target, saving_tolerance=0.5
+    )
+    assert loose.stop == max(near, key=lambda r: r.asc - r.aec).stop
+    strict = tune_thresholds(rs, 0.4, stops=STOPS, tolerance=0.02, target_saving=target)
+    assert strict.metrics.saving_rate == target
+    with pytest.raises(ConfigError, match=r"saving_tolerance"):
+        tune_thresholds(rs, 0.4, stops=STOPS, target_saving=target, saving_tolerance=-1)
+
+
 def test_ties_go_to_the_higher_threshold() -> None:
     # p1 0.9 and 0.5 each once among four positions: rates 0.25 (trigger 0.9), 0.5 (0.5);
     # target 0.375 is equally far from both -> the higher threshold 0.9.

@@ -4,8 +4,8 @@ its checkpoint format.
 Recipe (`LMTrainSettings`): AdamW (betas 0.9/0.95, weight decay on matrices only), the peak `lr`
 reached by a linear warm-up over `warmup` steps (default 10% of `steps`, at least 1), then a
 cosine decay to `lr * min_lr_ratio` at the last step; gradient norm clipped to `grad_clip`;
-`dropout` applied to every dropout of the model. This is the proxy check's recipe
-(`nasflow.lts.proxy_check`), whose schedule `lr_factor` gives the same values.
+`dropout` applied to every dropout of the model. The proxy check (`nasflow.lts.proxy_check`)
+trains with this recipe too (`LMTrainSettings.lr_at`, `adamw`), on its own batch layout.
 
 Batches: the training stream is cut into `n = len // (seq_len + 1)` non-overlapping windows of
 `seq_len + 1` tokens (inputs and their targets shifted by one); epoch `e` visits them in the
@@ -60,6 +60,7 @@ __all__ = [
     "CURVE_COLUMNS",
     "LMTrainResult",
     "LMTrainSettings",
+    "adamw",
     "batch_windows",
     "evaluate_nll",
     "load_checkpoint",
@@ -315,7 +316,9 @@ class LMTrainResult:
         return out
 
 
-def _optimizer(model: nn.Module, settings: LMTrainSettings) -> torch.optim.AdamW:
+def adamw(model: nn.Module, settings: LMTrainSettings) -> torch.optim.AdamW:
+    """AdamW at `settings.lr` with `settings.betas`, weight decay on matrices only (the recipe's
+    optimizer, shared with the proxy check)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW(
@@ -372,7 +375,7 @@ def train_lm(
     device = next(model.parameters()).device
     windows = train[: n_windows * (seq_len + 1)].view(n_windows, seq_len + 1).to(device)
     set_dropout(model, settings.dropout)
-    optimizer = _optimizer(model, settings)
+    optimizer = adamw(model, settings)
     say = progress or (lambda message: None)
 
     state: StateFolder | None = None

@@ -56,6 +56,7 @@ from scipy import stats
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, read_state_rows
 from nasflow.data.ptb import LMCorpus, batchify, load_corpus, n_windows, window
+from nasflow.lts.lm_train import LMTrainSettings, adamw
 from nasflow.lts.model import Decoder, GPTDecoder, build_decoder, lm_loss
 from nasflow.lts.txl_model import Mems
 from nasflow.space.gpt import GPTArch, LTSSpace, resolve_space
@@ -119,15 +120,21 @@ class ProxySettings:
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else max(1, self.steps // 10)
 
-    def lr_factor(self, step: int) -> float:
-        """Multiplier of `lr` at optimizer step `step` (0-based)."""
-        warm = self.warmup_steps
-        if step < warm:
-            return (step + 1) / warm
-        span = max(1, self.steps - 1 - warm)
-        progress = min(1.0, (step - warm) / span)
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
+    def recipe(self) -> LMTrainSettings:
+        """The training recipe as `LMTrainSettings` (its schedule `lr_at` and optimizer `adamw`,
+        the one decoder training recipe); the batch layout stays the proxy check's."""
+        return LMTrainSettings(
+            steps=self.steps,
+            batch_tokens=self.batch * self.seq_len,
+            seq_len=self.seq_len,
+            lr=self.lr,
+            warmup=self.warmup_steps,
+            min_lr_ratio=self.min_lr_ratio,
+            weight_decay=self.weight_decay,
+            grad_clip=self.grad_clip,
+            dropout=self.dropout,
+            seed=self.seed,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "warmup_steps": self.warmup_steps}
@@ -161,16 +168,8 @@ def train_and_evaluate(
     torch.manual_seed(settings.seed)
     model = _build(arch, corpus.vocab_size, settings, backbone)
     model.to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": settings.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=settings.lr,
-        betas=(0.9, 0.95),
-    )
+    recipe = settings.recipe()
+    optimizer = adamw(model, recipe)
     train = batchify(corpus.train, settings.batch).to(device)
     windows = n_windows(train, settings.seq_len)
     if windows < 1:
@@ -184,7 +183,7 @@ def train_and_evaluate(
     started = time.perf_counter()
     for step in range(settings.steps):
         for group in optimizer.param_groups:
-            group["lr"] = settings.lr * settings.lr_factor(step)
+            group["lr"] = recipe.lr_at(step)
         inputs, targets = window(train, step % windows, settings.seq_len)
         if isinstance(model, GPTDecoder):
             loss = lm_loss(model, inputs, targets)

@@ -7,7 +7,8 @@ settings of `lts.measure` except the vocabulary and the positions, which are the
 corpus the model was last trained on (pretrained models: the pretraining corpus's held-out
 split; finetuned ones: the sentence-completion test split), encoded with the experiment's
 vocabulary, and the characters per token of that text turn latency_char into latency per
-character. So PL, TL, latency_char and its P95 mean exactly what they mean in the LTS chain.
+character. So PL, TL, latency_char and its P95 mean exactly what they mean in the LTS chain;
+each is the median over `text_prediction.latency_rounds` interleaved measurements.
 """
 
 from __future__ import annotations
@@ -77,30 +78,38 @@ def measure_checkpoints(
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """One row per entry (`phase`, `name`, `checkpoint`, `arch`, `corpus`, `split`) with the
-    measured figures (columns `COLUMNS`)."""
+    measured figures (columns `COLUMNS`).
+
+    The entries are measured `text_prediction.latency_rounds` times, interleaved (every entry
+    once per round, in order), and each figure is the median over the rounds: a model's figures
+    do not hinge on what the machine did during its one measurement."""
     from nasflow.lts.measure import measure_arch
     from nasflow.space.gpt import GPTArch
 
     settings = measure_settings(lts, section, data.vocab_size)
-    rows = []
-    for entry in entries:
-        text = text_set(data, entry["corpus"], entry["split"])
-        arch = GPTArch.from_dict(entry["arch"])
-        result = measure_arch(arch, text, settings, checkpoint=entry["checkpoint"])
-        metrics = result.metrics()
-        rows.append(
-            {
-                "phase": entry["phase"],
-                "name": entry["name"],
-                **{key: metrics[key] for key in COLUMNS[2:9]},
-                "chars_per_token": text.chars_per_token,
-            }
-        )
-        if progress is not None:
-            progress(
-                f"{entry['phase']} {entry['name']}: PL {metrics['prompt_ms']:.2f} ms, TL "
-                f"{metrics['token_ms']:.2f} ms, P95 {metrics['p95_ms_per_char']:.3f} ms/char"
-            )
+    rounds = int(section["latency_rounds"])
+    texts = [text_set(data, entry["corpus"], entry["split"]) for entry in entries]
+    measured: list[list[dict[str, float]]] = [[] for _ in entries]
+    for number in range(rounds):
+        for entry, text, figures in zip(entries, texts, measured, strict=True):
+            arch = GPTArch.from_dict(entry["arch"])
+            metrics = measure_arch(arch, text, settings, checkpoint=entry["checkpoint"]).metrics()
+            figures.append(metrics)
+            if progress is not None:
+                progress(
+                    f"round {number + 1}/{rounds}, {entry['phase']} {entry['name']}: PL "
+                    f"{metrics['prompt_ms']:.2f} ms, TL {metrics['token_ms']:.2f} ms, P95 "
+                    f"{metrics['p95_ms_per_char']:.3f} ms/char"
+                )
+    rows = [
+        {
+            "phase": entry["phase"],
+            "name": entry["name"],
+            **{key: float(np.median([f[key] for f in figures])) for key in COLUMNS[2:9]},
+            "chars_per_token": text.chars_per_token,
+        }
+        for entry, text, figures in zip(entries, texts, measured, strict=True)
+    ]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -5,8 +5,9 @@
   sentence-completion corpus's val split) its trigger rate and saving rate are the targets; the
   candidate's trigger threshold is chosen so its dev trigger rate equals the baseline's within
   `suggest.tolerance`, and its stop threshold (from `suggest.stops`) so its dev saving rate comes
-  closest to the baseline's (`nasflow.text_prediction.tuning`). Both are then scored on the test
-  split.
+  closest to the baseline's, saving rates within `suggest.saving_tolerance` of it counting as
+  equal and the best ASC - AEC among them winning (`nasflow.text_prediction.tuning`). Both are
+  then scored on the test split.
 - Table 2 (after pretraining, one row per model): decoder parameters, held-out perplexity
   (word level, and token level), last-word accuracy, prompt latency PL and token latency TL.
 - Table 3 (after finetuning, baseline vs candidate): trigger rate, ASC, AEC and the P95 latency
@@ -50,6 +51,7 @@ def tune(
         stops=list(suggest["stops"]),
         tolerance=suggest["tolerance"],
         target_saving=base.saving_rate,
+        saving_tolerance=suggest["saving_tolerance"],
     )
     return base.to_dict(), tuned
 
@@ -192,6 +194,7 @@ def _latency_note(latency: pd.DataFrame) -> str:
     return (
         "PL / TL: medians of the prompt latency and of the per-token latency with the key/value "
         "cache, the trained checkpoints exported to ONNX and run by ONNX Runtime under the LTS "
-        "chain's protocol (lts.measure); P95 latency per character: the P95 of latency_char "
-        f"over the timed inferences / characters per token of the held-out text ({cpt})."
+        "chain's protocol (lts.measure), each the median over text_prediction.latency_rounds "
+        "interleaved measurements; P95 latency per character: the P95 of latency_char over the "
+        f"timed inferences / characters per token of the held-out text ({cpt})."
     )

@@ -9,7 +9,9 @@
   `target_rate` is one of them (ties broken toward the higher threshold; with no eligible
   position the trigger is 1.0);
 - among the stop values whose rate is within `tolerance` of the target, the one whose saving rate
-  is closest to `target_saving` is picked (or, when it is None, the highest ASC - AEC); remaining
+  is closest to `target_saving` is picked (or, when it is None, the highest ASC - AEC); saving
+  rates within `saving_tolerance` (relative to `target_saving`) of it count as equally close, so
+  a near-flat saving curve does not force a long suggestion for a negligible saving; remaining
   ties go to the higher ASC - AEC, then to the earlier grid entry;
 - every grid row (stop, trigger, rate, ASC, AEC, saving rate, within tolerance) is kept in the
   result; no stop value within tolerance is a `ConfigError` naming
@@ -122,6 +124,7 @@ def tune_thresholds(
     stops: Sequence[float],
     tolerance: float = 0.005,
     target_saving: float | None = None,
+    saving_tolerance: float = 0.0,
 ) -> TuningResult:
     """Thresholds whose trigger rate matches `target_rate` (see the module docstring)."""
     _check_grid(list(stops), tolerance)
@@ -129,6 +132,8 @@ def tune_thresholds(
         raise ConfigError(f"{KEY}: the target trigger rate must be in [0, 1], got {target_rate!r}")
     if target_saving is not None and not (is_number(target_saving) and 0 <= target_saving <= 1):
         raise ConfigError(f"{KEY}: the target saving rate must be in [0, 1], got {target_saving!r}")
+    if not (is_number(saving_tolerance) and saving_tolerance >= 0):
+        raise ConfigError(f"{KEY}.saving_tolerance must be a number >= 0, got {saving_tolerance!r}")
     table = score_table(records)
     rows, scored = [], []
     for stop in stops:
@@ -151,8 +156,10 @@ def tune_thresholds(
         )
 
     def preference(i: int) -> tuple[float, float, int]:
-        gap = 0.0 if target_saving is None else abs(rows[i].saving_rate - target_saving)
-        return gap, -(rows[i].asc - rows[i].aec), i
+        if target_saving is None:
+            return 0.0, -(rows[i].asc - rows[i].aec), i
+        gap = abs(rows[i].saving_rate - target_saving) - saving_tolerance * target_saving
+        return max(0.0, gap), -(rows[i].asc - rows[i].aec), i
 
     chosen = min(candidates, key=preference)
     return TuningResult(

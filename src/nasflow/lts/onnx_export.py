@@ -218,17 +218,10 @@ def export_lts(
                 "logits": {0: "batch"},
             }
             dynamic.update((n, {0: "batch", 2: "prompt_length"}) for n in names["present"])
-            with atomic_path(folder / PROMPT_FILE) as path:
-                torch.onnx.export(
-                    PromptGraph(model),
-                    (tokens,),
-                    str(path),
-                    input_names=["tokens"],
-                    output_names=["logits", *names["present"]],
-                    dynamic_axes=dynamic,
-                    opset_version=OPSET,
-                    dynamo=False,
-                )
+            outputs = ["logits", *names["present"]]
+            _write_graph(
+                PromptGraph(model), (tokens,), folder / PROMPT_FILE, (["tokens"], outputs), dynamic
+            )
             past_len = max(0, min(4, model.n_positions - 1))
             cache = [
                 torch.zeros((1, h, past_len, arch.d_model // h))
@@ -239,33 +232,60 @@ def export_lts(
             dynamic = {"tokens": {0: "batch"}, "logits": {0: "batch"}}
             dynamic.update((n, {0: "batch", 2: "past_length"}) for n in names["past"])
             dynamic.update((n, {0: "batch", 2: "present_length"}) for n in names["present"])
-            with atomic_path(folder / STEP_FILE) as path:
-                torch.onnx.export(
-                    StepGraph(model),
-                    (step_tokens, *cache),
-                    str(path),
-                    input_names=["tokens", *names["past"]],
-                    output_names=["logits", *names["present"]],
-                    dynamic_axes=dynamic,
-                    opset_version=OPSET,
-                    dynamo=False,
-                )
+            _write_graph(
+                StepGraph(model),
+                (step_tokens, *cache),
+                folder / STEP_FILE,
+                (["tokens", *names["past"]], outputs),
+                dynamic,
+            )
     finally:
         model.to(device, dtype).train(was_training)
-    info = {
+    info = _export_info(
+        model,
+        meta,
+        decoder_params=decoder_params(arch),
+        total_params=total_params(arch, model.vocab_size, model.n_positions),
+    )
+    write_json_atomic(folder / META_FILE, info)
+    return ExportedLTS(folder, info)
+
+
+def _write_graph(
+    graph: nn.Module,
+    inputs: tuple[Tensor, ...],
+    path: Path,
+    names: tuple[list[str], list[str]],
+    dynamic: dict[str, dict[int, str]],
+) -> None:
+    """One ONNX graph (TorchScript exporter, `OPSET`) written atomically to `path`."""
+    with atomic_path(path) as tmp:
+        torch.onnx.export(
+            graph,
+            inputs,
+            str(tmp),
+            input_names=names[0],
+            output_names=names[1],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _export_info(model: Any, meta: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+    """`export.json`: the architecture, its sizes and counts, the exporter and `meta`."""
+    arch = model.arch
+    return {
         "arch": arch.to_dict(),
         "arch_id": arch.id,
         "vocab_size": model.vocab_size,
         "n_positions": model.n_positions,
         "n_layer": arch.n_layer,
-        "decoder_params": decoder_params(arch),
-        "total_params": total_params(arch, model.vocab_size, model.n_positions),
+        **extra,
         "opset": OPSET,
         "versions": _versions(),
         **(meta or {}),
     }
-    write_json_atomic(folder / META_FILE, info)
-    return ExportedLTS(folder, info)
 
 
 def _export_txl(model: TXLDecoder, folder: Path, meta: dict[str, Any] | None) -> ExportedLTS:
@@ -289,39 +309,29 @@ def _export_txl(model: TXLDecoder, folder: Path, meta: dict[str, Any] | None) ->
                 }
                 dynamic.update((n, {0: "batch", 1: "past_length"}) for n in names["past"])
                 dynamic.update((n, {0: "batch", 1: "present_length"}) for n in names["present"])
-                with atomic_path(folder / file) as path:
-                    torch.onnx.export(
-                        graph,
-                        (torch.zeros((1, length), dtype=torch.long), *mems),
-                        str(path),
-                        input_names=["tokens", *names["past"]],
-                        output_names=["logits", *names["present"]],
-                        dynamic_axes=dynamic,
-                        opset_version=OPSET,
-                        dynamo=False,
-                    )
+                _write_graph(
+                    graph,
+                    (torch.zeros((1, length), dtype=torch.long), *mems),
+                    folder / file,
+                    (["tokens", *names["past"]], ["logits", *names["present"]]),
+                    dynamic,
+                )
     finally:
         model.to(device, dtype).train(was_training)
-    info = {
-        "arch": arch.to_dict(),
-        "arch_id": arch.id,
-        "backbone": "transformer-xl",
-        "vocab_size": model.vocab_size,
-        "n_positions": model.n_positions,
-        "n_layer": arch.n_layer,
-        "d_model": arch.d_model,
-        "mem_len": model.mem_len,
-        "softmax": model.softmax,
-        "cutoffs": list(model.cutoffs),
-        "div_val": model.div_val,
-        "pre_lnorm": model.pre_lnorm,
-        "output": model.output,
-        "decoder_params": decoder_params(arch, "transformer-xl"),
-        "total_params": model.total_param_count(),
-        "opset": OPSET,
-        "versions": _versions(),
-        **(meta or {}),
-    }
+    info = _export_info(
+        model,
+        meta,
+        backbone="transformer-xl",
+        d_model=arch.d_model,
+        mem_len=model.mem_len,
+        softmax=model.softmax,
+        cutoffs=list(model.cutoffs),
+        div_val=model.div_val,
+        pre_lnorm=model.pre_lnorm,
+        output=model.output,
+        decoder_params=decoder_params(arch, "transformer-xl"),
+        total_params=model.total_param_count(),
+    )
     write_json_atomic(folder / META_FILE, info)
     return ExportedLTS(folder, info)
 

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nasflow.core.checks import check_lm_sizes
 from nasflow.core.errors import ConfigError
 from nasflow.space.gpt import GPTArch
 from nasflow.space.gpt_params import SOFTMAXES, adaptive_clusters
@@ -274,12 +275,7 @@ class TXLDecoder(nn.Module):
         layer_norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        if vocab_size < 1 or n_positions < 1:
-            raise ValueError(
-                f"vocab_size and n_positions must be positive, got {vocab_size}, {n_positions}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_lm_sizes(vocab_size, n_positions, dropout)
         if isinstance(mem_len, bool) or not isinstance(mem_len, int) or mem_len < 0:
             raise ConfigError(f"mem_len must be an integer >= 0, got {mem_len!r}")
         if softmax not in SOFTMAXES:

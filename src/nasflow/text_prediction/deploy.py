@@ -22,21 +22,12 @@ import numpy as np
 import pandas as pd
 
 from nasflow.core.errors import ConfigError
+from nasflow.lts.runner import MEASURED
 
 Progress = Callable[[str], None]
 
-COLUMNS = (
-    "phase",
-    "name",
-    "prompt_ms",
-    "token_ms",
-    "latency_char_ms_per_token",
-    "p95_latency_char_ms_per_token",
-    "ms_per_char",
-    "p95_ms_per_char",
-    "memory_mb",
-    "chars_per_token",
-)
+#: The LTS case study's measured columns, per phase and model.
+COLUMNS = ("phase", "name", *MEASURED, "chars_per_token")
 
 
 def measure_settings(lts: Mapping[str, Any], section: Mapping[str, Any], vocab_size: int) -> Any:
@@ -105,7 +96,7 @@ def measure_checkpoints(
         {
             "phase": entry["phase"],
             "name": entry["name"],
-            **{key: float(np.median([f[key] for f in figures])) for key in COLUMNS[2:9]},
+            **{key: float(np.median([f[key] for f in figures])) for key in MEASURED},
             "chars_per_token": text.chars_per_token,
         }
         for entry, text, figures in zip(entries, texts, measured, strict=True)

@@ -23,8 +23,20 @@ from typing import Any
 import pandas as pd
 
 from nasflow.core.errors import ConfigError, DataError
+from nasflow.lts.runner import baseline_arch
 from nasflow.space.gpt import GPTArch
 from nasflow.space.gpt_params import decoder_params
+
+__all__ = [
+    "GROUPS",
+    "ModelSpec",
+    "baseline_arch",
+    "candidate_specs",
+    "check_group",
+    "group_specs",
+    "inner_ratio_pairs",
+    "read_models",
+]
 
 GROUPS = ("baseline", "candidates")
 
@@ -45,22 +57,6 @@ class ModelSpec:
             "label": self.arch.describe(),
             "decoder_params": decoder_params(self.arch),
         }
-
-
-def baseline_arch(lts: Mapping[str, Any]) -> GPTArch:
-    """The homogeneous baseline of `lts.baseline`."""
-    values = dict(lts.get("baseline") or {})
-    try:
-        return GPTArch.uniform(
-            int(values["n_layer"]),
-            int(values["d_model"]),
-            int(values["d_inner"]),
-            int(values["n_head"]),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise ConfigError(
-            f"config key lts.baseline needs n_layer, d_model, d_inner, n_head ({error})"
-        ) from None
 
 
 def check_group(group: str) -> str:

@@ -3,7 +3,8 @@
 Modules: `model` (a flexible GPT-2 decoder with per-layer `d_inner`/`n_head` and a key/value
 cache, and `build_decoder` for either backbone), `txl_model` (the Transformer-XL decoder:
 relative positional attention, segment-level recurrence memory, tied or adaptive softmax),
-`lm_train` (the one training loop for decoder LMs, resumable, and the held-out evaluator); the
+`lm_train` (the one training loop for decoder LMs, resumable, and the held-out evaluator),
+`weights` (the initialisation both backbones share; the
 architectures and spaces are `nasflow.space.gpt`, the decoder-parameter proxy
 `nasflow.space.gpt_params`, the PTB corpus `nasflow.data.ptb`), `proxy_check` (train K small
 sampled models and rank-correlate parameters with perplexity), `text` (the latency protocol's

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from nasflow.core.checks import check_lm_sizes
 from nasflow.core.errors import ConfigError
+from nasflow.lts.weights import init_normal
 from nasflow.space.gpt import GPTArch
 from nasflow.space.gpt_params import check_backbone
 
@@ -159,17 +160,7 @@ class GPTDecoder(nn.Module):
         """GPT-2 initialisation: N(0, 0.02) weights and embeddings, zero biases, unit LayerNorms,
         residual output projections scaled by `1 / sqrt(2 * n_layer)`."""
         residual_std = 0.02 / math.sqrt(2 * self.arch.n_layer)
-        for name, module in self.named_modules():
-            if isinstance(module, nn.Linear):
-                std = residual_std if name.endswith("c_proj") else 0.02
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_normal(self, lambda name: residual_std if name.endswith("c_proj") else 0.02)
 
     def forward(self, tokens: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
         """`tokens` (batch, T) int64 -> logits (batch, T, vocab) and the per-layer `(k, v)`."""

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from nasflow.core.checks import check_lm_sizes
 from nasflow.core.errors import ConfigError
+from nasflow.lts.weights import init_normal
 from nasflow.space.gpt import GPTArch
 from nasflow.space.gpt_params import SOFTMAXES, adaptive_clusters
 
@@ -307,19 +308,13 @@ class TXLDecoder(nn.Module):
     def reset_parameters(self) -> None:
         """Transformer-XL initialisation: N(0, 0.02) weights, embeddings and u, v; N(0, 0.01)
         embedding projections; zero biases; unit LayerNorms."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, RelAttention):
+
+        def biases(module: nn.Module) -> None:
+            if isinstance(module, RelAttention):
                 nn.init.normal_(module.r_w_bias, mean=0.0, std=0.02)
                 nn.init.normal_(module.r_r_bias, mean=0.0, std=0.02)
+
+        init_normal(self, lambda name: 0.02, biases)
         for proj in self.word_emb.emb_projs:
             nn.init.normal_(proj, mean=0.0, std=0.01)
         if self.crit is not None:

@@ -110,15 +110,19 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
     model, _ = load_checkpoint(finetuned["checkpoint"])
     model.eval()
     data = _data(args)
-    for split, out in (("val", args.dev), ("test", args.test)):
-        sentences = data.sentences("finetune", split)
-        if suggest["max_sentences"] is not None:
-            sentences = sentences[: suggest["max_sentences"]]
+    for split, out in (("valid", args.dev), ("test", args.test)):
         records = collect(
-            model, data.processor, data.eos_id, sentences, max_tokens=suggest["max_tokens"]
+            model,
+            data.processor,
+            data.eos_id,
+            data.sentences("finetune", split),
+            max_tokens=suggest["max_tokens"],
+            max_sentences=suggest["max_sentences"],
         )
         records.save(out)
-        log(f"{out}: {finetuned['name']}, {len(records)} positions in {len(sentences)} sentences")
+        log(
+            f"{out}: {finetuned['name']}, {len(records)} positions in {records.sentences} sentences"
+        )
     return 0
 
 

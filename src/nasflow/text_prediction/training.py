@@ -39,12 +39,6 @@ def train_settings(section: Mapping[str, Any], phase: str, seed: int) -> Any:
     return LMTrainSettings.from_mapping(values, f"text_prediction.{phase}")
 
 
-def heldout_split(data: Any, corpus: str) -> str:
-    """The split quality is measured on: `test` when the corpus has one, else its validation
-    split (`nasflow.text_prediction.corpus` says which in its manifest)."""
-    return data.heldout_split(corpus)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -57,7 +51,7 @@ def quality(model: Any, data: Any, corpus: str, section: Mapping[str, Any]) -> d
     """Perplexity and last-word accuracy of `model` on the corpus's held-out split."""
     from nasflow.text_prediction.quality import last_word_accuracy, perplexity
 
-    split = heldout_split(data, corpus)
+    split = data.heldout_split(corpus)
     q = section["quality"]
     started = time.perf_counter()
     ppl = perplexity(model, data, corpus, split, section["seq_len"], max_tokens=q["max_tokens"])
@@ -97,11 +91,10 @@ def _train_one(
 ) -> dict[str, Any]:
     from nasflow.lts.lm_train import train_lm
 
-    valid = "valid" if corpus == PRETRAIN else "val"
     result = train_lm(
         model,
         data.ids(corpus, "train"),
-        data.ids(corpus, valid),
+        data.ids(corpus, "valid"),
         settings,
         state_dir=state_dir,
         fingerprint_extra=dict(extra),

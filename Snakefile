@@ -30,6 +30,7 @@ if "hsnas" in config["chains"]:
     include: "workflow/rules/supernet.smk"
     include: "workflow/rules/latency.smk"
     include: "workflow/rules/tfs.smk"
+    include: "workflow/rules/zero_cost.smk"
     include: "workflow/rules/paper.smk"
     include: "workflow/rules/llm_pp.smk"
     include: "workflow/rules/distill.smk"

@@ -54,6 +54,7 @@ wildcard_constraints:
     split=r"[0-9]+",
     variant=r"[a-z_]+",
     k=r"[0-9]+",
+    kind=r"hat|layer-mos|neuron-mos",
 
 
 def job_config(*sections, **replaced):
@@ -215,7 +216,9 @@ def all_targets():
 
 
 # Helpers of each stage (no rules: the stage files include only rules and their targets).
+include: "helpers/supernet.smk"
 include: "helpers/tfs.smk"
+include: "helpers/zero_cost.smk"
 include: "helpers/llm_pp.smk"
 include: "helpers/distill.smk"
 include: "helpers/search.smk"

@@ -64,7 +64,7 @@ rule distill_train:
 
 rule supernet_mlp_dataset:
     input:
-        supernet=rules.train_supernet.output.model,
+        supernet=lambda wildcards: supernet_model(),
         manifest=rules.prepare_data.output.manifest,
         valid=rules.prepare_data.output.valid,
     output:

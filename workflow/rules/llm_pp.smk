@@ -55,6 +55,7 @@ rule llm_pp_evaluate:
         tfs_eval=llm_scope_tfs_eval,
         predictions=lambda wildcards: llm_pp_predictions(wildcards.scope),
         distill=lambda wildcards: [] if wildcards.scope == "paper" else distill_models(),
+        zero_cost=lambda wildcards: zero_cost_scores(wildcards.scope) or [],
     output:
         csv="results/{scope}/tables/table1_llm_pp.csv",
         md=report(
@@ -88,9 +89,11 @@ rule llm_pp_evaluate:
         distill=lambda wildcards, input: (
             ["--distill-models", *input.distill] if input.distill else []
         ),
+        options=lambda wildcards, input: table1_options(wildcards.scope, input),
     shell:
         "nasflow llm-pp evaluate --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
-        " --predictions {input.predictions:q} {params.distill:q} --baselines --out {output.csv:q}"
+        " --predictions {input.predictions:q} {params.distill:q} --baselines {params.options:q}"
+        " --out {output.csv:q}"
         " --markdown {output.md:q} --ablation {output.ablation:q}"
         " --ablation-markdown {output.ablation_md:q} --plot {output.plot:q} > {log:q} 2>&1"
 

@@ -1,9 +1,12 @@
-# Results recomputed from the data released with the LLM-PP paper (UBC-NLP/llmas).
+# Results recomputed from the data released with the LLM-PP paper (UBC-NLP/llmas): Table 1's
+# baselines (the released supernets, raw and calibrated on each seed's demonstrations, #Params,
+# #FLOPs and the zero-cost proxies).
 
 
 rule table1_baselines:
     input:
         tfs_eval=str(TFS_EVAL_DIR),
+        zero_cost=lambda wildcards: zero_cost_scores("paper") or [],
     output:
         csv="results/paper/tables/table1_baselines.csv",
         md=report(
@@ -25,6 +28,8 @@ rule table1_baselines:
         runtime=10,
     params:
         tasks=",".join(config["paper"]["tasks"]),
+        options=lambda wildcards, input: table1_options("paper", input),
     shell:
         "nasflow predictors evaluate --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
-        " --out {output.csv:q} --markdown {output.md:q} --plot {output.png:q} > {log:q} 2>&1"
+        " {params.options:q} --out {output.csv:q} --markdown {output.md:q}"
+        " --plot {output.png:q} > {log:q} 2>&1"

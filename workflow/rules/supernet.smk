@@ -1,5 +1,6 @@
-# The weight-sharing SuperTransformer: training (SPOS or sandwich). Its quality as a predictor is
-# measured on the TFS-Eval architectures (tfs.smk, rule supernet_quality).
+# The weight-sharing supernets, one per kind (HAT's SuperTransformer, layer- or neuron-wise
+# Mixture-of-Supernets), trained by the same loop (SPOS or sandwich). Their quality as predictors
+# is measured on the TFS-Eval architectures (tfs.smk, rule supernet_quality).
 # Priorities (train_supernet, latency_dataset, the searches and final trainings) start the
 # critical path first; the LTS chain fills the cores that are left.
 
@@ -10,12 +11,12 @@ rule train_supernet:
         valid=rules.prepare_data.output.valid,
         manifest=rules.prepare_data.output.manifest,
     output:
-        model="results/{exp}/supernet/model.pt",
-        curve="results/{exp}/supernet/curve.csv",
+        model="results/{exp}/supernet/{kind}/model.pt",
+        curve="results/{exp}/supernet/{kind}/curve.csv",
     log:
-        "logs/{exp}/train_supernet.log",
+        "logs/{exp}/train_supernet/{kind}.log",
     benchmark:
-        "benchmarks/{exp}/train_supernet.tsv"
+        "benchmarks/{exp}/train_supernet/{kind}.tsv"
     priority: 50
     conda:
         "../../envs/nasflow.yaml"
@@ -25,16 +26,18 @@ rule train_supernet:
         mem_mb=16000,
         runtime=3 * 24 * 60,
     params:
-        config=job_config(*BASE_SECTIONS, "supernet"),
+        config=lambda wildcards: job_config(
+            *BASE_SECTIONS, supernet=supernet_section(wildcards.kind)
+        ),
         data=lambda wildcards, input: Path(input.manifest).parent,
-        state="state/{exp}/supernet",
+        state="state/{exp}/supernet/{kind}",
     shell:
         "nasflow supernet train --config-json {params.config:q} --data {params.data:q}"
         " --out {output.model:q} --curve {output.curve:q} --state-dir {params.state:q}"
         " --no-progress > {log:q} 2>&1"
 
 
-STAGE_ARTIFACTS["supernet"] = lambda: outputs_of(rules.train_supernet, exp=EXP)
+STAGE_ARTIFACTS["supernet"] = supernet_artifacts
 
 
 rule supernet:

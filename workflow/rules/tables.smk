@@ -17,6 +17,11 @@ rule search_tables:
             caption="../report/table5.rst",
             category="Search (Tables 3/4, 5, 16)",
         ),
+        table15=report(
+            "results/{exp}/tables/search/table15.md",
+            caption="../report/table15.rst",
+            category="Search (Tables 3/4, 5, 16)",
+        ),
         table16=report(
             "results/{exp}/tables/search/table16.md",
             caption="../report/table16.rst",
@@ -52,6 +57,26 @@ rule search_tables:
         "nasflow search tables --runs {params.runs:q} --out-dir {params.out:q} > {log:q} 2>&1"
 
 
+# Table 15 on request (`snakemake table15`): the searches over the Neuron-wise MoS supernet, with
+# and without LLM-Distill-PP iterations, trained and measured like the others.
+rule table15_tables:
+    input:
+        runs=lambda wildcards: search_final_files(table15_runs()),
+    output:
+        directory("results/{exp}/tables/table15"),
+    log:
+        "logs/{exp}/table15_tables.log",
+    conda:
+        "../../envs/nasflow.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        runs=lambda wildcards: search_run_dirs(table15_runs()),
+    shell:
+        "nasflow search tables --runs {params.runs:q} --out-dir {output:q} > {log:q} 2>&1"
+
+
 STAGE_ARTIFACTS["tables"] = tables_artifacts
 
 
@@ -59,3 +84,9 @@ rule tables:
     input:
         needs_tfs_set("tables"),
         stage_artifacts("tables"),
+
+
+rule table15:
+    input:
+        needs_tfs_set("table15"),
+        path_of(rules.table15_tables.output[0], exp=EXP),

@@ -66,7 +66,7 @@ rule score_arch:
 
 rule supernet_quality:
     input:
-        model=rules.train_supernet.output.model,
+        models=lambda wildcards: [supernet_model(kind) for kind in supernet_kinds()],
         manifest=rules.prepare_data.output.manifest,
         valid=rules.prepare_data.output.valid,
         scores=tfs_scores(),
@@ -87,7 +87,7 @@ rule supernet_quality:
         config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
     shell:
-        "nasflow supernet quality --config-json {params.config:q} --model {input.model:q}"
+        "nasflow supernet quality --config-json {params.config:q} --model {input.models:q}"
         " --data {params.data:q} --scores {input.scores:q} --out {output:q} > {log:q} 2>&1"
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nasflow.config.options import BASE_SECTIONS, add_config_options, read_config
+from nasflow.core.errors import DataError
 from nasflow.core.log import log
 
 
@@ -27,6 +28,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     have = {
         "supernet": args.supernet,
+        "calibration": args.calibration,
         "distill": args.distill,
         "supernet-mlp": args.supernet_mlp,
         "latency": args.latency_predictor,
@@ -38,7 +40,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.seed,
         have={k: v is not None for k, v in have.items()},
     )
-    used = set(plan.schedule.names())
+    used = set(plan.files)
     files = runner.check_files(
         {
             "supernet": args.supernet if "supernet" in used else None,
@@ -47,16 +49,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "latency-predictor": args.latency_predictor,
         }
     )
+    calibration = None
+    if "calibration" in used:
+        if not args.calibration.is_dir():
+            raise DataError(f"--calibration {args.calibration}: TFS-Eval folder not found")
+        files["calibration"] = args.calibration
+        calibration = runner.Calibration(args.calibration_seed, args.calibration_demonstrations)
     vocab = load_vocab_size(args.data)
     torch.set_num_threads(int(config["threads"]))
     started = time.perf_counter()
-    predictors = runner.load_predictors(plan, config, files, args.data, args.device)
+    predictors = runner.load_predictors(plan, config, files, args.data, args.device, calibration)
     latency = (
         runner.load_latency(files["latency-predictor"], plan) if args.latency_predictor else None
     )
     log(f"loaded {', '.join(predictors)} in {time.perf_counter() - started:.1f} s")
     # The models that shape the search (a latency model that only reports is not one of them).
-    searched = {k: v for k, v in files.items() if k != "latency-predictor" or plan.needs_latency}
+    searched = {
+        k: v
+        for k, v in files.items()
+        if k != "calibration" and (k != "latency-predictor" or plan.needs_latency)
+    }
     result = run_search(
         get_space(plan.space),
         predictors,
@@ -66,7 +78,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         state_dir,
         lambda row: log(runner.progress_line(plan, row)),
         fresh=args.fresh,
-        fingerprint_extra=runner.fingerprint_extra(searched, args.data, config, plan),
+        fingerprint_extra=runner.fingerprint_extra(
+            searched, args.data, config, plan, calibration, args.calibration
+        ),
         protocol=plan.protocol,
     )
     extra = {
@@ -76,6 +90,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "seed": plan.settings.seed,
         "space": plan.space,
         "schedule": plan.schedule.to_dict(),
+        **runner.supernet_record(predictors),
         **runner.describe_arch(result.best_arch, vocab, latency),
     }
     if latency is not None:
@@ -129,6 +144,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--supernet-mlp",
         type=Path,
         help="MLP distilled from supernet scores (.pt; `distilled-hat`), if the schedule uses it",
+    )
+    run.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="TFS_EVAL_DIR",
+        help="the experiment's TFS-Eval set, if the schedule uses supernet-calibrated",
+    )
+    run.add_argument(
+        "--calibration-seed",
+        type=int,
+        default=123,
+        help="split seed whose demonstrations calibrate the supernet (123)",
+    )
+    run.add_argument(
+        "--calibration-demonstrations",
+        type=int,
+        metavar="K",
+        help="the first K train architectures of that seed (default: all)",
     )
     run.add_argument(
         "--latency-predictor", type=Path, help="latency predictor model.pt (latency_ms constraints)"

@@ -11,6 +11,7 @@ from nasflow.config.options import (
     declare_config_sections,
     read_config,
 )
+from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
 from nasflow.core.log import log
 from nasflow.train.job import add_training_options, train_job
@@ -35,30 +36,43 @@ def _cmd_supernet_quality(args: argparse.Namespace) -> int:
     records = read_tfs_scores(args.scores)
     evaluate, train = config["evaluate"], config["train"]
     started = time.perf_counter()
-    predictor = SupernetPredictor.from_file(
-        args.model,
-        args.data,
-        device=args.device or train["device"],
-        precision=train["precision"],
-        metric=evaluate["predictor_metric"],
-        valid_sentences=evaluate["valid_sentences"],
-        max_tokens=train["max_tokens"],
-        label_smoothing=train["label_smoothing"],
-        beam=evaluate["beam"],
-        lenpen=evaluate["lenpen"],
-        max_len_a=evaluate["max_len_a"],
-        max_len_b=evaluate["max_len_b"],
-        batch_sentences=evaluate["batch_sentences"],
-    )
-    summary = supernet_quality(predictor, records)
-    summary["seconds_per_arch"] = round(predictor.seconds_per_arch, 4)
-    summary["total_seconds"] = round(time.perf_counter() - started, 3)
-    summary["environment"] = environment(predictor.device, predictor.dtype)
-    write_json_atomic(args.out, summary)
-    log(
-        f"{args.out}: {summary['predictor']} over {summary['architectures']} architectures, "
-        f"Kendall tau vs valid BLEU {summary['kendall_valid_bleu']}"
-    )
+    summaries, names, env = [], set(), {}
+    for model in args.model:
+        predictor = SupernetPredictor.from_file(
+            model,
+            args.data,
+            device=args.device or train["device"],
+            precision=train["precision"],
+            metric=evaluate["predictor_metric"],
+            valid_sentences=evaluate["valid_sentences"],
+            max_tokens=train["max_tokens"],
+            label_smoothing=train["label_smoothing"],
+            beam=evaluate["beam"],
+            lenpen=evaluate["lenpen"],
+            max_len_a=evaluate["max_len_a"],
+            max_len_b=evaluate["max_len_b"],
+            batch_sentences=evaluate["batch_sentences"],
+        )
+        if predictor.name in names:
+            raise ConfigError(f"--model {model}: a second {predictor.name} supernet")
+        names.add(predictor.name)
+        summary = supernet_quality(predictor, records)
+        summary = {"kind": predictor.model.kind, "model": str(model), **summary}
+        summary["seconds_per_arch"] = round(predictor.seconds_per_arch, 4)
+        summaries.append(summary)
+        env = environment(predictor.device, predictor.dtype)
+        log(
+            f"{summary['predictor']} over {summary['architectures']} architectures: "
+            f"Kendall tau vs valid BLEU {summary['kendall_valid_bleu']}"
+        )
+        del predictor
+    result = {
+        "supernets": summaries,
+        "total_seconds": round(time.perf_counter() - started, 3),
+        "environment": env,
+    }
+    write_json_atomic(args.out, result)
+    log(f"{args.out}: {len(summaries)} supernet(s)")
     return 0
 
 
@@ -78,10 +92,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_cmd_supernet_train)
     quality = sub.add_parser(
         "quality",
-        help="Kendall tau / MAE of the supernet as a predictor of from-scratch BLEU",
+        help="Kendall tau / MAE of each supernet as a predictor of from-scratch BLEU",
     )
     add_config_options(quality, sections=QUALITY_SECTIONS)
-    quality.add_argument("--model", type=Path, required=True, help="trained supernet (.pt)")
+    quality.add_argument(
+        "--model",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="trained supernets (.pt), each of its own kind (hat, layer-mos, neuron-mos)",
+    )
     quality.add_argument("--data", type=Path, required=True, help="prepared data folder")
     quality.add_argument(
         "--scores", type=Path, nargs="+", required=True, help="score.json of from-scratch runs"

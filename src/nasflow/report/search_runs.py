@@ -40,6 +40,7 @@ RESULT_COLUMNS = (
     "params_total_m",
     "predicted_score",
     "score_predictor",
+    "supernet_kind",
     "protocol",
     "search_seconds",
     "search_hours",
@@ -109,6 +110,13 @@ def _identity(folder: Path, best: Mapping[str, Any]) -> tuple[str, str, int]:
     return str(method), str(constraint), int(match.group(1))
 
 
+def _uses_supernet(best: Mapping[str, Any]) -> bool:
+    """Whether a run's recorded schedule scores any iteration with a supernet."""
+    schedule = best.get("schedule") or {}
+    names = {schedule.get("default"), *(s.get("predictor") for s in schedule.get("segments", []))}
+    return bool(names & {"supernet", "supernet-calibrated"})
+
+
 def read_run(folder: str | Path) -> Run:
     """A run folder's results row; DataError naming any missing or mismatched file."""
     folder = Path(folder)
@@ -146,6 +154,8 @@ def read_run(folder: str | Path) -> Run:
         "params_total_m": _number(best, "params_total_m"),
         "predicted_score": _number(best, "score"),
         "score_predictor": best.get("predictor"),
+        # Runs before supernet kinds existed used the HAT supernet when they used one.
+        "supernet_kind": best.get("supernet_kind", "hat" if _uses_supernet(best) else None),
         "protocol": str(timing.get("protocol") or best.get("protocol") or LEGACY_PROTOCOL),
         "search_seconds": seconds,
         "search_hours": seconds / 3600.0,

@@ -1,5 +1,5 @@
-"""Search result tables (`nasflow search tables`): one row per run, the paper's Table 3/4, 5 and 16
-layouts, search-time ratios to HAT and a convergence plot.
+"""Search result tables (`nasflow search tables`): one row per run, the paper's Table 3/4, 5, 15
+and 16 layouts, search-time ratios to HAT and a convergence plot.
 
 Run folders are read by `nasflow.report.search_runs`; the plot is
 `nasflow.report.plots.plot_convergence`. Tables show the mean over seeds, with the sample
@@ -36,6 +36,8 @@ TABLE16_LABELS = {
     "hsnas": "HS-NAS",
 }
 """The paper's Table 16 row of each method (its schedule column says what the run used)."""
+TABLE15_KIND = "neuron-mos"
+"""Table 15 compares the search over the Neuron-wise MoS supernet with HS-NAS over it."""
 PROTOCOL_TEXT = {
     "reference": (
         "HAT's: every population member scored by the iteration's predictor every iteration, "
@@ -169,6 +171,25 @@ def table5_methods(
     return ([REFERENCE] if REFERENCE in schedules else []) + hsnas
 
 
+def table15_methods(
+    results: pd.DataFrame, methods: Sequence[str], schedules: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Methods whose runs used the Neuron-wise MoS supernet: without distill iterations first,
+    then HS-NAS-style ones by their distill span."""
+    used = set(results.loc[results["supernet_kind"] == TABLE15_KIND, "method"])
+    chosen = [m for m in methods if m in used]
+    return sorted(chosen, key=lambda m: (bool(distill_segments(schedules[m])), chosen.index(m)))
+
+
+def table15_label(schedule: Mapping[str, Any]) -> str:
+    """The paper's Table 15 row name of a schedule over the Neuron-wise MoS supernet."""
+    segments = distill_segments(schedule)
+    if not segments:
+        return "Neuron-wise MoS"
+    spans = ", ".join(f"{start}, {end}" for start, end in segments)
+    return f"HS-NAS (LLM-Distill-PP, Neuron-wise MoS, {spans})"
+
+
 def search_time_ratios(results: pd.DataFrame) -> dict[str, Any]:
     """Search seconds / HAT's per constraint and seed, and their mean over seeds per method."""
     per_seed: dict[str, dict[str, dict[str, float]]] = {}
@@ -242,7 +263,7 @@ def write_tables(
     bleu: str = "sacrebleu",
     log: Log | None = None,
 ) -> list[Path]:
-    """Write results.csv, table3/5/16 (latency budgets), table13 (GFLOPs-only constraints),
+    """Write results.csv, table3/5/15/16 (latency budgets), table13 (GFLOPs-only constraints),
     table12 (per search seed) as .csv and .md, summary.json and convergence.png.
 
     Methods and constraints keep their order of first appearance in `folders`.
@@ -324,6 +345,29 @@ def write_tables(
         "Trivial adaptations (Table 16 layout)",
         *table16,
         f"{note}\n\n{note16}\n\n{protocol_note(results, rows16)}",
+    )
+    rows15 = table15_methods(results, methods, schedules)
+    lead15 = {
+        m: {
+            "paper": table15_label(schedules[m]),
+            "schedule": schedule_label(schedules[m]),
+            "protocol": protocols[m],
+        }
+        for m in rows15
+    }
+    table15 = wide_table(results, rows15, budgets, FULL_METRICS, lead15)
+    note15 = (
+        "Runs whose supernet iterations used the Neuron-wise MoS supernet (best.json "
+        "`supernet_kind`): the search over it (the paper's Neuron-wise MoS row) and HS-NAS over "
+        "it (distill iterations first, then the MoS supernet); the schedule column shows what "
+        "each run used."
+    )
+    written += _write_table(
+        out,
+        "table15",
+        "HS-NAS over Neuron-wise MoS (Table 15 layout)",
+        *table15,
+        f"{note}\n\n{note15}\n\n{protocol_note(results, rows15)}",
     )
     table13 = wide_table(results, methods, flops, FULL_METRICS, lead3)
     written += _write_table(

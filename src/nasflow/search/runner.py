@@ -4,8 +4,14 @@ only the predictors the method's schedule uses loaded, and the best architecture
 Config section (`search`): evolution settings (`population`, `parents`, `mutations`,
 `crossovers`, `mutation_prob`, `max_resample_tries`), the scoring `protocol` (`reference` or
 `cached`, see `nasflow.search.evolution`), `constraints` {name: limits mapping}, `methods` {name:
-predictor schedule mapping} and, for the workflow, `seeds`, `latency_target` and `run`. A
-method's `iterations` is the search's; the seed comes from the command line.
+predictor schedule mapping, plus an optional `supernet` kind} and, for the workflow, `seeds`,
+`latency_target` and `run`. A method's `iterations` is the search's; the seed comes from the
+command line.
+
+`supernet-calibrated` is the supernet with its scores mapped to from-scratch BLEU by an affine
+fit on the LLM-PP demonstrations of one TFS-Eval split seed
+(`nasflow.predictors.calibration`): monotone, so it ranks (and selects) exactly as the supernet
+does, but its scores, the history's and the winner's, are BLEU estimates.
 """
 
 from __future__ import annotations
@@ -29,10 +35,25 @@ if TYPE_CHECKING:
     from nasflow.predictors.latency import LatencyPredictor
     from nasflow.predictors.supernet import SupernetPredictor
 
-PREDICTORS = ("supernet", "distill", "supernet-mlp")
-"""Schedule predictor names: the supernet, LLM-Distill-PP, and an MLP distilled from supernet
-scores (the paper's Distilled HAT, method `distilled-hat` of Table 16: the MLP for iterations
-1-15, then the supernet)."""
+PREDICTORS = ("supernet", "supernet-calibrated", "distill", "supernet-mlp")
+"""Schedule predictor names: the supernet, the supernet calibrated on the demonstrations,
+LLM-Distill-PP, and an MLP distilled from supernet scores (the paper's Distilled HAT, method
+`distilled-hat` of Table 16: the MLP for iterations 1-15, then the supernet)."""
+SUPERNET_KINDS = ("hat", "layer-mos", "neuron-mos")
+"""Supernet kinds a method may name (`nasflow.model.mos.KINDS`)."""
+# The files each schedule predictor loads (keys of `have` and of the files mapping).
+PREDICTOR_FILES = {
+    "supernet": ("supernet",),
+    "supernet-calibrated": ("supernet", "calibration"),
+    "distill": ("distill",),
+    "supernet-mlp": ("supernet-mlp",),
+}
+FILE_OPTIONS = {
+    "supernet": "--supernet MODEL.pt",
+    "calibration": "--calibration TFS_EVAL_DIR",
+    "distill": "--distill MLP.pt",
+    "supernet-mlp": "--supernet-mlp MLP.pt",
+}
 # Keys of the `search` section that are not `EvolutionSettings` fields.
 SECTION_KEYS = (
     "seeds",
@@ -79,6 +100,14 @@ class SearchPlan:
     space: str
     latency_target: str
     protocol: str = DEFAULT_PROTOCOL
+    supernet_kind: str | None = None
+    """The supernet kind the method names (None: whichever `--supernet` is given)."""
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The model files the schedule's predictors load (`PREDICTOR_FILES`)."""
+        names = self.schedule.names()
+        return tuple(dict.fromkeys(f for n in names for f in PREDICTOR_FILES[n]))
 
     @property
     def needs_latency(self) -> bool:
@@ -102,28 +131,33 @@ def plan_search(
 ) -> SearchPlan:
     """Check the method, constraint and settings before any model is loaded.
 
-    `have` says which inputs were given: `supernet`, `distill`, `latency` (a latency predictor).
+    `have` says which inputs were given: `supernet`, `calibration`, `distill`, `supernet-mlp`,
+    `latency` (a latency predictor).
     """
     section = search_section(config)
     raw_schedule = _entry(section, "methods", method)
     limits = _entry(section, "constraints", constraint)
     where = f"search.methods.{method}"
+    if not isinstance(raw_schedule, Mapping):
+        raise ConfigError(f"config key {where} must be a mapping")
+    raw_schedule = dict(raw_schedule)
+    kind = raw_schedule.pop("supernet", None)
+    if kind is not None and kind not in SUPERNET_KINDS:
+        raise ConfigError(
+            f"config key {where}.supernet must be one of {', '.join(SUPERNET_KINDS)}, got {kind!r}"
+        )
     try:
         schedule = PredictorSchedule.from_mapping(raw_schedule, known=PREDICTORS)
     except ConfigError as error:
         raise ConfigError(f"config key {where}: {error}") from None
-    options = {
-        "supernet": "--supernet MODEL.pt",
-        "distill": "--distill MLP.pt",
-        "supernet-mlp": "--supernet-mlp MLP.pt",
-    }
     for name in schedule.names():
-        if not have.get(name):
-            iterations = [i for i, p in enumerate(schedule.sequence(), 1) if p == name]
-            raise ConfigError(
-                f"config key {where} scores iteration(s) {_spans(iterations)} with the {name} "
-                f"predictor: pass {options[name]}"
-            )
+        for needed in PREDICTOR_FILES[name]:
+            if not have.get(needed):
+                iterations = [i for i, p in enumerate(schedule.sequence(), 1) if p == name]
+                raise ConfigError(
+                    f"config key {where} scores iteration(s) {_spans(iterations)} with the "
+                    f"{name} predictor: pass {FILE_OPTIONS[needed]}"
+                )
     if not isinstance(limits, Mapping):
         raise ConfigError(f"config key search.constraints.{constraint} must be a mapping")
     limits = dict(limits)
@@ -158,6 +192,7 @@ def plan_search(
         str(config["space"]),
         latency_target,
         protocol,
+        kind,
     )
 
 
@@ -207,28 +242,74 @@ def supernet_predictor(
     )
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Where `supernet-calibrated` takes its demonstrations: the first `demonstrations` train
+    architectures (all when None) of split seed `seed` of the only task of a TFS-Eval folder."""
+
+    seed: int
+    demonstrations: int | None = None
+
+
 def load_predictors(
     plan: SearchPlan,
     config: Config,
     files: Mapping[str, Path],
     data: Path,
     device: str | None = None,
+    calibration: Calibration | None = None,
 ) -> dict[str, Predictor]:
-    """The predictors the schedule uses, checked to belong to the config's space."""
+    """The predictors the schedule uses, checked to belong to the config's space (and the
+    supernet to be of the kind the method names)."""
     predictors: dict[str, Predictor] = {}
+    supernet: SupernetPredictor | None = None
     for name in plan.schedule.names():
-        if name == "supernet":
-            supernet = supernet_predictor(config, files[name], data, device)
-            space = supernet.model.space.name
-            predictors[name] = supernet
+        if name in ("supernet", "supernet-calibrated"):
+            if supernet is None:
+                supernet = supernet_predictor(config, files["supernet"], data, device)
+                _check_space(
+                    f"--supernet {files['supernet']}", supernet.model.space.name, plan.space
+                )
+                kind = supernet.model.kind
+                if plan.supernet_kind is not None and kind != plan.supernet_kind:
+                    raise ConfigError(
+                        f"--supernet {files['supernet']} is a {kind} supernet; config key "
+                        f"search.methods.{plan.method}.supernet names {plan.supernet_kind}"
+                    )
+            predictors[name] = (
+                supernet
+                if name == "supernet"
+                else calibrated_supernet(supernet, files["calibration"], calibration)
+            )
         else:
             from nasflow.predictors.distilled import DistilledPredictor
 
             distilled = DistilledPredictor.load(files[name])
-            space = distilled.space_name
+            _check_space(f"--{name} {files[name]}", distilled.space_name, plan.space)
             predictors[name] = distilled
-        _check_space(f"--{name} {files[name]}", space, plan.space)
     return predictors
+
+
+def calibrated_supernet(
+    supernet: Predictor, folder: Path, calibration: Calibration | None
+) -> Predictor:
+    """The supernet calibrated (affine) on one split seed's demonstrations of a TFS-Eval set."""
+    from nasflow.predictors.calibration import CalibratedPredictor
+    from nasflow.tfs.format import read_tfs_eval
+
+    if calibration is None:
+        raise ConfigError("supernet-calibrated needs the split seed of its demonstrations")
+    table = read_tfs_eval(folder, seeds=[calibration.seed])
+    tasks = list(dict.fromkeys(table["task"]))
+    if len(tasks) != 1:
+        raise DataError(
+            f"--calibration {folder}: expected the experiment's own set (one task), found "
+            f"{', '.join(tasks)}"
+        )
+    calibrated = CalibratedPredictor(
+        supernet, table, tasks[0], mode="affine", demonstrations=calibration.demonstrations
+    )
+    return calibrated.for_seed(calibration.seed)
 
 
 def load_latency(path: Path, plan: SearchPlan) -> LatencyPredictor:
@@ -280,7 +361,12 @@ def state_folder(root: str | Path, config: Config) -> Path:
 
 
 def fingerprint_extra(
-    files: Mapping[str, Path], data: Path, config: Config, plan: SearchPlan
+    files: Mapping[str, Path],
+    data: Path,
+    config: Config,
+    plan: SearchPlan,
+    calibration: Calibration | None = None,
+    calibration_folder: Path | None = None,
 ) -> dict[str, Any]:
     """What a resumed state must also match: model files (path, sha256), data, supernet options.
 
@@ -299,12 +385,43 @@ def fingerprint_extra(
             "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
         },
     }
-    if "supernet" in plan.schedule.names():
+    if "supernet" in plan.files:
         extra["supernet_options"] = supernet_options(config)
+    if "calibration" in plan.files and calibration is not None:
+        extra["calibration"] = {
+            "seed": calibration.seed,
+            "demonstrations": calibration.demonstrations,
+            "folder_sha256": sha256_folder(calibration_folder),
+        }
     return extra
 
 
+def sha256_folder(folder: Path | None) -> str | None:
+    """One digest of every file under `folder` (relative names and contents, sorted)."""
+    if folder is None:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
 # ---- outputs ------------------------------------------------------------------------------------
+
+
+def supernet_record(predictors: Mapping[str, Predictor]) -> dict[str, Any]:
+    """`supernet_kind` of the supernet the search used (empty when it used none), for best.json
+    and the tables (Table 15 picks the Neuron-wise MoS runs by it)."""
+    from nasflow.predictors.supernet import SupernetPredictor
+
+    for predictor in predictors.values():
+        if isinstance(predictor, SupernetPredictor):
+            return {"supernet_kind": predictor.model.kind}
+        base = getattr(predictor, "base", None)
+        if isinstance(base, SupernetPredictor):
+            return {"supernet_kind": base.model.kind}
+    return {}
 
 
 def describe_arch(

@@ -5,7 +5,8 @@ tables, LLM-PP) reads it too: `{out}/{seed}/{task}/{train,test}.jsonl`, each see
 the same architectures (the paper: 10 train + 20 test of 30), plus `tfs_eval.json` describing
 the space and task, and `examples/{task}.jsonl`, a seeded pool of training sentence pairs that
 LLM-PP prompts draw their task examples from. A supernet's scores of the same architectures
-(`nasflow supernet quality`) become a stored predictor block, as the released supernets' are.
+(`nasflow supernet quality`, one block per supernet kind) become stored predictor blocks, as the
+released supernets' are.
 """
 
 from __future__ import annotations
@@ -93,17 +94,23 @@ def _score_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return records
 
 
-def _supernet_block(path: str | Path | None) -> tuple[str, dict[str, dict[str, float]]] | None:
-    """Name and per-arch block of a `supernet_quality.json` (valid_BLEU, or rank-only score)."""
+def _supernet_blocks(path: str | Path | None) -> dict[str, dict[str, dict[str, float]]]:
+    """Per supernet of a `supernet_quality.json`, its name and per-arch block (valid_BLEU, or
+    rank-only score). The file holds `supernets` (one summary per kind) or, as older versions
+    wrote it, one summary."""
     if path is None:
-        return None
+        return {}
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        bleu = bool(data.get("bleu_scale", "mae_valid_bleu" in data))
-        key = "valid_BLEU" if bleu else "score"
-        return str(data["predictor"]), {
-            str(row["arch_id"]): {key: float(row["predicted"])} for row in data["rows"]
-        }
+        summaries = data["supernets"] if "supernets" in data else [data]
+        blocks = {}
+        for summary in summaries:
+            bleu = bool(summary.get("bleu_scale", "mae_valid_bleu" in summary))
+            key = "valid_BLEU" if bleu else "score"
+            blocks[str(summary["predictor"])] = {
+                str(row["arch_id"]): {key: float(row["predicted"])} for row in summary["rows"]
+            }
+        return blocks
     except FileNotFoundError:
         raise DataError(f"{path}: supernet quality file not found") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
@@ -186,8 +193,7 @@ def build_tfs_eval(
         raise DataError(f"{data_dir}/manifest.json: incomplete ({error!r})") from None
     scores = _score_records(score_paths)
     train_size = split.resolve_train_size(len(scores))
-    supernet = _supernet_block(supernet_quality)
-    blocks = dict([supernet]) if supernet else {}
+    blocks = _supernet_blocks(supernet_quality)
     records = {s["arch"].id: _record(s, vocab, blocks) for s in scores}
     # Task examples come from the training data: refuse a train role that is a known test set.
     pool_split = _train_split(manifest)

@@ -170,7 +170,7 @@ def table11_inputs(wildcards):
     }
     if wildcards.scope != "paper":
         inputs.update(
-            supernet=path_of(rules.train_supernet.output.model, exp=EXP),
+            supernet=supernet_model(),
             manifest=path_of(rules.prepare_data.output.manifest, exp=EXP),
             valid=path_of(rules.prepare_data.output.valid, exp=EXP),
             distill=distill_models(),

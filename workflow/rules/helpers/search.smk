@@ -4,7 +4,7 @@
 def search_inputs(wildcards):
     """Supernet and data, the distilled MLP when the schedule uses it, the latency predictor."""
     inputs = {
-        "supernet": rules.train_supernet.output.model,
+        "supernet": supernet_model(method_supernet(wildcards.method)),
         "manifest": rules.prepare_data.output.manifest,
         "valid": rules.prepare_data.output.valid,
         "latency": path_of(
@@ -20,6 +20,8 @@ def search_inputs(wildcards):
         )
     if "supernet-mlp" in method_predictors(wildcards.method):
         inputs["supernet_mlp"] = rules.supernet_mlp_train.output.model
+    if "supernet-calibrated" in method_predictors(wildcards.method):
+        inputs["calibration"] = path_of(rules.tfs_eval.output[0], exp=EXP)
     return inputs
 
 
@@ -40,13 +42,20 @@ def search_config(wildcards):
 
 
 def search_options(wildcards, input):
-    """`--distill`, `--supernet-mlp` and `--latency-predictor` options of `nasflow search run`
-    (a list, see `shell_args`)."""
+    """`--distill`, `--supernet-mlp`, `--calibration` (with the distillation split seed and its
+    number of demonstrations) and `--latency-predictor` options of `nasflow search run` (a
+    list, see `shell_args`)."""
+    calibration = input.get("calibration")
     return shell_args(
         {
             "--latency-predictor": input.latency,
             "--distill": input.get("distill"),
             "--supernet-mlp": input.get("supernet_mlp"),
+            "--calibration": calibration,
+            "--calibration-seed": distill_split_seed() if calibration else None,
+            "--calibration-demonstrations": (
+                DISTILL["demonstrations"] if calibration else None
+            ),
         }
     )
 

@@ -1,8 +1,8 @@
 # Helpers of the tables stage (rules in ../tables.smk).
 
 
-def search_run_dirs():
-    """The folders of the searches (rule run_search's)."""
+def search_run_dirs(runs=None):
+    """The folders of the searches (rule run_search's; default: every run of rule all)."""
     return [
         str(
             Path(
@@ -15,15 +15,15 @@ def search_run_dirs():
                 )
             ).parent
         )
-        for m, c, s in search_runs()
+        for m, c, s in (search_runs() if runs is None else runs)
     ]
 
 
-def search_final_files():
-    """What the search tables read from each run."""
+def search_final_files(runs=None):
+    """What the search tables read from each run (default: every run of rule all)."""
     return [
         path
-        for m, c, s in search_runs()
+        for m, c, s in (search_runs() if runs is None else runs)
         for pattern in (
             rules.run_search.output.best,
             rules.run_search.output.timing,
@@ -46,4 +46,21 @@ def tables_artifacts():
         *llm_robustness_files(EXP),
         *outputs_of(rules.llm_pp_robustness, scope=EXP),
         *paper_tables(),
+    ]
+
+
+def table15_runs():
+    """(method, constraint, seed) of every search over the Neuron-wise MoS supernet (the
+    methods whose `supernet` is neuron-mos), whether or not rule all runs them."""
+    methods = [m for m in SEARCH["methods"] if method_supernet(m) == "neuron-mos"]
+    if not methods:
+        raise ValueError(
+            "target table15 needs search.methods over the Neuron-wise MoS supernet "
+            "(supernet: neuron-mos), e.g. the defaults neuron-mos and hsnas-neuron-mos"
+        )
+    return [
+        (method, constraint, seed)
+        for method in methods
+        for constraint in SEARCH["constraints"]
+        for seed in SEARCH["method_seeds"].get(method, SEARCH["seeds"])
     ]

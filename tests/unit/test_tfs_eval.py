@@ -412,3 +412,25 @@ def test_cli_accepts_a_comma_separated_task_list(tfs: Path, tmp_path: Path, caps
     assert main([*argv, "all"]) == 0
     tasks = [line.split(",")[1] for line in out.read_text().splitlines()[1:]]
     assert set(tasks) == {*TASKS, "Average"}
+
+
+def test_cli_calibrate_adds_calibrated_supernet_rows(tfs: Path, tmp_path: Path, capsys):
+    out = tmp_path / "q.csv"
+    argv = ["predictors", "evaluate", "--tfs-eval", str(tfs), "--task", "wmt14ende"]
+    assert main([*argv, "--calibrate", "--out", str(out)]) == 0
+    rows = pd.read_csv(out).set_index("predictor")
+    assert list(rows.index) == [
+        "HAT",
+        "Neuron-wise MoS",
+        "HAT + calibration",
+        "HAT + shift calibration",
+        "Neuron-wise MoS + calibration",
+        "Neuron-wise MoS + shift calibration",
+        "#Params",
+        "#FLOPs",
+    ]
+    # One demonstration per seed: affine falls back to the shift (+2 on seed 1, +1 on seed 2),
+    # so MAE = mean(7/3, 5/3) worked out by hand from GOLD, HAT and SPLIT_OF; Kendall is HAT's.
+    for name in ("HAT + calibration", "HAT + shift calibration"):
+        assert tuple(rows.loc[name, ["mae", "mae_std"]]) == pytest.approx((2.0, 1 / 3), abs=1e-4)
+        assert rows.loc[name, "kendall"] == rows.loc["HAT", "kendall"]

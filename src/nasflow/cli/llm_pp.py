@@ -19,6 +19,7 @@ from nasflow.predictors.llm_options import (
     resolve_llm_options,
     task_examples,
 )
+from nasflow.predictors.table1_options import add_table1_options
 
 # The config sections `llm-pp predict` reads (what the rules pass as --config-json).
 PREDICT_SECTIONS = ("llm",)
@@ -77,11 +78,17 @@ def _examples_train(args: argparse.Namespace, config: dict | None) -> list[str] 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nasflow.predictors.distilled import read_seed_models
     from nasflow.predictors.llm import SeedPredictions, per_arch_predictions
-    from nasflow.predictors.quality import default_predictors, evaluate_predictors
+    from nasflow.predictors.quality import evaluate_predictors
+    from nasflow.predictors.table1_options import table1_predictors
     from nasflow.report.markdown import DECIMALS, to_markdown
-    from nasflow.report.predictor_tables import ablation_table, write_csv
+    from nasflow.report.predictor_tables import ablation_table, table1_notes, write_csv
     from nasflow.tfs.format import read_tfs_eval
 
+    extra = (args.calibrate_demonstrations, args.zero_cost)
+    if not args.baselines and (args.calibrate or any(v is not None for v in extra)):
+        raise ConfigError(
+            "--calibrate, --calibrate-demonstrations and --zero-cost need --baselines"
+        )
     records = read_predictions(args.predictions)
     # The seeds the predictions cover (every predictor must cover all of them).
     seeds = sorted({int(r["seed"]) for r in records})
@@ -90,18 +97,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(r["predictor"] for r in records))
 
     distilled = read_seed_models(args.distill_models or [])
+    baselines = table1_predictors(args, table, tasks) if args.baselines else lambda task: []
 
     def predictors(task: str) -> list:
         llm = [SeedPredictions(name, [r for r in records if r["task"] == task]) for name in names]
-        baselines = default_predictors(table, task) if args.baselines else []
-        return baselines + llm + list(distilled.get(task, {}).values())
+        return baselines(task) + llm + list(distilled.get(task, {}).values())
 
     results = evaluate_predictors(table, tasks, predictors)
     write_csv(results, args.out, DECIMALS)
     markdown = to_markdown(results)
     print(markdown)
     if args.markdown:
-        write_text_atomic(args.markdown, markdown + "\n")
+        added = table1_notes(
+            calibrate=args.calibrate,
+            demonstrations=args.calibrate_demonstrations,
+            zero_cost=args.zero_cost,
+        )
+        notes = "".join(f"\n{note}\n" for note in added)
+        write_text_atomic(args.markdown, markdown + "\n" + notes)
     if args.ablation:
         ablation = ablation_table(results, records)
         write_csv(ablation, args.ablation, DECIMALS)
@@ -160,6 +173,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--task", nargs="+", help="tasks (default: every task found)")
     evaluate.add_argument("--predictions", type=Path, nargs="+", required=True)
     evaluate.add_argument("--baselines", action="store_true", help="add supernet and count rows")
+    add_table1_options(evaluate)  # with --baselines
     evaluate.add_argument(
         "--distill-models",
         type=Path,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import write_text_atomic
+from nasflow.predictors.table1_options import add_table1_options
 from nasflow.report.markdown import DECIMALS, to_markdown
 from nasflow.tfs.format import TASK_VOCAB_SIZES, read_tfs_eval
 
@@ -18,17 +19,24 @@ if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from nasflow.predictors.quality import default_predictors, evaluate_predictors
-    from nasflow.report.predictor_tables import quality_document, write_csv
+    from nasflow.predictors.quality import evaluate_predictors
+    from nasflow.predictors.table1_options import table1_predictors
+    from nasflow.report.predictor_tables import quality_document, table1_notes, write_csv
 
     table = read_tfs_eval(args.tfs_eval, tasks=args.task)
     tasks = args.task or list(table["task"].unique())
-    results = evaluate_predictors(table, tasks, lambda task: default_predictors(table, task))
+    results = evaluate_predictors(table, tasks, table1_predictors(args, table, tasks))
     write_csv(results, args.out, DECIMALS)
     markdown = to_markdown(results)
     print(markdown)
     if args.markdown:
-        write_text_atomic(args.markdown, quality_document(markdown, args.tfs_eval, table))
+        notes = table1_notes(
+            calibrate=args.calibrate,
+            demonstrations=args.calibrate_demonstrations,
+            zero_cost=args.zero_cost,
+        )
+        document = quality_document(markdown, args.tfs_eval, table, notes)
+        write_text_atomic(args.markdown, document)
     if args.plot:
         from nasflow.report.plots import plot_tfs_vs_predicted
 
@@ -174,7 +182,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = group.add_subparsers(dest="predictors_command", required=True, metavar="SUBCOMMAND")
     evaluate = sub.add_parser(
         "evaluate",
-        help="MAE and Kendall tau of the stored supernet predictors, #Params and #FLOPs",
+        help="MAE and Kendall tau of the stored supernet predictors, #Params and #FLOPs "
+        "(optionally calibrated supernets and zero-cost proxies)",
     )
     evaluate.add_argument(
         "--tfs-eval", type=Path, required=True, metavar="DIR", help="{seed}/{task}/ folder"
@@ -187,6 +196,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"tasks of the folder (comma-separated; released: {', '.join(TASK_VOCAB_SIZES)}), "
         "or all",
     )
+    add_table1_options(evaluate)
     evaluate.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
     evaluate.add_argument("--markdown", type=Path, metavar="FILE.md")
     evaluate.add_argument("--plot", type=Path, metavar="FILE.png")

@@ -17,9 +17,16 @@ from nasflow.core.errors import DataError
 from nasflow.core.metrics import kendall, mae, summarize_over_seeds
 from nasflow.predictors.base import Predictor, check_scores
 from nasflow.predictors.baselines import FlopsPredictor, ParamsPredictor, StoredPredictor
+from nasflow.predictors.calibration import SUFFIXES
 from nasflow.tfs.format import COLUMNS, STORED_PREDICTORS
 
 PAPER_ORDER: tuple[str, ...] = (*STORED_PREDICTORS, "#Params", "#FLOPs")
+"""The rows of the released sets' default table (`default_predictors`), in the paper's order.
+Calibrated and zero-cost rows, when added, are placed by `_ordered`."""
+SUPERNET_PREFIXES: tuple[str, ...] = ("Supernet", "Layer-wise MoS", "Neuron-wise MoS")
+"""Name prefixes of supernet-based predictors (e.g. this workflow's `Supernet (loss)`)."""
+ZERO_COST_PREDICTORS: tuple[str, ...] = ("grad-norm", "snip", "synflow")
+"""Rows of the zero-cost proxies (`nasflow zero-cost score`), rank only."""
 RESULT_COLUMNS: tuple[str, ...] = (
     "predictor",
     "task",
@@ -53,6 +60,17 @@ def default_predictors(table: pd.DataFrame, task: str) -> list[Predictor]:
     return [*stored, ParamsPredictor(vocab), FlopsPredictor(vocab)]
 
 
+def supernet_bases(predictors: Sequence[Predictor]) -> list[Predictor]:
+    """The supernet-based predictors among a task's `predictors` (the ones to calibrate):
+    `STORED_PREDICTORS` and names starting with `SUPERNET_PREFIXES`, calibrated ones left out."""
+    return [
+        p
+        for p in predictors
+        if (p.name in STORED_PREDICTORS or p.name.startswith(SUPERNET_PREFIXES))
+        and _calibrated_base(p.name) is None
+    ]
+
+
 def per_seed_metrics(table: pd.DataFrame, task: str, predictor: Predictor) -> SeedMetrics:
     """`{seed: {"mae": ..., "kendall": ...}}` on each seed's test split (MAE NaN if rank-only)."""
     test = table[(table["task"] == task) & (table["split"] == "test")]
@@ -78,9 +96,9 @@ def evaluate_predictors(
     """Columns `RESULT_COLUMNS`: one row per (predictor, task), plus `Average` for 2+ tasks.
 
     `predictors_for_task` maps a task to its predictors (a mapping or a callable). Rows follow
-    `PAPER_ORDER` for known predictor names (others after, in first-seen order), tasks in the
-    given order, then `Average` (only for predictors evaluated on every task; seeds common to all
-    tasks).
+    the paper's layout for known predictor names (`_ordered`; others after, in first-seen order),
+    tasks in the given order, then `Average` (only for predictors evaluated on every task; seeds
+    common to all tasks).
     """
     tasks = list(tasks)
     if not tasks:
@@ -144,13 +162,32 @@ def _summary_row(name: str, task: str, per_seed: SeedMetrics, bleu_scale: bool) 
     }
 
 
+def _calibrated_base(name: str) -> tuple[str, int] | None:
+    """(base name, mode index) of a calibrated predictor's name, else None."""
+    for index, suffix in enumerate(SUFFIXES.values()):
+        if name.endswith(suffix):
+            return name[: -len(suffix)], index
+    return None
+
+
 def _ordered(names: Sequence[str] | Mapping[str, object]) -> list[str]:
     """The paper's layout: the released supernet predictors (`STORED_PREDICTORS`), other
-    supernet predictors (e.g. this workflow's `Supernet (loss)`), #Params and #FLOPs, then the
-    rest (LLM-PP, LLM-Distill-PP) in first-seen order."""
+    supernet predictors (`SUPERNET_PREFIXES`, e.g. this workflow's `Supernet (loss)`), the
+    calibrated rows (in their bases' order, affine before shift), #Params and #FLOPs, the
+    zero-cost proxies (`ZERO_COST_PREDICTORS`), then the rest (LLM-PP, LLM-Distill-PP) in
+    first-seen order."""
     names = list(names)
-    stored = [n for n in STORED_PREDICTORS if n in names]
-    supernets = [n for n in names if n.startswith("Supernet") and n not in stored]
-    counts = [n for n in ("#Params", "#FLOPs") if n in names]
-    first = [*stored, *supernets, *counts]
+    calibrated = {n: base for n in names if (base := _calibrated_base(n)) is not None}
+    plain = [n for n in names if n not in calibrated]
+    stored = [n for n in STORED_PREDICTORS if n in plain]
+    supernets = [n for n in plain if n.startswith(SUPERNET_PREFIXES) and n not in stored]
+    bases = list(
+        dict.fromkeys([*STORED_PREDICTORS, *supernets, *(b for b, _ in calibrated.values())])
+    )
+    calibrations = sorted(
+        calibrated, key=lambda n: (bases.index(calibrated[n][0]), calibrated[n][1])
+    )
+    counts = [n for n in ("#Params", "#FLOPs") if n in plain]
+    zero_cost = [n for n in ZERO_COST_PREDICTORS if n in plain]
+    first = [*stored, *supernets, *calibrations, *counts, *zero_cost]
     return first + [n for n in names if n not in first]

@@ -43,9 +43,11 @@ def write_csv(frame: pd.DataFrame, path: str | Path, decimals: int) -> None:
 # ---- Table 1 ------------------------------------------------------------------------------------
 
 
-def quality_document(markdown: str, folder: Path, table: pd.DataFrame) -> str:
-    """The markdown document of `nasflow predictors evaluate`: what the metrics are, the table
-    (`to_markdown`) and where the TFS-Eval set came from."""
+def quality_document(
+    markdown: str, folder: Path, table: pd.DataFrame, notes: Sequence[str] = ()
+) -> str:
+    """The markdown document of `nasflow predictors evaluate`: what the metrics are, `notes` on
+    added rows (`table1_notes`), the table (`to_markdown`) and where the TFS-Eval set came from."""
     seeds = ", ".join(str(s) for s in sorted(table["seed"].unique()))
     return (
         "# Predictor quality on TFS-Eval\n\n"
@@ -53,8 +55,45 @@ def quality_document(markdown: str, folder: Path, table: pd.DataFrame) -> str:
         f"seed's `test` split (seeds {seeds}) and reported as mean ± std over seeds (population "
         "std); `Average` averages each seed's metric over the tasks first. MAE is left empty "
         "for rank-only predictors (#Params, #FLOPs).\n\n"
-        f"{markdown}\n\n"
+        + "".join(f"{note}\n\n" for note in notes)
+        + f"{markdown}\n\n"
         f"_nasflow {__version__}; data: `{folder}`_\n"
+    )
+
+
+def table1_notes(
+    *, calibrate: bool, demonstrations: int | None, zero_cost: Path | None
+) -> list[str]:
+    """`quality_document` notes on the calibrated rows (`calibrate`, fitted on the first
+    `demonstrations` train architectures, None: all) and on zero-cost rows read from
+    `zero_cost`."""
+    notes = [_calibration_note(demonstrations)] if calibrate else []
+    return notes + ([_zero_cost_note(zero_cost)] if zero_cost is not None else [])
+
+
+def _calibration_note(demonstrations: int | None) -> str:
+    """What the `+ calibration` and `+ shift calibration` rows are (`predictors.calibration`)."""
+    k = "all" if demonstrations is None else f"the first {demonstrations}"
+    return (
+        "`X + calibration` rows map supernet predictor X's scores to BLEU with `a · score + b`, "
+        f"fitted per split seed on {k} of its train architectures (LLM-PP's demonstrations) "
+        "against their from-scratch BLEU: least squares for `+ calibration`; a = 1 and "
+        "b = mean(gold − score) for `+ shift calibration` (BLEU-scale X only). Every fit has "
+        "a > 0, so the ranking and Kendall tau equal X's. Where the least-squares slope is not "
+        "positive or undefined (fewer than 2 demonstrations, constant scores), the fit falls "
+        "back to the shift; for a rank-only X, to matching the demonstrations' mean and spread "
+        "(a = 1 if either spread is zero). Calibrated rows are BLEU estimates, so they have an "
+        "MAE even when X only ranks."
+    )
+
+
+def _zero_cost_note(path: Path) -> str:
+    """What the zero-cost rows (grad-norm, snip, synflow) are."""
+    return (
+        f"grad-norm, snip and synflow are zero-cost proxies (`{path}`): scores of each "
+        "architecture at initialisation, computed on one batch; they only rank (Kendall tau, "
+        "no MAE). For the released sets the batch comes from newstest2013 with a BPE built "
+        "from it, because the paper's exact training batch is not available."
     )
 
 

@@ -1,4 +1,8 @@
-"""Saving and loading trained models (supernets and dense architectures) as one `.pt` file."""
+"""Saving and loading trained models (supernets and dense architectures) as one `.pt` file.
+
+A Mixture-of-Supernets model adds `"mixture"` (its `MixtureConfig`); files without the key are
+HAT models.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from typing import Any
 
 import torch
 
-from nasflow.core.errors import NasflowError
+from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.io import atomic_path, load_torch, one_line
+from nasflow.model.mos import MixtureConfig, MixtureSupernet
 from nasflow.model.supertransformer import ModelConfig, SuperTransformer
 from nasflow.space.hat import Arch, ArchError
 
@@ -23,7 +28,7 @@ class CheckpointError(NasflowError):
 def model_payload(model: SuperTransformer, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything needed to rebuild `model` (weights on CPU, no optimizer state)."""
     assert model.arch is not None
-    return {
+    payload = {
         "format": FORMAT,
         "space": model.space.name,
         "vocab_size": model.vocab_size,
@@ -33,6 +38,9 @@ def model_payload(model: SuperTransformer, meta: dict[str, Any] | None = None) -
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
+    if isinstance(model, MixtureSupernet):
+        payload["mixture"] = model.mixture.to_dict()
+    return payload
 
 
 def save_model(
@@ -45,16 +53,20 @@ def save_model(
 
 
 def model_from_payload(payload: dict[str, Any], source: str = "model") -> SuperTransformer:
-    """Rebuild a model from `model_payload` output."""
+    """Rebuild a model from `model_payload` output (a `MixtureSupernet` when it has a mixture)."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{source}: not a nasflow model file (expected format {FORMAT})")
     layout = Arch.from_dict(payload["layout"]) if payload["layout"] is not None else None
-    model = SuperTransformer(
-        payload["space"],
-        payload["vocab_size"],
-        ModelConfig(**payload["config"]),
-        layout=layout,
-    )
+    config = ModelConfig(**payload["config"])
+    mixture = payload.get("mixture")
+    model: SuperTransformer
+    if mixture is not None:
+        if layout is not None:
+            raise ValueError("a mixture model is always a supernet, but the file has a layout")
+        mixture_config = MixtureConfig.from_mapping(mixture)
+        model = MixtureSupernet(payload["space"], payload["vocab_size"], config, mixture_config)
+    else:
+        model = SuperTransformer(payload["space"], payload["vocab_size"], config, layout=layout)
     model.load_state_dict(payload["state_dict"])
     model.set_arch(Arch.from_dict(payload["arch"]))
     return model
@@ -70,7 +82,7 @@ def load_model(
     payload = load_torch(path, "model", error=CheckpointError)  # weights_only: never runs code
     try:
         model = model_from_payload(payload, str(path))
-    except (KeyError, TypeError, ValueError, RuntimeError, ArchError) as error:
+    except (KeyError, TypeError, ValueError, RuntimeError, ArchError, ConfigError) as error:
         missing = [key for key in PAYLOAD_KEYS if key not in payload]
         reason = f"lacks {', '.join(missing)}" if missing else one_line(error)
         raise CheckpointError(f"{path}: not a usable nasflow model ({reason})") from None

@@ -278,6 +278,8 @@ class SuperTransformer(nn.Module):
     `layout=arch` the model is allocated at exactly that architecture (a dense model).
     """
 
+    kind = "hat"  # the supernet kind (`nasflow.model.mos.KINDS`); dense models are HAT models
+
     def __init__(
         self,
         space: SearchSpace | str,

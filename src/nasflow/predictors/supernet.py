@@ -4,6 +4,8 @@ Each architecture is selected inside the supernet (weights inherited, nothing tr
 scored on the valid split: `metric="loss"` gives minus the token-weighted label-smoothed loss in
 bits (HAT's search criterion, rank only); `metric="bleu"` gives sacreBLEU of beam search
 translations (a BLEU estimate). The valid data is collated once, on the model's device.
+A Mixture-of-Supernets model scores the same way; the predictor's name gives its kind
+("Neuron-wise MoS (loss)" beside HAT's "Supernet (loss)").
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from nasflow.evaluate.bleu import corpus_bleu
 from nasflow.evaluate.loss import model_device, prepare_batches, validation_loss
 from nasflow.evaluate.score import read_references
 from nasflow.evaluate.translate import load_spm, source_batches, translate_batches
-from nasflow.model import SuperTransformer
+from nasflow.model import KIND_LABELS, SuperTransformer
 from nasflow.model.checkpoint import load_model
 from nasflow.predictors.base import Predictor, check_scores
 from nasflow.space.hat import Arch
@@ -73,7 +75,7 @@ class SupernetPredictor(Predictor):
         self.device = model_device(self.model)
         self.dtype = dtype
         self.metric = metric
-        self.name = f"Supernet ({metric})"
+        self.name = f"{KIND_LABELS[model.kind]} ({metric})"
         self.bleu_scale = metric == "bleu"
         self.label_smoothing = label_smoothing
         self.decode: dict[str, Any] = {

@@ -8,6 +8,9 @@
   (super-shape initialisation, then slicing) but trains the extracted dense model, which is
   numerically the same and cheaper. Optionally averages the last N saved snapshots.
 
+Every supernet kind (`settings.kind`: HAT or a Mixture-of-Supernets, `nasflow.model.mos`) is
+sampled and trained the same way; only the model differs.
+
 Loss: label-smoothed cross-entropy summed over target tokens and divided by their number over
 the whole update (fairseq). Logged losses are in bits per target token. `wps` in the curve is
 target tokens per second of training (fairseq's definition), validation excluded.
@@ -37,6 +40,7 @@ from nasflow.data.prepare import load_split, load_vocab_size, read_manifest
 from nasflow.evaluate.loss import prepare_batches, validation_loss
 from nasflow.model.checkpoint import save_model
 from nasflow.model.loss import label_smoothed_nll_loss
+from nasflow.model.mos import build_supernet
 from nasflow.model.supertransformer import ModelConfig, SuperTransformer
 from nasflow.space.hat import Arch, SearchSpace, get_space
 from nasflow.train.schedule import make_schedule
@@ -152,9 +156,11 @@ class Trainer:
     # ---- setup --------------------------------------------------------------------------------
     def _build_model(self) -> SuperTransformer:
         torch.manual_seed(self.settings.seed)
-        model = SuperTransformer(self.space, self.vocab_size, self.model_config)
         if self.arch is not None:
-            model = model.extract(self.arch)
+            model = SuperTransformer(self.space, self.vocab_size, self.model_config)
+            return model.extract(self.arch).to(self.device)
+        mixture = self.settings.mixture()
+        model = build_supernet(self.space, self.vocab_size, self.model_config, mixture)
         return model.to(self.device)
 
     def _optimizer(self, model: SuperTransformer) -> torch.optim.Optimizer:
@@ -290,6 +296,7 @@ class Trainer:
         if out is not None:
             meta = {
                 "mode": s.mode,
+                "kind": s.kind,
                 "settings": s.to_dict(),
                 "arch": self.arch.to_dict() if self.arch is not None else None,
                 "updates": updates,

@@ -8,8 +8,11 @@ from typing import Any
 
 from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
+from nasflow.model.mos import MixtureConfig
 
 MODES = ("spos", "sandwich", "fixed")
+MIXTURE_KEYS = ("kind", "experts", "router_hidden", "router_dropout")
+WORKFLOW_ONLY = ("compare",)  # `supernet` keys the workflow reads, not training
 _TRAIN = schema_defaults("train")  # the defaults of the `train` section, stated once
 
 
@@ -42,6 +45,10 @@ class TrainSettings:
     sandwich_random: int = 1
     average_last: int = _TRAIN["average_last"]
     max_positions: int = 1024
+    kind: str = "hat"
+    experts: int = 2
+    router_hidden: int = 128
+    router_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
@@ -55,6 +62,12 @@ class TrainSettings:
                 f"training setting warmup_updates ({self.warmup_updates}) must be smaller than "
                 f"max_updates ({self.max_updates})"
             )
+        self.mixture()  # validates the mixture keys
+        if self.kind != "hat" and self.mode not in ("spos", "sandwich"):
+            raise ConfigError(
+                f"supernet.kind {self.kind!r} needs spos or sandwich training, not {self.mode!r} "
+                "(a from-scratch run trains a dense HAT model)"
+            )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], section: str) -> TrainSettings:
@@ -62,6 +75,8 @@ class TrainSettings:
         values = dict(config.get(section) or {})
         if section == "supernet":
             values["mode"] = values.pop("sampling", "spos")
+            for key in WORKFLOW_ONLY:
+                values.pop(key, None)
         else:
             values["mode"] = "fixed"
         values["seed"] = int(config.get("seed", 1))
@@ -85,9 +100,17 @@ class TrainSettings:
         data["adam_betas"] = list(self.adam_betas)
         return data
 
+    def mixture(self) -> MixtureConfig:
+        """The supernet kind and its mixture-of-experts settings."""
+        return MixtureConfig(self.kind, self.experts, self.router_hidden, self.router_dropout)
+
     def result_relevant(self) -> dict[str, Any]:
-        """Settings that change the trained weights (not logging or save cadence)."""
+        """Settings that change the trained weights (not logging or save cadence); the mixture
+        keys only for a MoS kind, so HAT runs keep their fingerprints."""
         data = self.to_dict()
         for name in ("log_interval_updates", "save_interval_updates", "device"):
             data.pop(name)
+        if self.kind == "hat":
+            for name in MIXTURE_KEYS:
+                data.pop(name)
         return data

@@ -125,7 +125,9 @@ def test_training_defaults_are_hat_wmt():
     assert supernet["warmup_updates"] == 10000 and train["warmup_updates"] == 4000
     assert supernet["sampling"] == "spos" and train["average_last"] == 0
     shared = set(supernet) & set(train)
-    assert set(supernet) - shared == {"sampling", "sandwich_random"}
+    mixture = {"kind", "compare", "experts", "router_hidden", "router_dropout"}
+    assert set(supernet) - shared == {"sampling", "sandwich_random", *mixture}
+    assert (supernet["kind"], supernet["compare"]) == ("hat", [])  # HAT's supernet by default
     assert set(train) - shared == {"average_last"}
     for settings in (supernet, train):
         assert settings["max_updates"] == 40000 and settings["max_tokens"] == 4096

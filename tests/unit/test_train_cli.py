@@ -92,13 +92,31 @@ def test_supernet_train_and_quality(tiny_data: Path, tmp_path: Path) -> None:
                      "--data", str(tiny_data), "--roles", "valid,test",
                      "--out", str(score)]) == 0  # fmt: skip
         score_files.append(str(score))
+    # A layer-wise Mixture-of-Supernets trained by the same command (`supernet.kind`).
+    mos_config = tmp_path / "mos.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["supernet"] = {**data.get("supernet", {}), "kind": "layer-mos", "router_hidden": 8}
+    mos_config.write_text(yaml.safe_dump(data))
+    mos = tmp_path / "mos.pt"
+    assert main(["supernet", "train", "--config", str(mos_config), "--data", str(tiny_data),
+                 "--out", str(mos), "--state-dir", str(tmp_path / "s-mos"),
+                 "--no-progress"]) == 0  # fmt: skip
     quality = tmp_path / "quality.json"
     code = main(["supernet", "quality", "--config", str(config), "--model", str(supernet),
-                 "--data", str(tiny_data), "--scores", *score_files,
+                 str(mos), "--data", str(tiny_data), "--scores", *score_files,
                  "--out", str(quality)])  # fmt: skip
     assert code == 0
-    summary = json.loads(quality.read_text())
+    summaries = json.loads(quality.read_text())["supernets"]
+    assert [(s["kind"], s["predictor"]) for s in summaries] == [
+        ("hat", "Supernet (loss)"), ("layer-mos", "Layer-wise MoS (loss)"),
+    ]  # fmt: skip
+    summary = summaries[0]
     assert summary["architectures"] == 3 and -1.0 <= summary["kendall_neg_tfs_valid_loss"] <= 1.0
+    assert summaries[1]["rows"] != summary["rows"]  # a different model, other scores
+    # Two supernets of one kind would be two stored blocks of one name: refused.
+    assert main(["supernet", "quality", "--config", str(config), "--model", str(supernet),
+                 str(supernet), "--data", str(tiny_data), "--scores", *score_files,
+                 "--out", str(tmp_path / "q2.json")]) == 2  # fmt: skip
     # BLEU after 6 updates may be 0 for all three: tau is then undefined, stored as null.
     assert summary["kendall_valid_bleu"] is None or -1 <= summary["kendall_valid_bleu"] <= 1
     assert len(summary["rows"]) == 3 and summary["seconds_per_arch"] > 0

@@ -112,6 +112,8 @@ def test_a_dry_run_plans_what_the_file_says(config, plans):
         assert planned["constraints"] == {constraint: search["constraints"][constraint]}
         target = search["latency_target"]
         assert f"latency/{target}/predictor/model.pt" in job["shell"]
+    check_supernet_plan(jobs, resolved)
+    check_table1_plan(jobs, resolved)
     # The latency targets of the file, each measured and fit once.
     assert counts["latency_dataset"] == len(resolved["latency"]["targets"])
     # LLM-PP and the distillation prompts show the demonstrations the file asks for.
@@ -185,6 +187,59 @@ def test_without_a_config_file_the_demo_runs():
     assert counts["train_arch"] == demo["tfs"]["num_archs"]
     # Without the mirror the LTS chain has no text corpus: skipped, with the reason.
     assert counts["lts_search"] == 0 and "skipping the LTS chain" in result.stderr
+
+
+def check_supernet_plan(jobs: list[dict[str, str]], resolved: dict) -> None:
+    """One supernet per kind the file names (supernet.kind, supernet.compare, the run methods'
+    own), each job with its own kind and no `compare`; all scored by supernet_quality; every
+    search scored by its method's kind."""
+    section, search = resolved["supernet"], resolved["search"]
+    run_kinds = [search["methods"][m].get("supernet", section["kind"]) for m in search["run"]]
+    kinds = list(dict.fromkeys([section["kind"], *section["compare"], *run_kinds]))
+    trained = {}
+    for job in (j for j in jobs if j["rule"] == "train_supernet"):
+        planned = json.loads(option(job["shell"], "--config-json"))["supernet"]
+        assert "compare" not in planned
+        assert f"/supernet/{planned['kind']}/model.pt" in option(job["shell"], "--out")
+        expected = {k: v for k, v in section.items() if k != "compare"}
+        if planned["kind"] == "hat":  # the mixture keys do not apply to it
+            expected = {k: v for k, v in expected.items() if not k.startswith(("experts", "router"))}
+        assert planned == {**expected, "kind": planned["kind"]}
+        trained[planned["kind"]] = planned
+    assert list(trained) == kinds or sorted(trained) == sorted(kinds), (trained, kinds)
+    (quality,) = [j for j in jobs if j["rule"] == "supernet_quality"]
+    words = shlex.split(quality["shell"].split(">")[0])
+    models = words[words.index("--model") + 1 : words.index("--data")]
+    assert sorted(models) == sorted(f"results/{resolved['experiment']}/supernet/{k}/model.pt"
+                                    for k in kinds)  # fmt: skip
+    for job in (j for j in jobs if j["rule"] == "run_search"):
+        method = option(job["shell"], "--method")
+        kind = search["methods"][method].get("supernet", section["kind"])
+        assert option(job["shell"], "--supernet").endswith(f"/supernet/{kind}/model.pt")
+
+
+def check_table1_plan(jobs: list[dict[str, str]], resolved: dict) -> None:
+    """Table 1 carries calibrated rows (fit on the scope's largest k) and, as configured,
+    zero-cost rows from the scope's scores file."""
+    exp = resolved["experiment"]
+    for job in (j for j in jobs if j["rule"] in ("llm_pp_evaluate", "table1_baselines")):
+        scope = "paper" if job["rule"] == "table1_baselines" or "results/paper/" in job[
+            "shell"
+        ] else exp
+        section = resolved["paper" if scope == "paper" else "llm"]
+        assert "--calibrate" in job["shell"].split()
+        assert option(job["shell"], "--calibrate-demonstrations") == str(
+            max(section["demonstrations"])
+        )
+        enabled = resolved["zero_cost"]["released" if scope == "paper" else "enabled"]
+        assert ("--zero-cost" in job["shell"]) == enabled, job["shell"]
+        if enabled:
+            assert option(job["shell"], "--zero-cost") == f"results/{scope}/zero_cost/scores.csv"
+    zero_cost = [j for j in jobs if j["rule"] == "zero_cost_scores"]
+    for job in zero_cost:
+        assert option(job["shell"], "--batch-tokens") == str(resolved["zero_cost"]["batch_tokens"])
+        source = "--newstest" if "results/paper/" in job["shell"] else "--data"
+        assert source in job["shell"]
 
 
 def check_text_prediction_plan(jobs: list[dict[str, str]], resolved: dict, raw: dict) -> None:

@@ -102,6 +102,7 @@ STAGES = {
     "supernet": ({"prepare_data", "train_supernet"}, {"train_arch", "latency_dataset"}),
     "latency": ({"latency_dataset", "latency_predictor"}, {"train_supernet", "train_arch"}),
     "tfs": ({"train_arch", "score_arch", "supernet_quality", "tfs_eval"}, {"llm_pp_predict"}),
+    "zero_cost": ({"zero_cost_scores", "tfs_eval"}, {"llm_pp_predict", "run_search"}),
     "llm_pp": ({"llm_pp_predict", "llm_pp_evaluate", "table1_baselines"}, {"run_search"}),
     "distill": ({"distill_dataset", "distill_train"}, {"run_search", "latency_dataset"}),
     "search": ({"run_search", "latency_predictor", "distill_train"}, {"train_final"}),
@@ -248,7 +249,9 @@ def tiny_config(tmp_path: Path) -> Path:
     data["paper"]["enabled"] = False
     tiny = {"max_updates": 4, "warmup_updates": 1, "max_tokens": 512, "valid_interval_updates": 2,
             "save_interval_updates": 2, "log_interval_updates": 1, "device": "cpu"}  # fmt: skip
-    data["supernet"] = {**tiny, "sampling": "sandwich"}
+    # One Mixture-of-Supernets beside the HAT supernet, scored in supernet_quality.json.
+    data["supernet"] = {**tiny, "sampling": "sandwich", "compare": ["neuron-mos"],
+                        "router_hidden": 8}  # fmt: skip
     data["train"] = tiny
     data["tfs"] = {"num_archs": 3, "example_pool": 50}
     data["evaluate"] = {"beam": 2, "max_len_a": 1.0, "max_len_b": 3, "valid_sentences": 10}
@@ -295,25 +298,38 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     for role in ("train", "valid", "test"):
         assert (out / "data" / f"{role}.npz").is_file()
     assert (tmp_path / "logs" / "t" / "prepare_data.log").is_file()
-    assert (out / "supernet" / "model.pt").is_file()
-    assert (out / "supernet" / "curve.csv").read_text().count("\n") == 5  # header + 4 updates
+    for kind in ("hat", "neuron-mos"):
+        assert (out / "supernet" / kind / "model.pt").is_file()
+        curve = (out / "supernet" / kind / "curve.csv").read_text()
+        assert curve.count("\n") == 5  # header + 4 updates
     scores = sorted(out.glob("tfs/*/score.json"))
     assert len(scores) == 3
     score = json.loads(scores[0].read_text())
     assert set(score) >= {"arch", "valid", "test", "environment"}
     assert "nrefs:1" in score["test"]["bleu_signature"]
-    quality = json.loads((out / "tfs" / "supernet_quality.json").read_text())
-    assert quality["architectures"] == 3 and quality["predictor"] == "Supernet (loss)"
+    quality = json.loads((out / "tfs" / "supernet_quality.json").read_text())["supernets"]
+    assert [(q["kind"], q["predictor"], q["architectures"]) for q in quality] == [
+        ("hat", "Supernet (loss)", 3), ("neuron-mos", "Neuron-wise MoS (loss)", 3),
+    ]  # fmt: skip
     # The experiment's own TFS-Eval set (1 train + 2 test archs per seed) and its Table 1.
     info = json.loads((out / "tfs_eval" / "tfs_eval.json").read_text())
     assert info["space"] == "demo" and info["tasks"]["t"]["vocab_size"] == 200
     assert info["built_from"]["train_size"] == 1 and info["built_from"]["test_size"] == 2
     table1 = (out / "tables" / "table1_llm_pp.csv").read_text()
     assert "Supernet (loss),t," in table1 and "#FLOPs,t," in table1
+    # The MoS supernet's stored block, calibrated rows (BLEU-scale: an MAE) and zero-cost rows.
+    rows = {line.split(",")[0]: line.split(",") for line in table1.splitlines()[1:]}
+    assert "Neuron-wise MoS (loss)" in rows
+    for name in ("Supernet (loss) + calibration", "Neuron-wise MoS (loss) + calibration"):
+        assert rows[name][2] != "", rows[name]  # MAE
+    for name in ("grad-norm", "snip", "synflow"):
+        assert rows[name][2] == "" and rows[name][4] != "", rows[name]  # Kendall only
+    zero_cost = (out.parent / "t" / "zero_cost" / "scores.csv").read_text().splitlines()
+    assert zero_cost[0].startswith("task,arch_id,grad-norm,snip,synflow") and len(zero_cost) == 4
     assert "LLM-PP offline stand-in (no LLM) k=1,t," in table1
     usage = json.loads((out / "llm_pp" / "offline" / "full-k1" / "usage.json").read_text())
     assert usage["architectures"] == 6 and usage["failed"] == 0  # 2 test archs x 3 seeds
-    assert (tmp_path / "state" / "t" / "supernet" / "state.pt").is_file()
+    assert (tmp_path / "state" / "t" / "supernet" / "hat" / "state.pt").is_file()
     latency = out / "latency" / "cpu"
     assert (latency / "dataset.csv").read_text().count("\n") == 13  # header + 12 archs
     evaluation = json.loads((latency / "predictor" / "eval.json").read_text())

@@ -19,7 +19,7 @@ from nasflow.predictors.llm_options import (
     resolve_llm_options,
     task_examples,
 )
-from nasflow.predictors.table1_options import add_table1_options
+from nasflow.report.table1_rows import add_table1_options
 
 # The config sections `llm-pp predict` reads (what the rules pass as --config-json).
 PREDICT_SECTIONS = ("llm",)
@@ -79,7 +79,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nasflow.predictors.distilled import read_seed_models
     from nasflow.predictors.llm import SeedPredictions, per_arch_predictions
     from nasflow.predictors.quality import evaluate_predictors
-    from nasflow.predictors.table1_options import table1_predictors
+    from nasflow.report.table1_rows import table1_predictors
     from nasflow.report.markdown import DECIMALS, to_markdown
     from nasflow.report.predictor_tables import ablation_table, table1_notes, write_csv
     from nasflow.tfs.format import read_tfs_eval

@@ -26,6 +26,7 @@ LAYERS = (
     "tfs",
     "llm",
     "predictors",
+    "zero_cost",
     "search",
     "lts",
     "text_prediction",

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         supernet,
         text_prediction,
         tfs_eval,
+        zero_cost,
     )
 
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.splitlines()[0])
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         distill,
         lts,
         text_prediction,
+        zero_cost,
         report,
     )
     for module in modules:

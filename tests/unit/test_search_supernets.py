@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tests.unit.conftest import build_tiny_tfs_eval
 
 from nasflow.cli import main
 from nasflow.data.prepare import load_vocab_size
@@ -23,7 +24,6 @@ from nasflow.predictors.supernet import SupernetPredictor
 from nasflow.report.search_tables import write_tables
 from nasflow.space.hat import Arch, get_space
 from nasflow.tfs.format import read_tfs_eval
-from tests.unit.conftest import build_tiny_tfs_eval
 
 SPACE = get_space("demo")
 METHODS = {
@@ -149,9 +149,8 @@ def write_run(root: Path, method: str, kind: str | None, segments: list[dict[str
     (folder / "best.json").write_text(json.dumps(best))
     timing = {"search_seconds": 10.0, "protocol": "cached"}
     (folder / "timing.json").write_text(json.dumps(timing))
-    pd.DataFrame([{"iteration": i, "predictor": "supernet", "best_score": -3} for i in (1, 2)]).to_csv(
-        folder / "history.csv", index=False
-    )
+    rows = [{"iteration": i, "predictor": "supernet", "best_score": -3} for i in (1, 2)]
+    pd.DataFrame(rows).to_csv(folder / "history.csv", index=False)
     score = {"arch_id": arch.id, "test": {"bleu": 20.0}, "valid": {"bleu": 21.0}}
     (folder / "final" / "score.json").write_text(json.dumps(score))
     latency = {"arch_id": arch.id, "total_ms": 5.0}

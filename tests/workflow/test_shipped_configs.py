@@ -203,7 +203,8 @@ def check_supernet_plan(jobs: list[dict[str, str]], resolved: dict) -> None:
         assert f"/supernet/{planned['kind']}/model.pt" in option(job["shell"], "--out")
         expected = {k: v for k, v in section.items() if k != "compare"}
         if planned["kind"] == "hat":  # the mixture keys do not apply to it
-            expected = {k: v for k, v in expected.items() if not k.startswith(("experts", "router"))}
+            mixture = ("experts", "router_hidden", "router_dropout")
+            expected = {k: v for k, v in expected.items() if k not in mixture}
         assert planned == {**expected, "kind": planned["kind"]}
         trained[planned["kind"]] = planned
     assert list(trained) == kinds or sorted(trained) == sorted(kinds), (trained, kinds)
@@ -223,9 +224,8 @@ def check_table1_plan(jobs: list[dict[str, str]], resolved: dict) -> None:
     zero-cost rows from the scope's scores file."""
     exp = resolved["experiment"]
     for job in (j for j in jobs if j["rule"] in ("llm_pp_evaluate", "table1_baselines")):
-        scope = "paper" if job["rule"] == "table1_baselines" or "results/paper/" in job[
-            "shell"
-        ] else exp
+        paper = job["rule"] == "table1_baselines" or "results/paper/" in job["shell"]
+        scope = "paper" if paper else exp
         section = resolved["paper" if scope == "paper" else "llm"]
         assert "--calibrate" in job["shell"].split()
         assert option(job["shell"], "--calibrate-demonstrations") == str(

@@ -30,7 +30,7 @@ rule zero_cost_scores:
         "nasflow zero-cost score --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"
         " {params.source:q} --work {params.work:q} --batch-tokens {params.batch_tokens:q}"
         " --bpe-vocab {params.bpe_vocab:q} --seed {params.seed:q} --threads {threads:q}"
-        " --out {output.scores:q} > {log:q} 2>&1"
+        " --out {output.scores:q} --json {output.meta:q} > {log:q} 2>&1"
 
 
 STAGE_ARTIFACTS["zero_cost"] = zero_cost_artifacts

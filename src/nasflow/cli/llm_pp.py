@@ -79,9 +79,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nasflow.predictors.distilled import read_seed_models
     from nasflow.predictors.llm import SeedPredictions, per_arch_predictions
     from nasflow.predictors.quality import evaluate_predictors
-    from nasflow.report.table1_rows import table1_predictors
     from nasflow.report.markdown import DECIMALS, to_markdown
     from nasflow.report.predictor_tables import ablation_table, table1_notes, write_csv
+    from nasflow.report.table1_rows import table1_predictors
     from nasflow.tfs.format import read_tfs_eval
 
     extra = (args.calibrate_demonstrations, args.zero_cost)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import write_text_atomic
-from nasflow.report.table1_rows import add_table1_options
 from nasflow.report.markdown import DECIMALS, to_markdown
+from nasflow.report.table1_rows import add_table1_options
 from nasflow.tfs.format import TASK_VOCAB_SIZES, read_tfs_eval
 
 if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
@@ -20,8 +20,8 @@ if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nasflow.predictors.quality import evaluate_predictors
-    from nasflow.report.table1_rows import table1_predictors
     from nasflow.report.predictor_tables import quality_document, table1_notes, write_csv
+    from nasflow.report.table1_rows import table1_predictors
 
     table = read_tfs_eval(args.tfs_eval, tasks=args.task)
     tasks = args.task or list(table["task"].unique())

@@ -102,7 +102,7 @@ def _supernet_blocks(path: str | Path | None) -> dict[str, dict[str, dict[str, f
         return {}
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        summaries = data["supernets"] if "supernets" in data else [data]
+        summaries = data.get("supernets", [data])
         blocks = {}
         for summary in summaries:
             bleu = bool(summary.get("bleu_scale", "mae_valid_bleu" in summary))

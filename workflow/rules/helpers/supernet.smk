@@ -11,7 +11,7 @@ def method_supernet(method):
 
 
 def supernet_kinds():
-    """The kinds rule all trains: supernet.kind, supernet.compare, then every run method's."""
+    """The kinds trained by default: supernet.kind, supernet.compare, then the run methods' own."""
     kinds = [SUPERNET_KIND, *SUPERNET["compare"]]
     kinds += [method_supernet(method) for method in SEARCH["run"]]
     return list(dict.fromkeys(kinds))

@@ -2,7 +2,7 @@
 
 
 def search_run_dirs(runs=None):
-    """The folders of the searches (rule run_search's; default: every run of rule all)."""
+    """The folders of the searches (run_search's outputs), by default those of every run."""
     return [
         str(
             Path(
@@ -20,7 +20,7 @@ def search_run_dirs(runs=None):
 
 
 def search_final_files(runs=None):
-    """What the search tables read from each run (default: every run of rule all)."""
+    """What the search tables read from each run (by default every run)."""
     return [
         path
         for m, c, s in (search_runs() if runs is None else runs)

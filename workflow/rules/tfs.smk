@@ -1,6 +1,6 @@
 # TFS-Eval: architectures trained from scratch (one job each) and scored (loss, BLEU), the
-# supernet's quality as a predictor of those scores, then all gathered into a TFS-Eval set in the
-# released layout.
+# quality of every trained supernet kind as a predictor of those scores (one job, one file), then
+# all gathered into a TFS-Eval set in the released layout.
 
 from nasflow.config.resolve import tfs_train_size
 

@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nasflow.model.supertransformer import EOS, ModelConfig, SuperTransformer
+from common import clock, random_batch
+from nasflow.model.supertransformer import ModelConfig, SuperTransformer
 from nasflow.space.hat import SPACES, Arch, get_space
 
 TARGET = 1.10
-FIRST_TOKEN = 4  # ids below are pad/bos/eos/unk
 # Per space: vocabulary size, sentences, tokens per sentence, timed repetitions (other HAT
 # spaces use the small hat-wmt batch).
 DEFAULTS = {"demo": (8000, 64, 20, 12), "hat-wmt": (32768, 8, 20, 5)}
@@ -86,24 +86,6 @@ def _describe(arch: Arch) -> str:
     )
 
 
-def _batch(args: argparse.Namespace, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Random source, decoder input (EOS-shifted target) and target, each ending in EOS."""
-    generator = torch.Generator().manual_seed(args.seed)
-    shape = (args.batch, args.length)
-    src = torch.randint(FIRST_TOKEN, args.vocab, shape, generator=generator)
-    tgt = torch.randint(FIRST_TOKEN, args.vocab, shape, generator=generator)
-    src[:, -1] = EOS
-    tgt[:, -1] = EOS
-    prev = torch.cat([torch.full((args.batch, 1), EOS), tgt[:, :-1]], dim=1)
-    return src.to(device), prev.to(device), tgt.to(device)
-
-
-def _clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
 def _time_pair(
     first: Callable[[], object],
     second: Callable[[], object],
@@ -119,9 +101,9 @@ def _time_pair(
     for round_ in range(repeats):
         order = (0, 1) if round_ % 2 == 0 else (1, 0)
         for which in order:
-            start = _clock(device)
+            start = clock(device)
             (first, second)[which]()
-            times[which].append(_clock(device) - start)
+            times[which].append(clock(device) - start)
     return statistics.median(times[0]), statistics.median(times[1])
 
 
@@ -141,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     space = get_space(args.space)
     archs = _archs(args.space, args.samples, args.seed)
-    src, prev, tgt = _batch(args, device)
+    src, prev, tgt = random_batch(args, device)
     config = ModelConfig(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
     supernet = SuperTransformer(space, args.vocab, config).to(device)
     print(

@@ -18,20 +18,16 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
-from nasflow.model import EOS, KINDS, MixtureConfig, ModelConfig, SuperTransformer, build_supernet
+from common import busy_cpu, clock, random_batch
+from nasflow.model import KINDS, MixtureConfig, ModelConfig, SuperTransformer, build_supernet
 from nasflow.space.hat import SPACES, Arch, get_space
 
-FIRST_TOKEN = 4  # ids below are pad/bos/eos/unk
 # Per space: vocabulary size, sentences, tokens per sentence (other spaces: the hat-wmt row).
 DEFAULTS = {"demo": (8000, 64, 20), "hat-wmt": (32768, 8, 20)}
 
@@ -57,38 +53,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-@contextmanager
-def busy_cpu(enabled: bool) -> Iterator[None]:
-    """One subprocess spinning on a core while the block runs (nothing when not `enabled`)."""
-    if not enabled:
-        yield
-        return
-    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        yield
-    finally:
-        process.terminate()
-        process.wait()
-
-
-def _batch(args: argparse.Namespace, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Random source, decoder input (EOS-shifted target) and target, each ending in EOS."""
-    generator = torch.Generator().manual_seed(args.seed)
-    shape = (args.batch, args.length)
-    src = torch.randint(FIRST_TOKEN, args.vocab, shape, generator=generator)
-    tgt = torch.randint(FIRST_TOKEN, args.vocab, shape, generator=generator)
-    src[:, -1] = EOS
-    tgt[:, -1] = EOS
-    prev = torch.cat([torch.full((args.batch, 1), EOS), tgt[:, :-1]], dim=1)
-    return src.to(device), prev.to(device), tgt.to(device)
-
-
-def _clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Time a SPOS step of HAT, layer-wise and neuron-wise MoS supernets on the same subnets."""
     started = time.perf_counter()
@@ -99,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     space = get_space(args.space)
-    src, prev, tgt = _batch(args, device)
+    src, prev, tgt = random_batch(args, device)
     config = ModelConfig()
     models: dict[str, SuperTransformer] = {}
     optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -112,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def step(kind: str, arch: Arch) -> float:
         model, optimizer = models[kind], optimizers[kind]
-        start = _clock(device)
+        start = clock(device)
         model.set_arch(arch)
         optimizer.zero_grad(set_to_none=True)
         logits = model(src, prev)
         F.cross_entropy(logits.view(-1, logits.shape[-1]), tgt.view(-1)).backward()
         optimizer.step()
-        return _clock(device) - start
+        return clock(device) - start
 
     print(
         f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}; "

@@ -11,7 +11,7 @@ from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import write_text_atomic
 from nasflow.report.markdown import DECIMALS, to_markdown
 from nasflow.report.table1_rows import add_table1_options
-from nasflow.tfs.format import TASK_VOCAB_SIZES, read_tfs_eval
+from nasflow.tfs.format import TASK_VOCAB_SIZES, parse_task_list, read_tfs_eval
 
 if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
     from nasflow.predictors.base import Predictor
@@ -164,18 +164,6 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_tasks(text: str) -> list[str] | None:
-    """`all` (None: every task of the folder) or comma-separated distinct task names, in order.
-
-    Names are checked against the folder when it is read (a built set has its own tasks)."""
-    if text == "all":
-        return None
-    tasks = [t.strip() for t in text.split(",") if t.strip()]
-    if not tasks or len(set(tasks)) != len(tasks):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or distinct task names")
-    return tasks
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `nasflow predictors evaluate|table11|robustness`."""
     group = subparsers.add_parser("predictors", help="performance predictors and their quality")
@@ -191,7 +179,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--task",
         required=True,
-        type=_parse_tasks,
+        type=parse_task_list,
         metavar="TASK[,TASK...]|all",
         help=f"tasks of the folder (comma-separated; released: {', '.join(TASK_VOCAB_SIZES)}), "
         "or all",
@@ -210,7 +198,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     timing.add_argument("--tfs-eval", type=Path, required=True, metavar="DIR")
     timing.add_argument(
-        "--task", type=_parse_tasks, metavar="TASK[,TASK...]|all", help="default: all"
+        "--task", type=parse_task_list, metavar="TASK[,TASK...]|all", help="default: all"
     )
     timing.add_argument(
         "--predictions", type=Path, nargs="+", help="LLM-PP predictions (`llm-pp predict`)"

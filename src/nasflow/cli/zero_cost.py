@@ -9,20 +9,11 @@ from pathlib import Path
 from nasflow.config.options import add_config_options, config_given, read_config
 from nasflow.core.errors import ConfigError
 from nasflow.core.log import log
+from nasflow.tfs.format import parse_task_list
 
 SECTIONS = ("model",)
 """The config sections `zero-cost score` reads (the model's dropout is off in eval mode;
 `max_positions` sizes the position table)."""
-
-
-def _parse_tasks(text: str) -> list[str] | None:
-    """`all` (None: every task of the folder) or comma-separated distinct task names."""
-    if text == "all":
-        return None
-    tasks = [t.strip() for t in text.split(",") if t.strip()]
-    if not tasks or len(set(tasks)) != len(tasks):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or distinct task names")
-    return tasks
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -77,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_options(score, sections=SECTIONS)
     score.add_argument("--tfs-eval", type=Path, required=True, help="TFS-Eval folder")
     score.add_argument(
-        "--task", type=_parse_tasks, default=None, help="T[,T...] or all (default all)"
+        "--task", type=parse_task_list, default=None, help="T[,T...] or all (default all)"
     )
     source = score.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="prepared data folder (its train split)")

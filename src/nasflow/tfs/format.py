@@ -111,6 +111,19 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
+def parse_task_list(text: str) -> list[str] | None:
+    """A `--task` argument: `all` (None: every task of the folder) or comma-separated distinct
+    task names, in order; names are checked against the folder when it is read."""
+    import argparse
+
+    if text == "all":
+        return None
+    tasks = [t.strip() for t in text.split(",") if t.strip()]
+    if not tasks or len(set(tasks)) != len(tasks):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or distinct task names")
+    return tasks
+
+
 def read_tfs_eval_info(root: str | Path) -> TfsEvalInfo:
     """The folder's `tfs_eval.json` description, or `RELEASED` when it has none."""
     path = Path(root) / INFO_FILE

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from common import clock, random_batch
+from common import bench_device, clock, random_batch
 from nasflow.model.supertransformer import ModelConfig, SuperTransformer
 from nasflow.space.hat import SPACES, Arch, get_space
 
@@ -115,11 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     """Time fwd+bwd and eval fwd of each arch inside the supernet and as an extracted model."""
     started = time.perf_counter()
     args = _arguments(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("skipped: --device cuda but CUDA is not available")
+    device = bench_device(args.device, args.threads)
+    if device is None:
         return 0
-    device = torch.device(args.device)
-    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     space = get_space(args.space)
     archs = _archs(args.space, args.samples, args.seed)

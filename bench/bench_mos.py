@@ -24,7 +24,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import busy_cpu, clock, random_batch
+from common import bench_device, busy_cpu, clock, random_batch
 from nasflow.model import KINDS, MixtureConfig, ModelConfig, SuperTransformer, build_supernet
 from nasflow.space.hat import SPACES, Arch, get_space
 
@@ -57,11 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     """Time a SPOS step of HAT, layer-wise and neuron-wise MoS supernets on the same subnets."""
     started = time.perf_counter()
     args = _arguments(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("skipped: --device cuda but CUDA is not available")
+    device = bench_device(args.device, args.threads)
+    if device is None:
         return 0
-    device = torch.device(args.device)
-    torch.set_num_threads(args.threads)
     space = get_space(args.space)
     src, prev, tgt = random_batch(args, device)
     config = ModelConfig()

@@ -31,6 +31,16 @@ def random_batch(args: argparse.Namespace, device: torch.device) -> tuple[Tensor
     return src.to(device), prev.to(device), tgt.to(device)
 
 
+def bench_device(device: str, threads: int) -> torch.device | None:
+    """The device to time on with `threads` torch threads, or None (after saying so) when
+    `device` is CUDA and none is available."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print("skipped: --device cuda but CUDA is not available")
+        return None
+    torch.set_num_threads(threads)
+    return torch.device(device)
+
+
 def clock(device: torch.device) -> float:
     """`time.perf_counter()` after the device has finished its queued work."""
     if device.type == "cuda":

@@ -1,8 +1,10 @@
-"""Shared fixtures: the repository root and the shared data mirror (skipped when absent)."""
+"""Shared fixtures: the repository root, the shared data mirror (skipped when absent), the toy
+task, and one torch thread for modules of tiny models."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,15 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seed=1,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`):
+    tiny models gain nothing from threads, and one keeps the tests fast on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,8 @@ from nasflow.predictors.distilled import (
 )
 from nasflow.space.hat import Arch, ArchError, get_space
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FAST = {"hidden_dim": 64, "hidden_layers": 2, "lr": 3e-3, "steps": 300, "batch_size": 64}
 TINY = {"hidden_dim": 16, "hidden_layers": 1, "steps": 20, "batch_size": 16}
 
@@ -30,15 +31,6 @@ def synthetic_bleu(archs: list[Arch]) -> np.ndarray:
     """A known smooth target: 10 + 20 x mean of the 10 distill features."""
     space = get_space("demo")
     return np.array([10 + 20 * np.mean(space.distill_features(a)) for a in archs])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny MLPs gain nothing from threads, and one thread keeps the tests fast on a busy box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ from nasflow.report.search_tables import write_tables
 from nasflow.search import PredictorSchedule
 from nasflow.space.hat import Arch, get_space
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SPACE = get_space("demo")
 PARAMS_LIMIT = 1.05  # about the median non-embedding size of the demo space (M)
 METHODS = {
@@ -38,14 +39,6 @@ METHODS = {
     },
     "distill-only": {"iterations": 3, "default": "distill"},
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ folders."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,14 @@ from nasflow.report.search_tables import write_tables
 from nasflow.space.hat import Arch, get_space
 from nasflow.tfs.format import read_tfs_eval
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SPACE = get_space("demo")
 METHODS = {
     "hat": {"iterations": 2, "default": "supernet"},
     "calibrated": {"iterations": 2, "default": "supernet-calibrated"},
     "mos": {"iterations": 2, "default": "supernet", "supernet": "neuron-mos"},
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -171,6 +171,24 @@ def table5_methods(
     return ([REFERENCE] if REFERENCE in schedules else []) + hsnas
 
 
+def paper_lead(
+    methods: Sequence[str],
+    labels: Mapping[str, str],
+    schedules: Mapping[str, Mapping[str, Any]],
+    protocols: Mapping[str, str],
+) -> dict[str, dict[str, str]]:
+    """The leading columns of a table that names the paper's rows: `paper` (the row's name in
+    the paper), `schedule` (what the run used) and `protocol`, per method."""
+    return {
+        m: {
+            "paper": labels[m],
+            "schedule": schedule_label(schedules[m]),
+            "protocol": protocols[m],
+        }
+        for m in methods
+    }
+
+
 def table15_methods(
     results: pd.DataFrame, methods: Sequence[str], schedules: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
@@ -324,14 +342,7 @@ def write_tables(
         f"{note}\n\n{protocol_note(results, rows5)}",
     )
     rows16 = [m for m in TABLE16_METHODS if m in schedules]
-    lead16 = {
-        m: {
-            "paper": TABLE16_LABELS[m],
-            "schedule": schedule_label(schedules[m]),
-            "protocol": protocols[m],
-        }
-        for m in rows16
-    }
+    lead16 = paper_lead(rows16, {m: TABLE16_LABELS[m] for m in rows16}, schedules, protocols)
     table16 = wide_table(results, rows16, budgets, FULL_METRICS, lead16)
     note16 = (
         "The paper's rows: HAT = hat, HAT (num-iter.=15) = hat-15 (HAT with 15 iterations), "
@@ -347,14 +358,8 @@ def write_tables(
         f"{note}\n\n{note16}\n\n{protocol_note(results, rows16)}",
     )
     rows15 = table15_methods(results, methods, schedules)
-    lead15 = {
-        m: {
-            "paper": table15_label(schedules[m]),
-            "schedule": schedule_label(schedules[m]),
-            "protocol": protocols[m],
-        }
-        for m in rows15
-    }
+    labels15 = {m: table15_label(schedules[m]) for m in rows15}
+    lead15 = paper_lead(rows15, labels15, schedules, protocols)
     table15 = wide_table(results, rows15, budgets, FULL_METRICS, lead15)
     note15 = (
         "Runs whose supernet iterations used the Neuron-wise MoS supernet (best.json "

@@ -39,8 +39,6 @@ PREDICTORS = ("supernet", "supernet-calibrated", "distill", "supernet-mlp")
 """Schedule predictor names: the supernet, the supernet calibrated on the demonstrations,
 LLM-Distill-PP, and an MLP distilled from supernet scores (the paper's Distilled HAT, method
 `distilled-hat` of Table 16: the MLP for iterations 1-15, then the supernet)."""
-SUPERNET_KINDS = ("hat", "layer-mos", "neuron-mos")
-"""Supernet kinds a method may name (`nasflow.model.mos.KINDS`)."""
 # The files each schedule predictor loads (keys of `have` and of the files mapping).
 PREDICTOR_FILES = {
     "supernet": ("supernet",),
@@ -140,11 +138,13 @@ def plan_search(
     where = f"search.methods.{method}"
     if not isinstance(raw_schedule, Mapping):
         raise ConfigError(f"config key {where} must be a mapping")
+    from nasflow.model.mos import KINDS
+
     raw_schedule = dict(raw_schedule)
     kind = raw_schedule.pop("supernet", None)
-    if kind is not None and kind not in SUPERNET_KINDS:
+    if kind is not None and kind not in KINDS:
         raise ConfigError(
-            f"config key {where}.supernet must be one of {', '.join(SUPERNET_KINDS)}, got {kind!r}"
+            f"config key {where}.supernet must be one of {', '.join(KINDS)}, got {kind!r}"
         )
     try:
         schedule = PredictorSchedule.from_mapping(raw_schedule, known=PREDICTORS)

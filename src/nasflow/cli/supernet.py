@@ -27,32 +27,17 @@ def _cmd_supernet_quality(args: argparse.Namespace) -> int:
     import torch
 
     from nasflow.core.device import environment
-    from nasflow.predictors.supernet import SupernetPredictor
     from nasflow.predictors.supernet_quality import supernet_quality
+    from nasflow.search.runner import supernet_predictor
     from nasflow.tfs.format import read_tfs_scores
 
     config = read_config(args)
     torch.set_num_threads(int(config["threads"]))
     records = read_tfs_scores(args.scores)
-    evaluate, train = config["evaluate"], config["train"]
     started = time.perf_counter()
     summaries, names, env = [], set(), {}
     for model in args.model:
-        predictor = SupernetPredictor.from_file(
-            model,
-            args.data,
-            device=args.device or train["device"],
-            precision=train["precision"],
-            metric=evaluate["predictor_metric"],
-            valid_sentences=evaluate["valid_sentences"],
-            max_tokens=train["max_tokens"],
-            label_smoothing=train["label_smoothing"],
-            beam=evaluate["beam"],
-            lenpen=evaluate["lenpen"],
-            max_len_a=evaluate["max_len_a"],
-            max_len_b=evaluate["max_len_b"],
-            batch_sentences=evaluate["batch_sentences"],
-        )
+        predictor = supernet_predictor(config, model, args.data, args.device)
         if predictor.name in names:
             raise ConfigError(f"--model {model}: a second {predictor.name} supernet")
         names.add(predictor.name)

@@ -140,6 +140,28 @@ def test_stage_targets_build_their_stage_and_no_more(tmp_path, stage, mirror):
     assert not excluded & rules, excluded & rules
 
 
+def test_a_calibrated_search_and_a_mos_search_plan_their_inputs(tmp_path):
+    """`supernet-calibrated` gets the TFS-Eval set, the distillation split seed and its number of
+    demonstrations; a method naming `supernet: neuron-mos` gets (and trains) that supernet."""
+    data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    data["search"]["methods"]["cal"] = {"iterations": 8, "default": "supernet-calibrated"}
+    data["search"]["run"] = ["cal", "neuron-mos"]
+    data["supernet"]["compare"] = []
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = snakemake("-n", "-p", "search", "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    searches = [line for line in result.stdout.splitlines() if "nasflow search run" in line]
+    (cal,) = [line for line in searches if "--method cal" in line]
+    assert "--calibration results/demo/tfs_eval --calibration-seed 123" in cal
+    assert "--calibration-demonstrations 2" in cal and "supernet/hat/model.pt" in cal
+    (mos,) = [line for line in searches if "--method neuron-mos" in line]
+    assert "supernet/neuron-mos/model.pt" in mos and "--calibration" not in mos
+    trained = [line for line in result.stdout.splitlines() if "nasflow supernet train" in line]
+    assert sorted(k for k in ("hat", "layer-mos", "neuron-mos") for t in trained
+                  if f"supernet/{k}/model.pt" in t) == ["hat", "neuron-mos"]  # fmt: skip
+
+
 def test_stages_needing_a_tfs_set_say_so(tmp_path):
     config = tmp_path / "one.yaml"
     data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

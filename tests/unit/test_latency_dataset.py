@@ -15,6 +15,7 @@ from nasflow.core.errors import ConfigError
 from nasflow.core.state import TrainStateError
 from nasflow.efficiency.latency_dataset import (
     DATASET_COLUMNS,
+    PROTOCOL_COLUMNS,
     ROWS_FILE,
     TIMING_COLUMNS,
     DatasetSettings,
@@ -58,7 +59,8 @@ def test_dataset_rows_features_and_meta(tmp_path: Path) -> None:
     settings = DatasetSettings(**TINY)
     frame = collect_latency_dataset(settings, tmp_path / "d.csv", tmp_path / "state")
     written = pd.read_csv(tmp_path / "d.csv")
-    assert list(written.columns) == list(DATASET_COLUMNS) and len(written) == 5
+    assert list(written.columns) == [*DATASET_COLUMNS, *PROTOCOL_COLUMNS] and len(written) == 5
+    assert set(written["protocol"]) == {"hat"} and set(written["retries"]) == {0}
     space = get_space("demo")
     for _, row in written.iterrows():
         arch = Arch.from_json(row["arch"])
@@ -70,6 +72,7 @@ def test_dataset_rows_features_and_meta(tmp_path: Path) -> None:
     assert list(frame["arch_id"]) == [a.id for a in sample_archs(settings)]
     meta = json.loads(meta_path(tmp_path / "d.csv").read_text())
     assert meta["settings"]["backend"] == "torch" and meta["rows"] == 5
+    assert meta["protocol"] == {"name": "hat", "warmup": 0, "runs": 1}
     assert meta["environment"]["threads"] >= 1 and meta["environment"]["device_name"]
 
 
@@ -198,7 +201,8 @@ def test_dataset_and_measure_commands(tmp_path: Path, capsys) -> None:
     args = ["latency", "dataset", "--config", config, "--target", "cpu1", "--out", str(out)]
     assert main(args) == 0
     assert len(pd.read_csv(out)) == 3 and (tmp_path / "lat" / "state" / ROWS_FILE).is_file()
-    assert "3 architectures on cpu/onnxruntime (1 threads)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3 architectures on cpu/onnxruntime (1 threads, hat protocol, 0 re-measurements)" in err
 
     result = tmp_path / "one.json"
     args = [
@@ -219,6 +223,7 @@ def test_dataset_and_measure_commands(tmp_path: Path, capsys) -> None:
     record = json.loads(result.read_text())
     assert record["backend"] == "torch" and record["arch_id"] == get_space("demo").smallest().id
     assert record["environment"]["threads"] == 1 and record["runs"] == 2
+    assert record["protocol"] == {"name": "hat", "warmup": 0, "runs": 2, "trim": 0.1}
 
     predictor = tmp_path / "predictor"
     train = ["latency", "train-predictor", "--dataset", str(out), "--space", "demo", "--out",

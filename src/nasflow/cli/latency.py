@@ -17,6 +17,7 @@ from nasflow.config.resolve import Config, parse_json_object
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
 from nasflow.core.log import log
+from nasflow.efficiency.robust import PROTOCOLS
 from nasflow.space.hat import Arch, parse_arch
 
 
@@ -47,6 +48,8 @@ def dataset_settings(config: Config, target: str, overrides: dict[str, Any]) -> 
         "runs": latency["runs"],
         "passes": latency["passes"],
         "drift_correction": latency["drift_correction"],
+        "protocol": latency["protocol"],
+        "robust": latency["robust"],
         **target_settings(config, target),
     }
     values.update({key: value for key, value in overrides.items() if value is not None})
@@ -66,6 +69,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         "runs": args.runs,
         "passes": args.passes,
         "device": args.device,
+        "protocol": args.protocol,
     }
     settings = dataset_settings(config, args.target, overrides)
     state = args.state or args.out.parent / "state"
@@ -81,7 +85,9 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     total = frame["total_ms"]
     log(
         f"{len(frame)} architectures on {settings.device}/{settings.backend} "
-        f"({settings.threads} threads): {total.min():.2f}-{total.max():.2f} ms -> {args.out}"
+        f"({settings.threads} threads, {settings.protocol} protocol, "
+        f"{int(frame['retries'].sum())} re-measurements): "
+        f"{total.min():.2f}-{total.max():.2f} ms -> {args.out}"
     )
     return 0
 
@@ -119,27 +125,31 @@ def _load_for_measure(args: argparse.Namespace, config: Config) -> tuple[Any, Ar
 def _cmd_measure(args: argparse.Namespace) -> int:
     import torch
 
-    from nasflow.efficiency.latency import measure
+    from nasflow.efficiency.latency_dataset import measure_with
+    from nasflow.efficiency.robust import pinned
 
     config = read_config(args)
-    latency = config["latency"]
-    target = target_settings(config, args.target)
-    backend = args.backend or target["backend"]
-    threads = args.threads or target["threads"]
-    args.device = args.device or target["device"]
-    torch.set_num_threads(threads)
-    model, arch = _load_for_measure(args, config)
-    result = measure(
-        model,
-        arch,
-        backend=backend,
-        length=latency["length"],
-        beam=latency["beam"],
-        warmup=latency["warmup"],
-        runs=args.runs or latency["runs"],
-        threads=threads,
-    )
-    record = {**result.to_dict(), "arch": arch.to_dict(), "target": args.target}
+    overrides = {
+        "backend": args.backend,
+        "threads": args.threads,
+        "runs": args.runs,
+        "device": args.device,
+        "protocol": args.protocol,
+    }
+    # The latency dataset's settings object of this target: the same protocol as its labels.
+    settings = dataset_settings(config, args.target, overrides)
+    args.device = settings.device
+    torch.set_num_threads(settings.threads)
+    pin = settings.protocol == "robust" and settings.robust.pin
+    with pinned(settings.threads, pin) as cores:
+        model, arch = _load_for_measure(args, config)
+        result = measure_with(model, settings)
+    record = {
+        **result.to_dict(),
+        "protocol": {**settings.protocol_record(cores), **result.protocol},
+        "arch": arch.to_dict(),
+        "target": args.target,
+    }
     predicted = ""
     if args.predictor is not None:
         from nasflow.predictors.latency import LatencyPredictor
@@ -152,8 +162,9 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if args.out:
         write_json_atomic(args.out, record)
     log(
-        f"{arch.id} {backend}: encoder {result.encoder_ms:.2f} ± {result.encoder_std_ms:.2f} ms, "
-        f"decoder {result.decoder_ms:.2f} ± {result.decoder_std_ms:.2f} ms, "
+        f"{arch.id} {settings.backend} ({settings.protocol} protocol): encoder "
+        f"{result.encoder_ms:.2f} ± {result.encoder_std_ms:.2f} ms, decoder "
+        f"{result.decoder_ms:.2f} ± {result.decoder_std_ms:.2f} ms, "
         f"total {result.total_ms:.2f} ms{predicted}"
     )
     return 0
@@ -264,7 +275,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     latency = subparsers.add_parser("latency", help="latency measurement, dataset and predictor")
     sub = latency.add_subparsers(dest="latency_command", required=True, metavar="SUBCOMMAND")
 
-    measure = sub.add_parser("measure", help="latency of one architecture (HAT's protocol)")
+    measure = sub.add_parser(
+        "measure", help="latency of one architecture (the target's latency dataset protocol)"
+    )
     add_config_options(measure, sections=MEASURE_SECTIONS)
     measure.add_argument("--target", default="cpu", help="latency.targets entry (default cpu)")
     measure.add_argument("--model", type=Path, help="trained model (.pt); default random weights")
@@ -273,6 +286,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     measure.add_argument("--threads", type=int, help="override the target's threads")
     measure.add_argument("--device", choices=["cpu", "cuda"], help="override the target's device")
     measure.add_argument("--runs", type=int, help="override latency.runs")
+    measure.add_argument("--protocol", choices=PROTOCOLS, help="override latency.protocol")
     measure.add_argument("--out", type=Path, help="write the result as JSON")
     measure.add_argument(
         "--predictor", type=Path, help="latency predictor (.pt): report its estimate beside"
@@ -291,6 +305,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dataset.add_argument("--device", choices=["cpu", "cuda"], help="override the target's device")
     dataset.add_argument("--runs", type=int, help="override latency.runs")
     dataset.add_argument("--passes", type=int, help="override latency.passes")
+    dataset.add_argument("--protocol", choices=PROTOCOLS, help="override latency.protocol")
     dataset.set_defaults(func=_cmd_dataset)
 
     _add_train_predictor(sub)

@@ -4,7 +4,10 @@ Batch 1, a dummy source and target of the space's `measure_len` tokens. The enco
 the encoder and projects the cross-attention keys/values of every decoder layer once; the
 decoder part tiles that cache to the beam (HAT: 5) and runs `length` incremental steps with the
 self-attention key/value cache. Each part gets warm-up runs, then timed runs whose lowest and
-highest 10% are dropped before averaging.
+highest 10% are dropped before averaging (`protocol="hat"`). `protocol="robust"`
+(`nasflow.efficiency.robust`) times the same two parts in short interleaved rounds (encoder,
+decoder, and a reference architecture's when one is given) and keeps a low quantile of the runs,
+re-measuring while the rounds disagree; every result records its protocol.
 
 Differences from HAT, on purpose: the model is in eval mode with autograd off (HAT forgot
 both); cross keys/values are projected once per sentence before tiling to the beam, as a
@@ -33,6 +36,14 @@ from nasflow.core.device import environment
 from nasflow.core.errors import NasflowError
 from nasflow.core.ort import ort_session
 from nasflow.efficiency.onnx_export import ExportedModel, cache_names, export_onnx
+from nasflow.efficiency.robust import (
+    TRIM,
+    RobustSettings,
+    check_protocol,
+    measure_until_stable,
+    robust_estimate,
+    runs_per_round,
+)
 from nasflow.model.supertransformer import EOS, DecoderCache, SuperTransformer
 from nasflow.space.hat import Arch
 
@@ -45,7 +56,9 @@ class LatencyError(NasflowError, ValueError):
 
 @dataclass(frozen=True)
 class LatencyResult:
-    """Trimmed-mean encoder and decoder latency (ms) of one architecture, with spread."""
+    """Encoder and decoder latency (ms) of one architecture, with spread, under `protocol`
+    (`{"name": "hat", "trim": 0.1}` or the robust settings with `retries`, `stable`, `spread`,
+    `rounds`); `reference_ms`: the reference measured alongside (robust protocol), if any."""
 
     arch_id: str
     encoder_ms: float
@@ -57,6 +70,8 @@ class LatencyResult:
     beam: int
     backend: str = "torch"
     environment: dict[str, Any] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=lambda: {"name": "hat", "trim": TRIM})
+    reference_ms: float | None = None
 
     @property
     def total_ms(self) -> float:
@@ -66,7 +81,7 @@ class LatencyResult:
         return {**asdict(self), "total_ms": self.total_ms}
 
 
-def trimmed_stats(samples: list[float], trim: float = 0.1) -> tuple[float, float]:
+def trimmed_stats(samples: list[float], trim: float = TRIM) -> tuple[float, float]:
     """Mean and std after dropping the lowest and highest `trim` fraction (>= 1 sample kept)."""
     if not samples:
         raise ValueError("no latency samples")
@@ -119,29 +134,128 @@ def _check_protocol(beam: int, warmup: int, runs: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The two timed parts of translating one sentence, ready to run."""
+
+    encode: Callable[[], object]
+    decode: Callable[[], object]
+    device: torch.device
+
+
+@dataclass(frozen=True)
+class Timings:
+    """What a protocol made of the timed runs."""
+
+    encoder: tuple[float, float]  # value, spread (ms)
+    decoder: tuple[float, float]
+    runs: int
+    protocol: dict[str, Any]
+    reference_ms: float | None = None
+
+
+def time_parts(
+    parts: Parts,
+    *,
+    warmup: int,
+    runs: int,
+    protocol: str = "hat",
+    robust: RobustSettings | None = None,
+    reference: Parts | None = None,
+) -> Timings:
+    """Time `parts` under `protocol`: HAT's two series and trimmed means, or robust rounds
+    (`reference` timed inside every round) and low quantiles."""
+    check_protocol(protocol)
+    if protocol == "hat":
+        encoder = _timed(parts.encode, parts.device, warmup, runs)
+        decoder = _timed(parts.decode, parts.device, warmup, runs)
+        return Timings(
+            trimmed_stats(encoder), trimmed_stats(decoder), runs, {"name": "hat", "trim": TRIM}
+        )
+    settings = robust or RobustSettings()
+    per_round = runs_per_round(runs, settings.rounds)
+    subjects = [parts] if reference is None else [parts, reference]
+    for subject in subjects:
+        _timed(subject.encode, subject.device, warmup, 0)
+        _timed(subject.decode, subject.device, warmup, 0)
+    encoder: list[list[float]] = []
+    decoder: list[list[float]] = []
+    ref_total: list[list[float]] = []
+
+    def take_round() -> list[float]:
+        enc = _timed(parts.encode, parts.device, 0, per_round)
+        dec = _timed(parts.decode, parts.device, 0, per_round)
+        encoder.append(enc)
+        decoder.append(dec)
+        if reference is not None:
+            ref_enc = _timed(reference.encode, reference.device, 0, per_round)
+            ref_dec = _timed(reference.decode, reference.device, 0, per_round)
+            ref_total.append([a + b for a, b in zip(ref_enc, ref_dec, strict=True)])
+        return [a + b for a, b in zip(enc, dec, strict=True)]
+
+    outcome = measure_until_stable(take_round, settings)
+    q, tol = settings.quantile, settings.tolerance
+    enc_estimate = robust_estimate(encoder, q, tol)
+    dec_estimate = robust_estimate(decoder, q, tol)
+    record = {
+        "name": "robust",
+        **settings.to_dict(),
+        "runs_per_round": per_round,
+        "rounds_measured": len(outcome.rounds),
+        "retries": outcome.retries,
+        "stable": outcome.estimate.stable,
+        "spread": outcome.estimate.spread,
+    }
+    return Timings(
+        (enc_estimate.value, enc_estimate.round_std),
+        (dec_estimate.value, dec_estimate.round_std),
+        per_round * len(outcome.rounds),
+        record,
+        robust_estimate(ref_total, q, tol).value if ref_total else None,
+    )
+
+
 def _result(
     arch: Arch,
-    encoder: list[float],
-    decoder: list[float],
+    timings: Timings,
     length: int,
     beam: int,
     backend: str,
     env: dict[str, Any],
 ) -> LatencyResult:
-    enc_mean, enc_std = trimmed_stats(encoder)
-    dec_mean, dec_std = trimmed_stats(decoder)
     return LatencyResult(
         arch_id=arch.id,
-        encoder_ms=enc_mean,
-        decoder_ms=dec_mean,
-        encoder_std_ms=enc_std,
-        decoder_std_ms=dec_std,
-        runs=len(encoder),
+        encoder_ms=timings.encoder[0],
+        decoder_ms=timings.decoder[0],
+        encoder_std_ms=timings.encoder[1],
+        decoder_std_ms=timings.decoder[1],
+        runs=timings.runs,
         length=length,
         beam=beam,
         backend=backend,
         environment=env,
+        protocol=timings.protocol,
+        reference_ms=timings.reference_ms,
     )
+
+
+def torch_parts(model: SuperTransformer, length: int, beam: int) -> Parts:
+    """The encoder and decoder parts of `model`'s current architecture in PyTorch eager (call
+    them with autograd off and the model in eval mode)."""
+    device = next(model.parameters()).device
+    src, prev = dummy_batch(length, device)
+    tile = torch.zeros(beam, dtype=torch.long, device=device)
+    steps = prev.expand(beam, -1)
+    with torch.no_grad():
+        base = model.start_cache(model.encode(src))
+
+    def decode_sentence() -> None:
+        cache = DecoderCache([{} for _ in base.self_attn], list(base.cross))
+        cache.select(tile)
+        for step in range(length):
+            model.decode(steps[:, step : step + 1], None, cache)  # type: ignore[arg-type]
+
+    return Parts(lambda: model.start_cache(model.encode(src)), decode_sentence, device)
 
 
 @torch.no_grad()
@@ -153,6 +267,9 @@ def measure_torch(
     beam: int = 5,
     warmup: int = 5,
     runs: int = 20,
+    protocol: str = "hat",
+    robust: RobustSettings | None = None,
+    reference: Parts | None = None,
 ) -> LatencyResult:
     """Latency of `arch` (default: the model's current one) with PyTorch eager on its device."""
     _check_protocol(beam, warmup, runs)
@@ -162,27 +279,17 @@ def measure_torch(
     current = model.arch
     assert current is not None
     length = length or model.space.measure_len
-    device = next(model.parameters()).device
-    src, prev = dummy_batch(length, device)
-    tile = torch.zeros(beam, dtype=torch.long, device=device)
-    steps = prev.expand(beam, -1)
     model.eval()
     try:
-        encoder = _timed(lambda: model.start_cache(model.encode(src)), device, warmup, runs)
-        base = model.start_cache(model.encode(src))
-
-        def decode_sentence() -> None:
-            cache = DecoderCache([{} for _ in base.self_attn], list(base.cross))
-            cache.select(tile)
-            for step in range(length):
-                model.decode(steps[:, step : step + 1], None, cache)  # type: ignore[arg-type]
-
-        decoder = _timed(decode_sentence, device, warmup, runs)
+        parts = torch_parts(model, length, beam)
+        timings = time_parts(
+            parts, warmup=warmup, runs=runs, protocol=protocol, robust=robust, reference=reference
+        )
     finally:
         model.train(was_training)
         if previous is not None:
             model.set_arch(previous)
-    return _result(current, encoder, decoder, length, beam, "torch", environment(device))
+    return _result(current, timings, length, beam, "torch", environment(parts.device))
 
 
 def onnx_environment(session: Any, threads: int) -> dict[str, Any]:
@@ -209,6 +316,9 @@ def measure_onnx(
     threads: int = 1,
     device: str = "cpu",
     sessions: tuple[Any, Any] | None = None,
+    protocol: str = "hat",
+    robust: RobustSettings | None = None,
+    reference: Parts | None = None,
 ) -> LatencyResult:
     """Latency of an `export_onnx` folder with ONNX Runtime, same protocol as `measure_torch`.
 
@@ -223,6 +333,17 @@ def measure_onnx(
             ort_session(exported.encoder, threads, device),
             ort_session(exported.decoder, threads, device),
         )
+    parts = onnx_parts(exported, sessions, length, beam)
+    timings = time_parts(
+        parts, warmup=warmup, runs=runs, protocol=protocol, robust=robust, reference=reference
+    )
+    env = onnx_environment(sessions[1], threads)
+    return _result(arch, timings, length, beam, "onnxruntime", env)
+
+
+def onnx_parts(exported: ExportedModel, sessions: tuple[Any, Any], length: int, beam: int) -> Parts:
+    """The encoder and decoder parts of an `export_onnx` folder run by `sessions`."""
+    arch = Arch.from_dict(exported.meta["arch"])
     encoder_session, decoder_session = sessions
     names = cache_names(exported.layers)
     src, prev = (t.numpy() for t in dummy_batch(length, torch.device("cpu")))
@@ -233,7 +354,6 @@ def measure_onnx(
     def encode() -> list[np.ndarray]:
         return encoder_session.run(None, {"src_tokens": src})
 
-    encoder = _timed(encode, torch.device("cpu"), warmup, runs)
     padding_mask, *cross = encode()
 
     def decode_sentence() -> None:
@@ -249,9 +369,7 @@ def measure_onnx(
             _, *present = decoder_session.run(None, feeds)
             feeds.update(zip(names["past"], present, strict=True))
 
-    decoder = _timed(decode_sentence, torch.device("cpu"), warmup, runs)
-    env = onnx_environment(decoder_session, threads)
-    return _result(arch, encoder, decoder, length, beam, "onnxruntime", env)
+    return Parts(encode, decode_sentence, torch.device("cpu"))
 
 
 def measure(
@@ -265,12 +383,17 @@ def measure(
     runs: int = 20,
     threads: int | None = None,
     workdir: str | Path | None = None,
+    protocol: str = "hat",
+    robust: RobustSettings | None = None,
+    reference: Parts | None = None,
 ) -> LatencyResult:
-    """Latency of `arch` with `backend`; `onnxruntime` exports the arch to `workdir` (or a
-    temporary folder) first. `threads` defaults to torch's current intra-op threads."""
+    """Latency of `arch` with `backend` under `protocol`; `onnxruntime` exports the arch to
+    `workdir` (or a temporary folder) first. `threads` defaults to torch's current intra-op
+    threads. `reference`: parts timed in every robust round (`ReferenceProbe.parts`)."""
     check_backend(backend)
+    how = {"protocol": protocol, "robust": robust, "reference": reference}
     if backend == "torch":
-        return measure_torch(model, arch, length=length, beam=beam, warmup=warmup, runs=runs)
+        return measure_torch(model, arch, length=length, beam=beam, warmup=warmup, runs=runs, **how)
     previous = model.arch
     if arch is not None:
         model.set_arch(arch)
@@ -288,6 +411,7 @@ def measure(
                 runs=runs,
                 threads=threads,
                 device=device.type,
+                **how,
             )
     finally:
         if previous is not None:

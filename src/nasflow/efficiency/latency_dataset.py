@@ -9,7 +9,14 @@ On a machine whose speed drifts (a shared VM), `passes` > 1 measures every archi
 several times, each pass in another seeded order, and keeps the median per timing column.
 
 With `drift_correction`, each measurement is followed by one of a fixed reference architecture
-and scaled by the reference's speed at that moment (`drift_corrected`).
+and scaled by the reference's speed at that moment (`drift_corrected`); under the robust
+protocol the reference is timed inside every round of the architecture's measurement instead.
+
+`protocol` is HAT's trimmed mean (`hat`) or the load-robust estimate (`robust`,
+`nasflow.efficiency.robust`); `measure_with` measures one model under a settings object, so the
+dataset and the final models' measurement (`nasflow latency measure`) share one protocol. The
+protocol is recorded in the meta JSON, in every state row (with its retries) and in the CSV's
+`protocol` and `retries` columns.
 
 Resumable: every measured row is appended (and flushed) to `rows.jsonl` in a state folder
 outside the rule's outputs, guarded by a fingerprint of the settings. A killed run keeps its rows
@@ -23,7 +30,7 @@ import os
 import random
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +38,13 @@ import pandas as pd
 
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, read_state_rows, write_json_atomic
+from nasflow.efficiency.robust import RobustSettings, check_protocol, pinned
 from nasflow.space.hat import LATENCY_FEATURE_NAMES, Arch, SearchSpace, get_space
 
 ROWS_FILE = "rows.jsonl"
 TIMING_COLUMNS = ("encoder_ms", "decoder_ms", "total_ms", "encoder_std_ms", "decoder_std_ms")
 DATASET_COLUMNS = ("arch_id", "arch", *LATENCY_FEATURE_NAMES, *TIMING_COLUMNS)
+PROTOCOL_COLUMNS = ("protocol", "retries")  # written, not required (older datasets lack them)
 SAMPLINGS = ("wide", "search")
 
 
@@ -57,11 +66,16 @@ class DatasetSettings:
     runs: int = 20
     passes: int = 1
     drift_correction: bool = False
+    protocol: str = "hat"
+    robust: RobustSettings = field(default_factory=RobustSettings)
 
     def __post_init__(self) -> None:
         from nasflow.efficiency.latency import check_backend
 
         check_backend(self.backend)
+        check_protocol(self.protocol)
+        if not isinstance(self.robust, RobustSettings):
+            object.__setattr__(self, "robust", RobustSettings.from_mapping(self.robust))
         if self.sampling not in SAMPLINGS:
             raise ConfigError(
                 f"latency sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}"
@@ -81,6 +95,44 @@ class DatasetSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def fingerprint_inputs(self) -> dict[str, Any]:
+        """What the state folder is tied to: `to_dict`, without the protocol keys under HAT's
+        protocol (so that states written before the protocol existed still resume)."""
+        data = self.to_dict()
+        if self.protocol == "hat":
+            del data["protocol"], data["robust"]
+        return data
+
+    def protocol_record(self, pinned_cores: list[int] | None = None) -> dict[str, Any]:
+        """The measurement protocol as recorded with results (meta JSON, measure output)."""
+        record: dict[str, Any] = {"name": self.protocol, "warmup": self.warmup, "runs": self.runs}
+        if self.protocol == "robust":
+            record.update(self.robust.to_dict(), pinned_cores=pinned_cores)
+        return record
+
+
+def measure_with(
+    model: Any, settings: DatasetSettings, reference: ReferenceProbe | None = None
+) -> Any:
+    """`LatencyResult` of `model`'s current architecture under `settings`' backend and protocol
+    (the one call of both the dataset and the final models' measurement); with a `reference`
+    and the robust protocol, the reference is timed inside every round (`reference_ms`)."""
+    from nasflow.efficiency.latency import measure
+
+    parts = reference.parts() if reference is not None and settings.protocol == "robust" else None
+    return measure(
+        model,
+        backend=settings.backend,
+        length=settings.length,
+        beam=settings.beam,
+        warmup=settings.warmup,
+        runs=settings.runs,
+        threads=settings.threads,
+        protocol=settings.protocol,
+        robust=settings.robust,
+        reference=parts,
+    )
 
 
 def sample_archs(settings: DatasetSettings) -> list[Arch]:
@@ -154,12 +206,28 @@ class ReferenceProbe:
                 for path in (self.exported.encoder, self.exported.decoder)
             )
 
+    def parts(self) -> Any:
+        """The reference's timed parts (`nasflow.efficiency.latency.Parts`), for robust rounds."""
+        from nasflow.efficiency.latency import onnx_parts, torch_parts
+
+        s = self.settings
+        length = s.length or get_space(s.space).measure_len
+        if self.sessions is None:
+            return torch_parts(self.model, length, s.beam)
+        return onnx_parts(self.exported, self.sessions, length, s.beam)
+
     def __call__(self) -> float:
-        """Total latency (ms) of the reference architecture now."""
+        """Total latency (ms) of the reference architecture now, under the settings' protocol."""
         from nasflow.efficiency.latency import measure_onnx, measure_torch
 
         s = self.settings
-        protocol = {"beam": s.beam, "warmup": s.warmup, "runs": s.runs}
+        protocol = {
+            "beam": s.beam,
+            "warmup": s.warmup,
+            "runs": s.runs,
+            "protocol": s.protocol,
+            "robust": s.robust,
+        }
         if self.sessions is None:
             return measure_torch(self.model, length=s.length, **protocol).total_ms
         length = s.length or get_space(s.space).measure_len
@@ -190,6 +258,8 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for name in TIMING_COLUMNS:
         merged[name] = statistics.median(row[name] for row in rows)
     merged["total_ms"] = merged["encoder_ms"] + merged["decoder_ms"]
+    merged["retries"] = sum(int(row.get("retries", 0)) for row in rows)
+    merged["protocol"] = rows[0].get("protocol", {}).get("name", "hat")
     return merged
 
 
@@ -205,10 +275,9 @@ def collect_latency_dataset(
     import torch
 
     from nasflow.core.state import INPUTS_FILE, StateFolder
-    from nasflow.efficiency.latency import measure
     from nasflow.model import SuperTransformer
 
-    state = StateFolder(state_dir, {"latency_dataset": settings.to_dict()})
+    state = StateFolder(state_dir, {"latency_dataset": settings.fingerprint_inputs()})
     rows_path = state.path / ROWS_FILE
     if fresh:
         state.clear()
@@ -222,49 +291,64 @@ def collect_latency_dataset(
     device = torch.device(settings.device)
     torch.set_num_threads(settings.threads)
     total, count = len(archs) * settings.passes, 0
-    probe = (
-        ReferenceProbe(settings, state.path / "reference") if settings.drift_correction else None
-    )
-    for index in range(settings.passes):
-        for arch in pass_order(archs, settings, index):
-            if (arch.id, index) not in done:
-                model = SuperTransformer(space, settings.vocab_size, layout=arch).to(device)
-                result = measure(
-                    model,
-                    backend=settings.backend,
-                    length=settings.length,
-                    beam=settings.beam,
-                    warmup=settings.warmup,
-                    runs=settings.runs,
-                    threads=settings.threads,
-                )
-                timings = {name: getattr(result, name) for name in TIMING_COLUMNS}
-                row = dataset_row(arch, space, timings)
-                row["pass"] = index
-                if probe is not None:
-                    row["reference_ms"] = probe()
-                row["environment"] = result.environment  # kept in rows.jsonl, not in the CSV
-                _append_row(rows_path, row)
-                done[(arch.id, index)] = row
-            count += 1
-            if progress is not None:
-                progress(count, total)
+    pin = settings.protocol == "robust" and settings.robust.pin
+    with pinned(settings.threads, pin) as cores:
+        probe = (
+            ReferenceProbe(settings, state.path / "reference")
+            if settings.drift_correction
+            else None
+        )
+        protocol = settings.protocol_record(cores)
+        for index in range(settings.passes):
+            for arch in pass_order(archs, settings, index):
+                if (arch.id, index) not in done:
+                    model = SuperTransformer(space, settings.vocab_size, layout=arch).to(device)
+                    result = measure_with(model, settings, probe)
+                    row = _measured_row(arch, space, result, index, probe, protocol)
+                    _append_row(rows_path, row)
+                    done[(arch.id, index)] = row
+                count += 1
+                if progress is not None:
+                    progress(count, total)
     rows = {key: done[key] for key in ((a.id, i) for a in archs for i in range(settings.passes))}
     if settings.drift_correction:
         rows = dict(zip(rows, drift_corrected(list(rows.values())), strict=True))
     merged = [median_row([rows[(a.id, i)] for i in range(settings.passes)]) for a in archs]
-    frame = pd.DataFrame(merged, columns=list(DATASET_COLUMNS))
+    frame = pd.DataFrame(merged, columns=[*DATASET_COLUMNS, *PROTOCOL_COLUMNS])
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_csv) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
     meta = {
         "settings": settings.to_dict(),
+        "protocol": protocol,
         "rows": len(frame),
+        "retries": int(frame["retries"].sum()),
+        "unstable_rows": sum(not rows[key].get("protocol", {}).get("stable", True) for key in rows),
         "environment": merged[-1].get("environment"),
     }
     write_json_atomic(meta_path(out_csv), meta)
     return frame
+
+
+def _measured_row(
+    arch: Arch,
+    space: SearchSpace,
+    result: Any,
+    index: int,
+    probe: ReferenceProbe | None,
+    protocol: dict[str, Any],
+) -> dict[str, Any]:
+    """The state row of one measurement: timings, pass, reference, protocol, environment."""
+    timings = {name: getattr(result, name) for name in TIMING_COLUMNS}
+    row = dataset_row(arch, space, timings)
+    row["pass"] = index
+    if probe is not None:
+        row["reference_ms"] = result.reference_ms if result.reference_ms else probe()
+    row["protocol"] = {**protocol, **result.protocol}
+    row["retries"] = int(result.protocol.get("retries", 0))
+    row["environment"] = result.environment  # kept in rows.jsonl, not in the CSV
+    return row
 
 
 def meta_path(csv_path: str | Path) -> Path:

@@ -46,6 +46,19 @@ def test_a_disturbed_round_is_ignored() -> None:
     assert trimmed_stats(pooled)[0] > 11.0  # HAT's trimmed mean follows the disturbance
 
 
+def test_runs_timed_in_steps_keep_the_undisturbed_steps() -> None:
+    """Every sentence has one preempted step (a different one): the per-step quantiles sum to
+    the undisturbed sentence, which the sentences' own times never show."""
+    runs = [[1.0, 1.0, 1.0, 1.0] for _ in range(8)]
+    for i, run in enumerate(runs):
+        run[i % 4] = 5.0
+    estimate = robust_estimate([runs[:4], runs[4:]], quantile=0.2)
+    assert estimate.value == pytest.approx(4.0) and estimate.stable
+    assert robust_estimate([[sum(r) for r in runs]]).value == pytest.approx(8.0)
+    with pytest.raises(ValueError, match="different numbers of components"):
+        robust_estimate([[[1.0, 2.0]], [[1.0]]])
+
+
 def test_disagreeing_rounds_are_unstable_and_the_spread_is_relative() -> None:
     rounds = [[10.0], [10.0], [13.0], [13.0], [13.0]]  # most rounds disturbed
     estimate = robust_estimate(rounds, quantile=0.0, tolerance=0.05)

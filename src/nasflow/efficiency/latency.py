@@ -6,8 +6,9 @@ decoder part tiles that cache to the beam (HAT: 5) and runs `length` incremental
 self-attention key/value cache. Each part gets warm-up runs, then timed runs whose lowest and
 highest 10% are dropped before averaging (`protocol="hat"`). `protocol="robust"`
 (`nasflow.efficiency.robust`) times the same two parts in short interleaved rounds (encoder,
-decoder, and a reference architecture's when one is given) and keeps a low quantile of the runs,
-re-measuring while the rounds disagree; every result records its protocol.
+decoder, and a reference architecture's when one is given) and keeps a low quantile of the runs
+(on CPU per decoder step, summed), re-measuring while the rounds disagree; every result records
+its protocol.
 
 Differences from HAT, on purpose: the model is in eval mode with autograd off (HAT forgot
 both); cross keys/values are projected once per sentence before tiling to the beam, as a
@@ -116,6 +117,35 @@ def _timed(run: Callable[[], object], device: torch.device, warmup: int, runs: i
     return samples
 
 
+def _timed_steps(
+    run: Callable[[], list[float] | None], device: torch.device, runs: int
+) -> list[list[float]]:
+    """`runs` timed runs, each as the step times it returns (or its own time, one step)."""
+    samples = []
+    for _ in range(runs):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        steps = run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        samples.append(steps or [(time.perf_counter() - start) * 1000.0])
+    return samples
+
+
+class StepClock:
+    """Times consecutive steps of one run with `time.perf_counter` (ms)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.last = time.perf_counter()
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        self.times.append((now - self.last) * 1000.0)
+        self.last = now
+
+
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -136,10 +166,11 @@ def _check_protocol(beam: int, warmup: int, runs: int) -> None:
 
 @dataclass(frozen=True)
 class Parts:
-    """The two timed parts of translating one sentence, ready to run."""
+    """The two timed parts of translating one sentence, ready to run. `decode` returns the
+    times (ms) of its steps where it clocks them (CPU), else None."""
 
     encode: Callable[[], object]
-    decode: Callable[[], object]
+    decode: Callable[[], list[float] | None]
     device: torch.device
 
 
@@ -179,19 +210,19 @@ def time_parts(
         _timed(subject.encode, subject.device, warmup, 0)
         _timed(subject.decode, subject.device, warmup, 0)
     encoder: list[list[float]] = []
-    decoder: list[list[float]] = []
-    ref_total: list[list[float]] = []
+    decoder: list[list[list[float]]] = []
+    ref_total: list[list[list[float]]] = []
 
-    def take_round() -> list[float]:
+    def take_round() -> list[list[float]]:
         enc = _timed(parts.encode, parts.device, 0, per_round)
-        dec = _timed(parts.decode, parts.device, 0, per_round)
+        dec = _timed_steps(parts.decode, parts.device, per_round)
         encoder.append(enc)
         decoder.append(dec)
         if reference is not None:
             ref_enc = _timed(reference.encode, reference.device, 0, per_round)
-            ref_dec = _timed(reference.decode, reference.device, 0, per_round)
-            ref_total.append([a + b for a, b in zip(ref_enc, ref_dec, strict=True)])
-        return [a + b for a, b in zip(enc, dec, strict=True)]
+            ref_dec = _timed_steps(reference.decode, reference.device, per_round)
+            ref_total.append([[e, *d] for e, d in zip(ref_enc, ref_dec, strict=True)])
+        return [[e, *d] for e, d in zip(enc, dec, strict=True)]  # the judged total
 
     outcome = measure_until_stable(take_round, settings)
     q, tol = settings.quantile, settings.tolerance
@@ -249,11 +280,14 @@ def torch_parts(model: SuperTransformer, length: int, beam: int) -> Parts:
     with torch.no_grad():
         base = model.start_cache(model.encode(src))
 
-    def decode_sentence() -> None:
+    def decode_sentence() -> list[float] | None:
+        clock = StepClock()
         cache = DecoderCache([{} for _ in base.self_attn], list(base.cross))
         cache.select(tile)
         for step in range(length):
             model.decode(steps[:, step : step + 1], None, cache)  # type: ignore[arg-type]
+            clock.tick()
+        return None if device.type == "cuda" else clock.times  # GPU steps run asynchronously
 
     return Parts(lambda: model.start_cache(model.encode(src)), decode_sentence, device)
 
@@ -355,8 +389,10 @@ def onnx_parts(exported: ExportedModel, sessions: tuple[Any, Any], length: int, 
         return encoder_session.run(None, {"src_tokens": src})
 
     padding_mask, *cross = encode()
+    on_gpu = encoder_session.get_providers()[0] == "CUDAExecutionProvider"
 
-    def decode_sentence() -> None:
+    def decode_sentence() -> list[float] | None:
+        clock = StepClock()
         feeds = {"padding_mask": np.repeat(padding_mask, beam, axis=0)}
         feeds.update(
             (n, np.repeat(t, beam, axis=0)) for n, t in zip(names["cross"], cross, strict=True)
@@ -368,6 +404,8 @@ def onnx_parts(exported: ExportedModel, sessions: tuple[Any, Any], length: int, 
             feeds["tokens"] = steps[:, step : step + 1]
             _, *present = decoder_session.run(None, feeds)
             feeds.update(zip(names["past"], present, strict=True))
+            clock.tick()
+        return None if on_gpu else clock.times
 
     return Parts(encode, decode_sentence, torch.device("cpu"))
 

@@ -13,7 +13,9 @@ The `robust` protocol estimates the same quantity, the machine's undisturbed spe
 - **a low quantile** (`quantile`, default the 20th percentile, numpy's linear interpolation) of
   all timed runs instead of the trimmed mean: a disturbance only ever adds time, so under
   contention the lower tail is the undisturbed speed, and on a quiet machine, where the runs
-  barely differ, it is within their spread of HAT's trimmed mean;
+  barely differ, it is within their spread of HAT's trimmed mean. A run may be timed in
+  components (the decoder's steps): the quantile is then taken per component and summed, so a
+  sentence with one preempted step of twenty still counts with its nineteen others;
 - **a stability check**: the rounds agree when the median of their per-round quantiles is
   within `tolerance` (relative) of the lowest, i.e. at least half of the rounds saw the
   undisturbed speed; if not, `rounds` more rounds are measured, at most `max_retries` times
@@ -119,7 +121,7 @@ class Estimate:
 class Rounds:
     """Every round measured, the estimate over all of them and the re-measurements it took."""
 
-    rounds: list[list[float]]
+    rounds: list[list[Run]]
     estimate: Estimate
     retries: int
 
@@ -129,24 +131,43 @@ def runs_per_round(runs: int, rounds: int) -> int:
     return max(1, math.ceil(runs / rounds))
 
 
+Run = float | Sequence[float]  # one timed run: its time, or the times of its components
+
+
+def _runs_matrix(runs: Sequence[Run]) -> np.ndarray:
+    return np.asarray([[r] if isinstance(r, int | float) else list(r) for r in runs], dtype=float)
+
+
+def _value(matrix: np.ndarray, quantile: float) -> float:
+    return float(np.quantile(matrix, quantile, axis=0).sum())
+
+
 def robust_estimate(
-    samples_per_round: Sequence[Sequence[float]],
+    samples_per_round: Sequence[Sequence[Run]],
     quantile: float = QUANTILE,
     tolerance: float = TOLERANCE,
 ) -> Estimate:
-    """The robust statistic of timed runs grouped by round (see the module docstring)."""
-    rounds = [np.asarray(r, dtype=float) for r in samples_per_round if len(r)]
+    """The robust statistic of timed runs grouped by round (see the module docstring).
+
+    A run is a time, or the times of its consecutive components (the steps of a decoded
+    sentence, each run with the same number): the value is then the sum over components of
+    their `quantile` across runs, the undisturbed time of a run even when most runs had one
+    step preempted."""
+    rounds = [_runs_matrix(r) for r in samples_per_round if len(r)]
     if not rounds:
         raise ValueError("no latency samples")
-    value = float(np.quantile(np.concatenate(rounds), quantile))
-    per_round = tuple(float(np.quantile(r, quantile)) for r in rounds)
+    widths = {r.shape[1] for r in rounds}
+    if len(widths) != 1:
+        raise ValueError(f"runs with different numbers of components: {sorted(widths)}")
+    value = _value(np.concatenate(rounds), quantile)
+    per_round = tuple(_value(r, quantile) for r in rounds)
     lowest = min(per_round)
     spread = (statistics.median(per_round) - lowest) / lowest if lowest > 0 else 0.0
     return Estimate(value, float(spread), spread <= tolerance, per_round)
 
 
 def measure_until_stable(
-    take_round: Callable[[], Sequence[float]], settings: RobustSettings
+    take_round: Callable[[], Sequence[Run]], settings: RobustSettings
 ) -> Rounds:
     """Call `take_round` (one round's timed runs, the quantity the check judges) `rounds` times,
     and `rounds` times more while the estimate is unstable, at most `max_retries` times."""

@@ -29,6 +29,7 @@ from nasflow.space.hat import Arch, get_space
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SPACE = get_space("demo")
+CAL = {"iterations": 2, "default": "supernet-calibrated"}
 PARAMS_LIMIT = 1.05  # about the median non-embedding size of the demo space (M)
 METHODS = {
     "hat": {"iterations": 4, "default": "supernet"},
@@ -179,6 +180,38 @@ def test_hsnas_run_outputs_and_resume(
     assert "`reference` scoring protocol" in (tmp_path / "tables" / "table3.md").read_text()
 
 
+def test_fast_protocol_run_records_its_subset_and_resumes(
+    tiny_data: Path, models: dict[str, Path], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    config = make_config(protocol="fast", valid_subset={"sample": 5, "fractions": [0.25, 0.5]})
+    argv = search_args(
+        config, "hat", "params-1m", tmp_path, tiny_data, "--supernet", str(models["supernet"])
+    )
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "fast protocol" in err and "supernet: validation subset" in err
+    run = tmp_path / "run"
+    best = json.loads((run / "best.json").read_text())
+    timing = json.loads((run / "timing.json").read_text())
+    assert best["protocol"] == timing["protocol"] == "fast"
+    check = timing["valid_subset"]["supernet"]
+    assert [row["fraction"] for row in check["tried"]] == [0.25, 0.5]
+    assert len(check["sample_ids"]) == 5 and check["full_sentences"] == 8
+    assert best["valid_subset"]["supernet"]["chosen_fraction"] == check["chosen_fraction"]
+    assert timing["subset_seconds"] <= timing["search_seconds"]
+    assert set(pd.read_csv(run / "history.csv")["protocol"]) == {"fast"}
+
+    # A complete state: the rerun asks the supernet nothing, check included.
+    def refuse(self, *args):
+        raise AssertionError("supernet called on a complete state")
+
+    monkeypatch.setattr(SupernetPredictor, "predict", refuse)
+    monkeypatch.setattr(SupernetPredictor, "subset_scores", refuse)
+    assert main(argv) == 0
+    assert "resumed after iteration 4" in capsys.readouterr().err
+    assert json.loads((run / "best.json").read_text()) == best
+
+
 def test_latency_constraint_with_distill_only(
     tiny_data: Path, models: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -207,7 +240,12 @@ def test_latency_constraint_with_distill_only(
         ("hat", "params-1m", (), {"constraints": {"params-1m": {"gb": 1}}},
          "search.constraints.params-1m"),
         ("distill-only", "params-1m", (), {}, "pass --distill"),
-        ("hat", "params-1m", (), {"protocol": "fast"}, "search.protocol"),
+        ("hat", "params-1m", (), {"protocol": "quick"}, "search.protocol"),
+        ("hat", "params-1m", (), {"protocol": "fast", "valid_subset": {"sample": 2}},
+         "search.valid_subset"),
+        ("hat", "params-1m", ("--calibration", "x"),
+         {"protocol": "fast", "methods": {**METHODS, "hat": CAL}},
+         "uses supernet-calibrated, which search.protocol fast cannot"),
         ("hat", "params-1m", ("--distill", "x.pt"), {"methods": {"hat": {"default": "llm"}}},
          "search.methods.hat"),
     ],

@@ -82,6 +82,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             searched, args.data, config, plan, calibration, args.calibration
         ),
         protocol=plan.protocol,
+        valid_subset=plan.valid_subset,
     )
     extra = {
         "method": plan.method,
@@ -97,6 +98,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         extra["latency_target"] = plan.latency_target
     write_outputs(result, args.out_dir, extra)
     write_text_atomic(args.out_dir / "best_arch.json", result.best_arch.to_json() + "\n")
+    for name, check in (result.valid_subset or {}).items():
+        log(runner.subset_line(name, check))
     resumed = f" (resumed after iteration {result.resumed_from})" if result.resumed_from else ""
     log(
         f"{args.out_dir}: best {result.best_arch.id} score {result.best_score:.4f} "

@@ -3,6 +3,7 @@
 Token-weighted label-smoothed cross-entropy over the whole split (or its first `sentences`
 sentences) in bits: `sum(loss) / ntokens / ln 2`, batched by tokens without shuffling, in eval
 mode without gradients. Batches can be collated once and reused for many architectures.
+`sentence_losses` gives the same sums per sentence (for validation subsets and bootstraps).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from nasflow.core.device import autocast
-from nasflow.data.batching import Batch, batch_indices, collate
+from nasflow.data.batching import PAD, Batch, batch_indices, collate
 from nasflow.data.prepare import EncodedSplit
 from nasflow.model import SuperTransformer
 from nasflow.model.loss import label_smoothed_nll_loss
@@ -46,14 +47,17 @@ def prepare_batches(
     sentences: int = 0,
     device: torch.device | str = "cpu",
     max_positions: int = 1024,
+    indices: np.ndarray | None = None,
 ) -> list[Batch]:
-    """Collate the split (its first `sentences` sentences when > 0) once, on `device`.
+    """Collate the split (its first `sentences` sentences when > 0, or the sentences `indices`)
+    once, on `device`.
 
     Sentences longer than `max_positions` (with EOS) are skipped, as in fairseq validation.
     """
     if sentences < 0:
         raise ValueError(f"sentences must be >= 0 (0 = all), got {sentences}")
-    indices = None
+    if sentences and indices is not None:
+        raise ValueError("prepare_batches takes sentences or indices, not both")
     if sentences:
         indices = np.arange(min(sentences, len(split)), dtype=np.int64)
     groups = batch_indices(
@@ -109,3 +113,37 @@ def validation_loss(
         ntokens=ntokens,
         nsentences=nsentences,
     )
+
+
+@torch.no_grad()
+def sentence_losses(
+    model: SuperTransformer,
+    batches: Sequence[Batch],
+    *,
+    label_smoothing: float = 0.1,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sentence of precollated `batches`: its split index, summed label-smoothed loss (nats)
+    and target tokens, sorted by index. Summed over any set of sentences and divided by
+    `tokens * ln 2` they give that set's `validation_loss` (up to float rounding)."""
+    if not batches:
+        raise ValueError("sentence_losses: no sentences to score (empty split or all too long)")
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    indices, losses, tokens = [], [], []
+    try:
+        for batch in batches:
+            with autocast(device, dtype):
+                logits = model(batch.src_tokens, batch.prev_output_tokens)
+            for row in range(batch.size):
+                loss, _ = label_smoothed_nll_loss(logits[row], batch.target[row], label_smoothing)
+                losses.append(float(loss))
+            tokens.append((batch.target != PAD).sum(dim=1).cpu().numpy())
+            indices.append(batch.indices.cpu().numpy())
+    finally:
+        model.train(was_training)
+    index = np.concatenate(indices).astype(np.int64)
+    order = np.argsort(index, kind="stable")
+    loss_array = np.asarray(losses, dtype=np.float64)
+    return index[order], loss_array[order], np.concatenate(tokens).astype(np.int64)[order]

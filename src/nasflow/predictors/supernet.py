@@ -4,6 +4,9 @@ Each architecture is selected inside the supernet (weights inherited, nothing tr
 scored on the valid split: `metric="loss"` gives minus the token-weighted label-smoothed loss in
 bits (HAT's search criterion, rank only); `metric="bleu"` gives sacreBLEU of beam search
 translations (a BLEU estimate). The valid data is collated once, on the model's device.
+With `metric="loss"` the predictor can also score seeded subsets of its sentences from one pass
+per architecture (`valid_subsets`, `subset_scores`) and be restricted to one (`restrict`): the
+search's `fast` protocol (`nasflow.search.subset`).
 A Mixture-of-Supernets model scores the same way; the predictor's name gives its kind
 ("Neuron-wise MoS (loss)" beside HAT's "Supernet (loss)").
 """
@@ -21,9 +24,15 @@ import torch
 
 from nasflow.core.device import resolve_device, resolve_precision
 from nasflow.core.errors import ConfigError, DataError
+from nasflow.data.batching import PAD
 from nasflow.data.prepare import load_split, load_vocab_size
 from nasflow.evaluate.bleu import corpus_bleu
-from nasflow.evaluate.loss import model_device, prepare_batches, validation_loss
+from nasflow.evaluate.loss import (
+    model_device,
+    prepare_batches,
+    sentence_losses,
+    validation_loss,
+)
 from nasflow.evaluate.score import read_references
 from nasflow.evaluate.translate import load_spm, source_batches, translate_batches
 from nasflow.model import KIND_LABELS, SuperTransformer
@@ -91,6 +100,9 @@ class SupernetPredictor(Predictor):
         max_positions = model.config.max_positions
         if metric == "loss":
             self.batches = prepare_batches(split, max_tokens, count, self.device, max_positions)
+            self.full_batches = self.batches
+            self._split, self._max_tokens = split, max_tokens
+            self.subset: np.ndarray | None = None
         else:
             sources = [split[i][0] for i in range(count)]
             self.sources = source_batches(
@@ -138,6 +150,76 @@ class SupernetPredictor(Predictor):
         ids = translate_batches(self.model, self.sources, dtype=self.dtype, **self.decode)
         hypotheses = [self.processor.decode(hyp) for hyp in ids]
         return corpus_bleu(hypotheses, self.references).score
+
+    # ---- validation subsets (metric "loss") ---------------------------------------------------
+    def _check_loss(self, what: str) -> None:
+        if self.metric != "loss":
+            raise ConfigError(f"{what} needs the loss metric (evaluate.predictor_metric: loss)")
+
+    def valid_subsets(self, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+        """Nested seeded subsets of the scored sentences: one permutation (seed `seed`), and
+        for each fraction the shortest prefix holding at least that share of the target tokens
+        (EOS included). Each subset is sorted sentence indices of the split."""
+        self._check_loss("valid_subsets")
+        index = np.concatenate([b.indices.cpu().numpy() for b in self.full_batches])
+        tokens = np.concatenate([(b.target != PAD).sum(1).cpu().numpy() for b in self.full_batches])
+        order = np.random.default_rng(seed).permutation(len(index))
+        cumulative = np.cumsum(tokens[order])
+        subsets = []
+        for fraction in fractions:
+            count = int(np.searchsorted(cumulative, fraction * cumulative[-1])) + 1
+            subsets.append(np.sort(index[order[: min(count, len(order))]]).astype(np.int64))
+        return subsets
+
+    def sentence_losses(self, arch: Arch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`arch`'s per-sentence losses on the full scored set (`evaluate.loss.sentence_losses`):
+        sentence indices, summed losses (nats) and target tokens."""
+        self._check_loss("sentence_losses")
+        previous, was_training = self.model.arch, self.model.training
+        try:
+            self.model.set_arch(arch)
+            return sentence_losses(
+                self.model,
+                self.full_batches,
+                label_smoothing=self.label_smoothing,
+                dtype=self.dtype,
+            )
+        finally:
+            if previous is not None:
+                self.model.set_arch(previous)
+            self.model.train(was_training)
+
+    def subset_scores(
+        self, archs: Sequence[Arch], subsets: Sequence[np.ndarray | None]
+    ) -> np.ndarray:
+        """Scores [len(subsets), len(archs)] of each architecture on each subset of sentence
+        indices (None: every scored sentence), from one pass over the full set per architecture
+        (as `predict` scores them, up to float rounding)."""
+        scores = np.empty((len(subsets), len(archs)))
+        for column, arch in enumerate(archs):
+            start = time.perf_counter()
+            index, losses, tokens = self.sentence_losses(arch)
+            for row, subset in enumerate(subsets):
+                keep = slice(None) if subset is None else np.isin(index, subset)
+                scores[row, column] = -losses[keep].sum() / tokens[keep].sum() / math.log(2)
+            self.timings.append(time.perf_counter() - start)
+        return scores
+
+    def restrict(self, subset: np.ndarray | None) -> None:
+        """Score only the sentences `subset` from now on (None: the full set again)."""
+        self._check_loss("restrict")
+        if subset is None:
+            self.batches, self.subset = self.full_batches, None
+            return
+        subset = np.asarray(subset, dtype=np.int64)
+        self.batches = prepare_batches(
+            self._split,
+            self._max_tokens,
+            device=self.device,
+            max_positions=self.model.config.max_positions,
+            indices=subset,
+        )
+        self.subset = subset
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         """Score each architecture in turn; the model's previous arch is restored afterwards."""

@@ -18,16 +18,20 @@ Differences from HAT, all deliberate:
 - The best of an iteration is the true top candidate (llmas reports the 25th-best in predictor
   iterations, a quirk).
 - Rejection sampling is bounded (HAT retries forever; see `EvolutionSettings.max_resample_tries`).
-- Optionally (`protocol="cached"`), scores are cached for the run (below).
+- Optionally (`protocol="cached"` or `"fast"`), scores are cached for the run (below).
 
 Scoring protocol (`protocol`, config key `search.protocol`): how an iteration's scores are looked
-up; the evolution itself is the same under both.
+up; the evolution itself is the same under all three.
 - `reference` (the default, HAT's): every population member is sent to the iteration's predictor
   every iteration, elites and duplicates included, so a search of `iterations` iterations asks
   its predictors `population x iterations` times and its search hours compare with the paper's.
 - `cached`: scores are cached per (predictor, arch id) for the run, so an architecture is never
   sent twice to the same predictor (surviving elites and duplicates are not re-scored). A real
   speed-up, but its search hours are not HAT's.
+- `fast`: `cached`, and the supernet scores a validation subset chosen before the search by a
+  rank-fidelity check (`nasflow.search.subset`; settings `search.valid_subset`), whose seconds
+  count in the search's. The fastest supported protocol; its winner can differ from the
+  reference protocol's (the bench compares them against the supernet's own noise).
 Each iteration sends what it scores in one `predict` batch. With a deterministic predictor the two
 protocols find the same architectures; only the predictor calls and the hours differ.
 """
@@ -54,7 +58,8 @@ from nasflow.core.state import StateFolder, rng_from_json, rng_to_json
 from nasflow.predictors.base import Predictor, check_scores
 from nasflow.search.constraints import Constraint
 from nasflow.search.schedule import PredictorSchedule
-from nasflow.space.hat import Arch, Genome, SearchSpace
+from nasflow.search.subset import SubsetCheck, SubsetScorer, SubsetSettings, check_subsets
+from nasflow.space.hat import Arch, Genome, SearchSpace, stream_seed
 
 HISTORY_COLUMNS = (
     "iteration",
@@ -67,9 +72,10 @@ HISTORY_COLUMNS = (
     "scored",
     "protocol",
 )
-PROTOCOLS = ("reference", "cached")
+PROTOCOLS = ("reference", "cached", "fast")
 """Scoring protocols: `reference` = HAT's (every population member scored every iteration),
-`cached` = a per-run score cache (elites and duplicates never re-scored)."""
+`cached` = a per-run score cache (elites and duplicates never re-scored), `fast` = `cached` on a
+validation subset chosen by a rank-fidelity check."""
 DEFAULT_PROTOCOL = "reference"
 
 Progress = Callable[[dict[str, Any]], None]
@@ -110,11 +116,14 @@ class SearchResult:
         timing: `search_seconds` (initial sampling plus every iteration, up to the last
             selection; no model loading, state writes or callbacks), `initial_seconds`,
             `predictor_seconds` {name: s inside `predict`}, `constraint_seconds` (inside
-            constraint evaluation), `scored` {name: architectures sent to `predict`}. After a
-            resume these sum the completed iterations of every session (work lost to a kill is
-            not counted).
+            constraint evaluation), `scored` {name: architectures sent to `predict`}, and
+            under `fast` `subset_seconds` (the rank-fidelity check, inside `search_seconds`).
+            After a resume these sum the completed iterations of every session (work lost to a
+            kill is not counted).
         protocol: the scoring protocol (`PROTOCOLS`).
         resumed_from: iterations already done in a saved state when this call began.
+        valid_subset: under `fast`, each checked predictor's `SubsetCheck.to_dict()` (without
+            the sentence indices); else None.
     """
 
     best: ScoredArch
@@ -125,6 +134,7 @@ class SearchResult:
     timing: dict[str, Any]
     protocol: str = DEFAULT_PROTOCOL
     resumed_from: int = 0
+    valid_subset: dict[str, Any] | None = None
 
     @property
     def best_arch(self) -> Arch:
@@ -147,7 +157,8 @@ class Evolution(ABC):
     and after every iteration.
 
     Subclasses give the selection strategy and the rest: `sample`, `evaluate`, `select`,
-    `screen`, `rejections`, `exhausted`, `inputs`, `state`, `restore` and `result`.
+    `screen`, `rejections`, `exhausted`, `inputs`, `state`, `restore` and `result`; optionally
+    `prepare` (work before the initial population that the clock counts).
     """
 
     clock = "search_seconds"  # the timing key that sums the search's seconds
@@ -173,10 +184,11 @@ class Evolution(ABC):
                 self.restore(state)
             resumed_from = self.done
         else:
+            prepared = self.prepare()
             start = time.perf_counter()
             self.population = self.fill(self.settings.population, self.sample, "initial population")
             self.timing["initial_seconds"] = time.perf_counter() - start
-            self.timing[self.clock] = self.timing["initial_seconds"]
+            self.timing[self.clock] = prepared + self.timing["initial_seconds"]
             self.save(folder)
         while self.done < self.settings.iterations:
             row = self.iterate(self.done + 1)
@@ -231,6 +243,11 @@ class Evolution(ABC):
             folder.save(self.state())
 
     # ---- the strategy ---------------------------------------------------------------------------
+    def prepare(self) -> float:
+        """Work before the initial population of a fresh run; its seconds (counted by the
+        clock). None by default."""
+        return 0.0
+
     @abstractmethod
     def sample(self) -> Any:
         """A random candidate of the initial population."""
@@ -284,6 +301,7 @@ def run_search(
     fresh: bool = False,
     fingerprint_extra: Mapping[str, Any] | None = None,
     protocol: str = DEFAULT_PROTOCOL,
+    valid_subset: SubsetSettings | None = None,
 ) -> SearchResult:
     """Run (or resume) the evolutionary search.
 
@@ -301,12 +319,21 @@ def run_search(
         fresh: discard a saved state instead of resuming it.
         fingerprint_extra: JSON-able values the state must also match (e.g. checkpoint paths),
             for what predictor names alone cannot tell apart.
-        protocol: `reference` (HAT: every population member scored every iteration) or
-            `cached` (per-run score cache); see the module docstring. A saved state of the
-            other protocol is refused.
+        protocol: `reference` (HAT: every population member scored every iteration),
+            `cached` (per-run score cache) or `fast` (cached, on a validation subset chosen by
+            a rank-fidelity check); see the module docstring. A saved state of another
+            protocol is refused.
+        valid_subset: the check's settings under `fast` (default `SubsetSettings()`).
     """
     return _Search(
-        space, predictors, schedule, constraints, settings, fingerprint_extra, protocol
+        space,
+        predictors,
+        schedule,
+        constraints,
+        settings,
+        fingerprint_extra,
+        protocol,
+        valid_subset,
     ).run(state_dir, progress, fresh)
 
 
@@ -322,6 +349,7 @@ class _Search(Evolution):
         settings: EvolutionSettings,
         fingerprint_extra: Mapping[str, Any] | None,
         protocol: str = DEFAULT_PROTOCOL,
+        valid_subset: SubsetSettings | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ConfigError(
@@ -343,6 +371,8 @@ class _Search(Evolution):
         self.schedule = schedule
         self.constraints = list(constraints)
         self.protocol = protocol
+        self.subset_settings = (valid_subset or SubsetSettings()) if protocol == "fast" else None
+        self.checks: dict[str, SubsetCheck] = {}  # by predictor name, under `fast`
         self.scores: list[float] = []  # of the last scored population
         self.order: list[int] = []  # its indices, best first
         # Scores by predictor and arch id; filled under the cached protocol only.
@@ -354,6 +384,45 @@ class _Search(Evolution):
             "constraint_seconds": 0.0,
             "scored": {name: 0 for name in self.predictors},
         }
+
+    # ---- the validation subset (`fast`) ---------------------------------------------------------
+    def prepare(self) -> float:
+        """Under `fast`: the rank-fidelity check of each supernet-like predictor (one check per
+        predictor object), which then scores its chosen subset; the check's seconds."""
+        if self.subset_settings is None:
+            return 0.0
+        start = time.perf_counter()
+        checked: dict[int, SubsetCheck] = {}
+        for name, predictor in self.predictors.items():
+            if not isinstance(predictor, SubsetScorer):
+                continue
+            if id(predictor) not in checked:
+                began = time.perf_counter()
+                archs = self.check_sample(self.subset_settings)
+                check = check_subsets(predictor, name, archs, self.subset_settings)
+                check.seconds = time.perf_counter() - began
+                predictor.restrict(check.subset)
+                checked[id(predictor)] = check
+            self.checks[name] = checked[id(predictor)]
+        seconds = time.perf_counter() - start
+        self.timing["subset_seconds"] = seconds
+        return seconds
+
+    def check_sample(self, subset: SubsetSettings) -> list[Arch]:
+        """`subset.sample` distinct architectures satisfying the constraints, from their own
+        seeded stream (the search's random draws are untouched)."""
+        rng = random.Random(stream_seed(self.settings.seed, f"valid-subset/{subset.seed}"))
+        found: dict[str, Arch] = {}
+        for _ in range(100 * subset.sample):
+            genome = self.fill(1, lambda: self.space.sample_genome(rng), "valid-subset check")[0]
+            arch = self.space.decode(genome)
+            found.setdefault(arch.id, arch)
+            if len(found) == subset.sample:
+                return list(found.values())
+        raise SearchError(
+            f"search.valid_subset.sample: found only {len(found)} distinct architectures "
+            f"satisfying the constraints in {100 * subset.sample} draws; lower the sample"
+        )
 
     # ---- selection ------------------------------------------------------------------------------
     def sample(self) -> Genome:
@@ -457,7 +526,7 @@ class _Search(Evolution):
                 for key, predictor in self.predictors.items()
             },
             "extra": self.fingerprint_extra,
-        }
+        } | ({"valid_subset": self.subset_settings.to_dict()} if self.subset_settings else {})
 
     def state(self) -> dict[str, Any]:
         return {
@@ -468,6 +537,7 @@ class _Search(Evolution):
             "cache": self.cache,
             "history": self.history,
             "timing": self.timing,
+            "valid_subset": {name: check.to_dict() for name, check in self.checks.items()},
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -486,6 +556,13 @@ class _Search(Evolution):
         )
         self.timing["predictor_seconds"].update(saved["predictor_seconds"])
         self.timing["scored"].update(saved["scored"])
+        if "subset_seconds" in saved:
+            self.timing["subset_seconds"] = float(saved["subset_seconds"])
+        for name, data in (state.get("valid_subset") or {}).items():
+            self.checks[name] = SubsetCheck.from_dict(data)
+            predictor = self.predictors[name]
+            if isinstance(predictor, SubsetScorer):
+                predictor.restrict(self.checks[name].subset)
 
     # ---- result ---------------------------------------------------------------------------------
     def result(self, resumed_from: int) -> SearchResult:
@@ -506,6 +583,11 @@ class _Search(Evolution):
             timing=json.loads(json.dumps(self.timing)),
             protocol=self.protocol,
             resumed_from=resumed_from,
+            valid_subset=(
+                {name: check.to_dict(with_indices=False) for name, check in self.checks.items()}
+                if self.subset_settings is not None
+                else None
+            ),
         )
 
 
@@ -575,7 +657,8 @@ def write_outputs(
     `best.json` holds the arch dict, id, predicted score, predictor and scoring protocol, plus
     `extra_best` (e.g. predicted latency, GFLOPs, params); an extra key may not shadow one of
     those. `timing.json` and every history row name the protocol too (the search hours depend
-    on it).
+    on it). Under `fast`, `timing.json` holds each rank-fidelity check (`valid_subset`: sizes
+    tried, taus, chosen fraction, seconds) and `best.json` the chosen fraction per predictor.
     """
     out = Path(out_dir)
     best = {
@@ -587,6 +670,11 @@ def write_outputs(
         "genome": list(result.best.genome),
         "arch_info": result.best.arch.to_arch_info(),
     }
+    if result.valid_subset is not None:
+        best["valid_subset"] = {
+            name: {k: check[k] for k in ("chosen_fraction", "chosen_sentences", "passed")}
+            for name, check in result.valid_subset.items()
+        }
     clash = sorted(set(best) & set(extra_best or {}))
     if clash:
         raise ValueError(f"extra_best may not redefine {', '.join(clash)}")
@@ -610,5 +698,7 @@ def write_outputs(
         **result.timing,
         "search_hours": result.timing["search_seconds"] / 3600.0,
     }
+    if result.valid_subset is not None:
+        timing["valid_subset"] = result.valid_subset
     write_json_atomic(paths["timing.json"], timing)
     return paths

@@ -2,8 +2,9 @@
 only the predictors the method's schedule uses loaded, and the best architecture described.
 
 Config section (`search`): evolution settings (`population`, `parents`, `mutations`,
-`crossovers`, `mutation_prob`, `max_resample_tries`), the scoring `protocol` (`reference` or
-`cached`, see `nasflow.search.evolution`), `constraints` {name: limits mapping}, `methods` {name:
+`crossovers`, `mutation_prob`, `max_resample_tries`), the scoring `protocol` (`reference`,
+`cached` or `fast`, see `nasflow.search.evolution`), `valid_subset` (the rank-fidelity check of
+`fast`, `nasflow.search.subset`), `constraints` {name: limits mapping}, `methods` {name:
 predictor schedule mapping, plus an optional `supernet` kind} and, for the workflow, `seeds`,
 `latency_target` and `run`. A method's `iterations` is the search's; the seed comes from the
 command line.
@@ -28,6 +29,7 @@ from nasflow.efficiency.counts import count_embedding_params, count_flops, count
 from nasflow.search.constraints import CONSTRAINT_KEYS, Constraint, constraints_from_mapping
 from nasflow.search.evolution import DEFAULT_PROTOCOL, PROTOCOLS, EvolutionSettings
 from nasflow.search.schedule import PredictorSchedule
+from nasflow.search.subset import SubsetSettings
 from nasflow.space.hat import Arch
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ SECTION_KEYS = (
     "run",
     "final_train",
     "protocol",
+    "valid_subset",
 )
 
 
@@ -100,6 +103,8 @@ class SearchPlan:
     protocol: str = DEFAULT_PROTOCOL
     supernet_kind: str | None = None
     """The supernet kind the method names (None: whichever `--supernet` is given)."""
+    valid_subset: SubsetSettings | None = None
+    """The rank-fidelity check's settings (protocol `fast` only)."""
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -179,6 +184,7 @@ def plan_search(
         raise ConfigError(
             f"config key search.protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
         )
+    valid_subset = _valid_subset(config, section, schedule, protocol, where)
     values = {k: v for k, v in section.items() if k not in SECTION_KEYS}
     settings = EvolutionSettings.from_mapping(
         {**values, "iterations": schedule.iterations, "seed": seed}
@@ -193,7 +199,40 @@ def plan_search(
         latency_target,
         protocol,
         kind,
+        valid_subset,
     )
+
+
+def _valid_subset(
+    config: Config,
+    section: Mapping[str, Any],
+    schedule: PredictorSchedule,
+    protocol: str,
+    where: str,
+) -> SubsetSettings | None:
+    """`search.valid_subset` under the `fast` protocol (None otherwise), checked to fit the
+    method: the supernet must score by loss, and a calibrated supernet (fitted on full-set
+    scores) cannot score a subset."""
+    if protocol != "fast":
+        return None
+    raw = section.get("valid_subset") or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("config key search.valid_subset must be a mapping")
+    settings = SubsetSettings.from_mapping(raw)
+    names = schedule.names()
+    if "supernet-calibrated" in names:
+        raise ConfigError(
+            f"config key {where} uses supernet-calibrated, which search.protocol fast cannot "
+            "score on a validation subset (its calibration is fitted on full-set scores); use "
+            "protocol cached"
+        )
+    metric = (config.get("evaluate") or {}).get("predictor_metric", "loss")
+    if "supernet" in names and metric != "loss":
+        raise ConfigError(
+            f"search.protocol fast scores the supernet on a validation subset by loss; "
+            f"config key evaluate.predictor_metric is {metric!r}"
+        )
+    return settings
 
 
 def _spans(iterations: list[int]) -> str:
@@ -447,3 +486,15 @@ def progress_line(plan: SearchPlan, row: Mapping[str, Any]) -> str:
         f"{row['best_score']:.4f} mean {row['mean_score']:.4f} ({row['scored']} scored, "
         f"{plan.protocol} protocol, {row['seconds']:.2f} s)"
     )
+
+
+def subset_line(name: str, check: Mapping[str, Any]) -> str:
+    """One line naming the validation subset a `fast` search's rank-fidelity check chose."""
+    tried = ", ".join(f"{row['fraction']:g}: tau {row['kendall']:.3f}" for row in check["tried"])
+    chosen = (
+        f"{check['chosen_fraction']:g} of the tokens ({check['chosen_sentences']} of "
+        f"{check['full_sentences']} sentences)"
+        if check["passed"]
+        else f"the full set (no subset reached tau {check['settings']['min_kendall']:g})"
+    )
+    return f"{name}: validation subset {chosen}; tried {tried}; check took {check['seconds']:.1f} s"

@@ -110,6 +110,14 @@ BACKENDS = ("onnxruntime", "torch")
 
 DEVICES = ("cpu", "cuda")
 
+#: How the measured ONNX graphs are made: `export` = `torch.onnx.export` of the weighted model,
+#: `template` = the same graphs from a weightless export (`nasflow.lts.graph_template`).
+GRAPHS = ("export", "template")
+
+#: `fresh` = one worker process per measurement; `persistent` = one long-lived worker per
+#: evaluator (peak memory still reset and read per measurement).
+WORKERS = ("fresh", "persistent")
+
 
 @dataclass(frozen=True)
 class MeasureSettings:
@@ -121,6 +129,8 @@ class MeasureSettings:
     tokens; 3 warm-up and 20 timed inferences (20 prompts); GPT-2's vocabulary (50257, the head
     is a large part of a step's cost) and 1024 positions; weights and prompt draw from `seed`.
     `timeout_s` bounds one worker process and is not part of the protocol fingerprint.
+    `graphs` and `worker` choose the fast paths (`GRAPHS`, `WORKERS`; defaults: an export and a
+    fresh process per measurement, as before they existed).
     """
 
     backend: str = "onnxruntime"
@@ -135,8 +145,22 @@ class MeasureSettings:
     n_positions: int = 1024
     seed: int = 0
     timeout_s: float = 3600.0
+    graphs: str = "export"
+    worker: str = "fresh"
 
     def __post_init__(self) -> None:
+        if self.graphs not in GRAPHS:
+            raise ConfigError(
+                f"measure.graphs must be one of {', '.join(GRAPHS)}, got {self.graphs!r}"
+            )
+        if self.worker not in WORKERS:
+            raise ConfigError(
+                f"measure.worker must be one of {', '.join(WORKERS)}, got {self.worker!r}"
+            )
+        if self.graphs == "template" and self.backend != "onnxruntime":
+            raise ConfigError(
+                "measure.graphs: template builds ONNX graphs; it needs backend onnxruntime"
+            )
         if self.backend not in BACKENDS:
             raise ConfigError(
                 f"measure.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"

@@ -16,8 +16,8 @@ class OrtProviderError(NasflowError, ValueError):
     """The asked-for execution provider is not in this onnxruntime build."""
 
 
-def ort_session(path: str | Path, threads: int, device: str = "cpu") -> Any:
-    """An ONNX Runtime session with full graph optimisation and `threads` intra-op threads."""
+def ort_options(threads: int, device: str = "cpu") -> tuple[Any, list[str]]:
+    """The session options and providers of every latency measurement (module docstring)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -34,4 +34,12 @@ def ort_session(path: str | Path, threads: int, device: str = "cpu") -> Any:
                 "(install onnxruntime-gpu)"
             )
         providers.insert(0, "CUDAExecutionProvider")
+    return options, providers
+
+
+def ort_session(path: str | Path, threads: int, device: str = "cpu") -> Any:
+    """An ONNX Runtime session with full graph optimisation and `threads` intra-op threads."""
+    import onnxruntime as ort
+
+    options, providers = ort_options(threads, device)
     return ort.InferenceSession(str(path), options, providers=providers)

@@ -30,6 +30,7 @@ from nasflow.lts.measure import (
     LTSMeasurement,
     LTSMeasureSettings,
     MeasureError,
+    PersistentWorker,
     backend_version,
     device_description,
     measure_arch,
@@ -56,6 +57,10 @@ class LTSEvaluator:
             keeping the full records with samples and environment).
         backbone: the decoder family measured (`gpt2` or `transformer-xl`); a non-GPT-2
             backbone enters `name` and `protocol()`.
+
+    With `settings.worker = "persistent"` one `PersistentWorker` process measures every
+    architecture (`close()` or a `with` block ends it); with `settings.graphs = "template"`
+    nothing is exported to `workdir`.
 
     Attributes: `name` (enters the search's resume fingerprint), `measured` (architectures
     measured by this evaluator so far), `last` (the `LTSMeasurement`s of the last `evaluate`).
@@ -91,6 +96,10 @@ class LTSEvaluator:
             self.name += f"-{self.backbone}"
         self.measured = 0
         self.last: list[LTSMeasurement] = []
+        self.worker = (
+            PersistentWorker(self.settings) if self.settings.worker == "persistent" else None
+        )
+        self.runner = None if self.worker is None else self.worker.run
 
     # ---- cache keys -----------------------------------------------------------------------------
     def device_key(self) -> str:
@@ -118,12 +127,14 @@ class LTSEvaluator:
         """Measure one architecture (no cache)."""
         if not isinstance(arch, GPTArch):
             raise MeasureError(f"LTSEvaluator measures GPTArch values, got {type(arch).__name__}")
-        backbone = self.backbone
-        if self.settings.backend == "torch":
-            measurement = measure_arch(arch, self.text, self.settings, backbone=backbone)
+        backbone, runner = self.backbone, self.runner
+        if self.settings.backend == "torch" or self.settings.graphs == "template":
+            measurement = measure_arch(
+                arch, self.text, self.settings, backbone=backbone, runner=runner
+            )
         elif self.keep_exports:
             measurement = measure_arch(
-                arch, self.text, self.settings, self.workdir, backbone=backbone
+                arch, self.text, self.settings, self.workdir, backbone=backbone, runner=runner
             )
         else:
             if self.workdir is not None:
@@ -131,7 +142,7 @@ class LTSEvaluator:
             scratch = tempfile.mkdtemp(prefix="lts-export-", dir=self.workdir)
             try:
                 measurement = measure_arch(
-                    arch, self.text, self.settings, scratch, backbone=backbone
+                    arch, self.text, self.settings, scratch, backbone=backbone, runner=runner
                 )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -144,3 +155,14 @@ class LTSEvaluator:
         """One metrics mapping per architecture, in order (see the module docstring)."""
         self.last = [self.measure(arch) for arch in archs]
         return [m.metrics() for m in self.last]
+
+    def close(self) -> None:
+        """End the persistent worker process, if any (a later measurement starts another)."""
+        if self.worker is not None:
+            self.worker.close()
+
+    def __enter__(self) -> LTSEvaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -123,6 +123,7 @@ __all__ = [
     "LTSMeasureSettings",
     "LTSMeasurement",
     "MeasureError",
+    "PersistentWorker",
     "backend_version",
     "build_model",
     "device_description",
@@ -153,6 +154,9 @@ class LTSMeasureSettings(MeasureSettings):
         the backbone when it is not `gpt2`."""
         out = self.to_dict()
         out.pop("timeout_s")
+        for name, default in (("graphs", "export"), ("worker", "fresh")):
+            if out[name] == default:  # the keys of measurements made before these settings
+                out.pop(name)
         protocol = {"protocol_version": PROTOCOL_VERSION, **out, "text": text.fingerprint}
         if check_backbone(backbone) != "gpt2":
             protocol["backbone"] = backbone
@@ -362,8 +366,10 @@ def _environment(
     worker: Mapping[str, Any],
     backbone: str = "gpt2",
     checkpoint_sha256: str | None = None,
+    template: bool = False,
 ) -> dict[str, Any]:
-    """Device, threads, backend and library versions (and a non-GPT-2 backbone, a checkpoint)."""
+    """Device, threads, backend and library versions (and a non-GPT-2 backbone, a checkpoint,
+    how the graphs were made and the worker kind)."""
     import torch
 
     from nasflow.core.device import environment
@@ -379,6 +385,9 @@ def _environment(
         env["backbone"] = backbone
     if checkpoint_sha256 is not None:
         env["checkpoint_sha256"] = checkpoint_sha256
+    if settings.backend == "onnxruntime":
+        env["graphs"] = "template" if template else "export"
+    env["worker"] = settings.worker
     return env
 
 
@@ -424,6 +433,7 @@ def measure_arch(
     *,
     backbone: str = "gpt2",
     checkpoint: str | Path | None = None,
+    runner: Callable[[dict[str, Any], LTSMeasureSettings], dict[str, Any]] | None = None,
 ) -> LTSMeasurement:
     """Latency and peak memory of `arch` on prompts of `text` under `settings` (see the module
     docstring).
@@ -434,7 +444,11 @@ def measure_arch(
     temporary folder deleted afterwards. The torch backend exports nothing.
     `backbone`: `gpt2` or `transformer-xl`. `checkpoint`: trained weights to measure instead of
     seeded random ones (module docstring); its sha256 enters the export-reuse check and
-    `environment["checkpoint_sha256"]`.
+    `environment["checkpoint_sha256"]`. With `settings.graphs = "template"` a GPT-2 decoder with
+    seeded weights is not exported: the worker builds the same graphs from a weightless export
+    (`nasflow.lts.graph_template`; a checkpoint is still exported, a Transformer-XL decoder is
+    refused). `runner`: runs the worker job (default: a fresh worker process; a
+    `PersistentWorker.run` reuses one process).
     """
     settings = settings or LTSMeasureSettings()
     if not isinstance(arch, GPTArch):
@@ -461,8 +475,18 @@ def measure_arch(
         job["backbone"] = backbone
     if checkpoint is not None:
         job["checkpoint"] = str(Path(checkpoint).resolve())
+    runner = runner or _run_worker
+    template = settings.graphs == "template" and checkpoint is None
+    if template and backbone != "gpt2":
+        raise ConfigError(
+            f"measure.graphs: template builds GPT-2 decoders only, not {backbone}; use graphs: "
+            "export"
+        )
     if settings.backend == "torch":
-        result = _run_worker(job, settings)
+        result = runner(job, settings)
+    elif template:
+        job["template"] = True
+        result = runner(job, settings)
     else:
         scratch = None
         if workdir is None:
@@ -475,7 +499,7 @@ def measure_arch(
             exported = _export_for(arch, settings, folder, backbone, checkpoint, checkpoint_sha256)
             job["prompt_path"] = str(exported.prompt.resolve())
             job["step_path"] = str(exported.step.resolve())
-            result = _run_worker(job, settings)
+            result = runner(job, settings)
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -508,13 +532,13 @@ def measure_arch(
         memory_method=str(result["memory_method"]),
         samples=samples,
         text={"fingerprint": text.fingerprint, **text.info},
-        environment=_environment(settings, result, backbone, checkpoint_sha256),
+        environment=_environment(settings, result, backbone, checkpoint_sha256, template),
         **stats,
     )
 
 
-def _run_worker(job: dict[str, Any], settings: LTSMeasureSettings) -> dict[str, Any]:
-    """Run `job` in a fresh `python -m nasflow.lts.measure --worker` process."""
+def _worker_env(settings: LTSMeasureSettings) -> dict[str, str]:
+    """The worker's environment: this package importable, the thread count fixed."""
     import nasflow
 
     env = os.environ.copy()
@@ -522,7 +546,17 @@ def _run_worker(job: dict[str, Any], settings: LTSMeasureSettings) -> dict[str, 
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(settings.threads)
-    what = f"architecture {GPTArch.from_dict(job['arch']).describe()}"
+    return env
+
+
+def _describe_job(job: Mapping[str, Any]) -> str:
+    return f"architecture {GPTArch.from_dict(job['arch']).describe()}"
+
+
+def _run_worker(job: dict[str, Any], settings: LTSMeasureSettings) -> dict[str, Any]:
+    """Run `job` in a fresh `python -m nasflow.lts.measure --worker` process."""
+    env = _worker_env(settings)
+    what = _describe_job(job)
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "nasflow.lts.measure", "--worker"],
@@ -599,11 +633,29 @@ Inference = Callable[[Any], tuple[float, float]]
 
 
 def _ort_inference(job: dict[str, Any]) -> tuple[Inference, list[Any], dict]:
+    threads = job["threads"]
+    if job.get("template"):
+        from nasflow.lts.graph_template import template_graphs, template_session, weight_values
+
+        arch = GPTArch.from_dict(job["arch"])
+        prompt, step, shapes = template_graphs(arch, job["vocab_size"], job["n_positions"])
+        weights = weight_values(shapes, job["seed"])
+        prompt_session = template_session(prompt, weights, threads)
+        step_session = template_session(step, weights, threads)
+        del weights
+    else:
+        prompt_session = ort_session(job["prompt_path"], threads)
+        step_session = ort_session(job["step_path"], threads)
+    return _session_inference(prompt_session, step_session, job)
+
+
+def _session_inference(
+    prompt_session: Any, step_session: Any, job: dict[str, Any]
+) -> tuple[Inference, list[Any], dict]:
+    """Timed greedy inference through an ONNX Runtime prompt session and step session."""
     import onnxruntime as ort
 
-    threads, n = job["threads"], job["new_tokens"]
-    prompt_session = ort_session(job["prompt_path"], threads)
-    step_session = ort_session(job["step_path"], threads)
+    n = job["new_tokens"]
     past_names = [i.name for i in step_session.get_inputs() if i.name.startswith("past_")]
     prompts = [np.asarray(p, dtype=np.int64).reshape(1, -1) for p in job["prompts"]]
     # A Transformer-XL prompt graph also takes the memory: empty for a fresh prompt.
@@ -736,17 +788,138 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _worker_cli(argv: list[str]) -> int:
-    if argv != ["--worker"]:
-        print("usage: python -m nasflow.lts.measure --worker  (job JSON on stdin)", file=sys.stderr)
-        return 2
-    job = json.loads(sys.stdin.read())
+def _serve(job: dict[str, Any]) -> None:
+    """Measure one job and print its result line (an error becomes a result with `error`)."""
+    import gc
+
     try:
         result = _worker(job)
     except (NasflowError, RuntimeError, ValueError, OSError, ImportError) as error:
         result = {"error": f"{type(error).__name__}: {error}"}
+    gc.collect()  # the job's sessions and weights go before the next job's baseline
     print(RESULT_MARK + json.dumps(result), flush=True)
-    return 0
+
+
+def _worker_cli(argv: list[str]) -> int:
+    if argv == ["--worker"]:
+        _serve(json.loads(sys.stdin.read()))
+        return 0
+    if argv == ["--worker", "--persistent"]:
+        for line in sys.stdin:
+            if line.strip():
+                _serve(json.loads(line))
+        return 0
+    print(
+        "usage: python -m nasflow.lts.measure --worker [--persistent]  (job JSON on stdin; "
+        "one per line with --persistent)",
+        file=sys.stderr,
+    )
+    return 2
+
+
+class PersistentWorker:
+    """One long-lived `python -m nasflow.lts.measure --worker --persistent` process that measures
+    job after job (`measure.worker: persistent`): no interpreter start and library imports per
+    measurement, and the graph templates stay cached in it. Peak memory is still reset and read
+    per job, after the previous job's sessions are freed and the C heap trimmed, with glibc's
+    dynamic mmap threshold fixed (`MALLOC_MMAP_THRESHOLD_`) so that a freed large block is
+    returned to the OS rather than kept for reuse unseen by the resident-set size.
+
+    A job that times out or crashes the process kills it (`MeasureError`); the next job starts a
+    new one. `close()` (or leaving a `with` block) ends it.
+    """
+
+    def __init__(self, settings: LTSMeasureSettings) -> None:
+        self.settings = settings
+        self.proc: subprocess.Popen[str] | None = None
+        self.stderr: Any = None
+        self.jobs = 0
+
+    def _start(self) -> subprocess.Popen[str]:
+        env = _worker_env(self.settings)
+        env["MALLOC_MMAP_THRESHOLD_"] = str(128 * 1024)
+        # A file, not a pipe: a full pipe would block the worker. Closed by close().
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        return subprocess.Popen(
+            [sys.executable, "-m", "nasflow.lts.measure", "--worker", "--persistent"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env=env,
+        )
+
+    def run(self, job: dict[str, Any], settings: LTSMeasureSettings) -> dict[str, Any]:
+        """Send `job` to the worker and wait for its result (at most `timeout_s`)."""
+        import selectors
+
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        proc = self.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        what = _describe_job(job)
+        try:
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.flush()
+        except OSError:
+            self._fail(what, "the worker process is gone")
+        deadline = time.monotonic() + settings.timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    self.close()
+                    raise MeasureError(
+                        f"measuring {what} took longer than measure.timeout_s = "
+                        f"{settings.timeout_s:g} s"
+                    )
+                line = proc.stdout.readline()
+                if not line:
+                    self._fail(what, "the worker process ended")
+                if line.startswith(RESULT_MARK):
+                    break
+        self.jobs += 1
+        result = json.loads(line[len(RESULT_MARK) :])
+        if "error" in result:
+            raise MeasureError(f"measuring {what} failed: {result['error']}")
+        result.setdefault("environment", {})["worker_job"] = self.jobs
+        return result
+
+    def _fail(self, what: str, reason: str) -> None:
+        stderr = ""
+        if self.stderr is not None:
+            self.stderr.seek(0)
+            stderr = self.stderr.read()
+        self.close()
+        tail = stderr.strip().splitlines()[-15:]
+        raise MeasureError(
+            f"the measurement worker for {what} failed ({reason}):\n" + "\n".join(tail)
+        )
+
+    def close(self) -> None:
+        """End the worker process (killed if it does not exit at once)."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
+
+    def __enter__(self) -> PersistentWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 if __name__ == "__main__":

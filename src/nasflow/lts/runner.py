@@ -143,7 +143,7 @@ def lts_search(
                 f"({row['seconds']:.1f} s)"
             )
 
-    with _cache(cache_path, evaluator) as cache:
+    with evaluator, _cache(cache_path, evaluator) as cache:
         result = run_pareto_search(
             space,
             evaluator,
@@ -240,7 +240,7 @@ def case_study(
             tuple(selection.get("heads", (8, 16))),
         )
         archs += [(f"candidate n_head={n}", variant) for n, variant in variants]
-    with _cache(cache_path, evaluator) as cache:
+    with evaluator, _cache(cache_path, evaluator) as cache:
         metrics = _measure_through(cache, evaluator, [a for _, a in archs])
     if progress is not None:
         progress(f"case study: baseline + {len(archs) - 1} architectures measured")

@@ -127,10 +127,12 @@ def lts_search(
     """Run the configured Pareto search and write its outputs (`report.lts_plots` plots them);
     return its timing. The resumable state lives in `state_dir`, or with `state_root` in its
     subfolder `state_folder(state_root, section)`."""
+    from nasflow.lts.screen import ScreenSettings, gpt_screen
     from nasflow.lts.search import LTS_OBJECTIVES, ParetoSettings, run_pareto_search, write_outputs
 
     space = lts_space(section)
     settings = ParetoSettings.from_mapping(section.get("search") or {})
+    screen = gpt_screen(ScreenSettings.from_mapping(section.get("screen")), space.backbone)
     evaluator = _evaluator(section, text_dir, space.backbone)
     if progress is not None:
         progress(_describe(evaluator))
@@ -139,8 +141,8 @@ def lts_search(
         if progress is not None:
             progress(
                 f"iteration {row['iteration']}: frontier {row['frontier_size']}, seen "
-                f"{row['seen']}, measured {row['measured']}, cache hits {row['cache_hits']} "
-                f"({row['seconds']:.1f} s)"
+                f"{row['seen']}, measured {row['measured']}, cache hits {row['cache_hits']}, "
+                f"screened out {row['screened_out']} ({row['seconds']:.1f} s)"
             )
 
     with evaluator, _cache(cache_path, evaluator) as cache:
@@ -154,6 +156,7 @@ def lts_search(
             report,
             fresh=fresh,
             fingerprint_extra={"space": space.fingerprint},
+            screen=screen,
         )
     write_outputs(result, out_dir)
     return {**result.timing, "frontier_size": len(result.frontier)}

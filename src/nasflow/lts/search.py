@@ -35,7 +35,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,10 +46,13 @@ from nasflow.config.sections import ParetoSettings
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.io import atomic_path, connect_sqlite, write_json_atomic
 from nasflow.core.state import SearchStateError, fingerprint, rng_from_json, rng_to_json
+from nasflow.lts.screen import CostSurrogate, Screen
 from nasflow.search.evolution import Evolution
 from nasflow.search.pareto import (
     Objective,
     crowding_distance,
+    hypervolume,
+    loss_matrix,
     non_dominated_sort,
     pareto_front,
     parse_objectives,
@@ -86,11 +89,14 @@ HISTORY_COLUMNS = (
     "new",
     "measured",
     "cache_hits",
+    "screened_out",
     "seconds",
 )
 
 #: Column names of the output tables that a metric may not take.
-RESERVED_COLUMNS = frozenset({"arch_id", "arch", "first_seen", "on_frontier"})
+RESERVED_COLUMNS = frozenset({"arch_id", "arch", "first_seen", "on_frontier", "measured"})
+#: Prefix of a surrogate's prediction stored beside a measured or screened-out candidate.
+PREDICTED = "predicted_"
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -300,6 +306,10 @@ class ParetoResult:
             (inside `Evaluator.evaluate`), `measured`, `cache_hits`, `evaluated`. After a resume
             these sum the completed iterations of every session.
         resumed_from: iterations already done in a saved state when this call began.
+        screened: with screening (`nasflow.lts.screen`), the candidates screened out (never
+            measured): their exact objectives and `predicted_*` values.
+        screen: with screening, its settings, the surrogate's leave-one-out error per objective
+            and its error on candidates it had not seen (`held_out_error`).
     """
 
     objectives: tuple[Objective, ...]
@@ -308,6 +318,8 @@ class ParetoResult:
     history: list[dict[str, Any]]
     timing: dict[str, Any]
     resumed_from: int = 0
+    screened: list[Candidate] = field(default_factory=list)
+    screen: dict[str, Any] | None = None
 
     def frontier_ids(self, iteration: int | None = None) -> list[str]:
         """The frontier's arch ids after `iteration` (default: the last)."""
@@ -333,6 +345,7 @@ def run_pareto_search(
     *,
     fresh: bool = False,
     fingerprint_extra: Mapping[str, Any] | None = None,
+    screen: Screen | None = None,
 ) -> ParetoResult:
     """Run (or resume) the evolutionary Pareto search.
 
@@ -350,6 +363,8 @@ def run_pareto_search(
         fresh: discard a saved state instead of resuming it.
         fingerprint_extra: JSON-able values the state must also match (e.g. the space's config
             and constraints, which `space.name` alone may not tell apart).
+        screen: measure only the candidates that could enter the frontier
+            (`nasflow.lts.screen`; None or disabled: every candidate is measured, as LTS).
 
     A space and an evaluator that both name a decoder `backbone` must name the same one (a
     Transformer-XL space measured as GPT-2 would be silently wrong): `ConfigError` otherwise.
@@ -364,6 +379,8 @@ def run_pareto_search(
     search = _ParetoSearch(
         space, evaluator, parse_objectives(objectives), settings, cache, fingerprint_extra
     )
+    if screen is not None and screen.settings.enabled:
+        search.enable_screen(screen)
     return search.run(None if state_dir is None else Path(state_dir), progress, fresh)
 
 
@@ -397,6 +414,21 @@ class _ParetoSearch(Evolution):
             "cache_hits": 0,
             "evaluated": 0,
         }
+        self.screen_with: Screen | None = None
+        self.screened: dict[str, Candidate] = {}  # never measured: exact + predicted values
+        self.predictions: dict[str, dict[str, float]] = {}  # made just before measuring
+        self.surrogate: CostSurrogate | None = None
+
+    def enable_screen(self, screen: Screen) -> None:
+        """Measure only the candidates that could enter the frontier (`nasflow.lts.screen`)."""
+        names = {o.name for o in self.objectives}
+        predicted = set(screen.settings.measured)
+        if not predicted <= names:
+            raise ConfigError(
+                f"the screen predicts {sorted(predicted - names)}, which are not objectives"
+            )
+        self.screen_with = screen
+        self.timing["screened_out"] = 0
 
     # ---- selection ------------------------------------------------------------------------------
     def sample(self) -> Any:
@@ -405,9 +437,15 @@ class _ParetoSearch(Evolution):
     def evaluate(self, iteration: int) -> dict[str, Any]:
         """Evaluate the new and update the frontier."""
         new = list({a.id: a for a in self.population if a.id not in self.evaluated}.values())
-        metrics, measured, hits = self.measure(new)
+        if self.screen_with is None:
+            metrics, measured, hits = self.measure(new)
+            out = 0
+        else:
+            metrics, measured, hits, out = self.measure_screened(new, iteration)
+            new = [a for a in new if a.id in metrics]
         for arch in new:
             self.evaluated[arch.id] = Candidate(arch, metrics[arch.id], iteration)
+            self.screened.pop(arch.id, None)
         ids = list(self.evaluated)
         points = [c.metrics for c in self.evaluated.values()]
         front = pareto_front(points, self.objectives)
@@ -420,6 +458,7 @@ class _ParetoSearch(Evolution):
             "new": len(new),
             "measured": measured,
             "cache_hits": hits,
+            "screened_out": out,
             "seconds": 0.0,
             "frontier": [ids[k] for k in front],
         }
@@ -455,6 +494,117 @@ class _ParetoSearch(Evolution):
         self.timing["measured"] += len(todo)
         self.timing["cache_hits"] += hits
         return out, len(todo), hits
+
+    def measure_screened(
+        self, archs: Sequence[Any], iteration: int
+    ) -> tuple[dict[str, dict[str, Any]], int, int, int]:
+        """`measure` with screening: cached ones first; then, batch by batch, the surrogate fit on
+        everything measured so far decides which of the rest could enter the frontier, and
+        only those are measured (`nasflow.lts.screen`). Returns (metrics of the measured and
+        cached, measured, cache hits, screened out)."""
+        screen = self.screen_with
+        assert screen is not None
+        ids = [a.id for a in archs]
+        out = {
+            key: self.check(key, value, "the measurement cache")
+            for key, value in self.cache.get_many(ids).items()
+        }
+        hits = len(out)
+        todo = [a for a in archs if a.id not in out]
+        known = [(c.arch, c.metrics) for c in self.evaluated.values()]
+        known += [(a, out[a.id]) for a in archs if a.id in out]
+        measured = skipped = 0
+        batch_size = self.settings.eval_batch
+        while todo:
+            warm = screen.settings.initial - len(known)
+            if warm > 0:
+                batch, predicted = todo[: min(batch_size, warm)], {}
+            else:
+                keep, predicted = self.surrogate_decisions(todo, known, screen)
+                for arch, (ok, values) in zip(todo, keep, strict=True):
+                    if not ok:
+                        self.screened[arch.id] = Candidate(arch, values, iteration)
+                        skipped += 1
+                todo = [a for a, (ok, _) in zip(todo, keep, strict=True) if ok]
+                batch = todo[:batch_size]
+                if not batch:
+                    break
+            start = time.perf_counter()
+            raw = list(self.evaluator.evaluate(list(batch)))
+            self.timing["evaluator_seconds"] += time.perf_counter() - start
+            if len(raw) != len(batch):
+                raise ParetoSearchError(
+                    f"the evaluator returned {len(raw)} metric sets for {len(batch)} architectures"
+                )
+            values = [self.check(a.id, m, "the evaluator") for a, m in zip(batch, raw, strict=True)]
+            self.cache.put_many(zip([a.id for a in batch], values, strict=True))
+            for arch, value in zip(batch, values, strict=True):
+                out[arch.id] = value
+                known.append((arch, value))
+                if arch.id in predicted:
+                    self.predictions[arch.id] = predicted[arch.id]
+            measured += len(batch)
+            done = {a.id for a in batch}
+            todo = [a for a in todo if a.id not in done]
+        self.timing["measured"] += measured
+        self.timing["cache_hits"] += hits
+        self.timing["screened_out"] += skipped
+        return out, measured, hits, skipped
+
+    def surrogate_decisions(
+        self, todo: Sequence[Any], known: Sequence[tuple[Any, Mapping[str, Any]]], screen: Screen
+    ) -> tuple[list[tuple[bool, dict[str, float]]], dict[str, dict[str, float]]]:
+        """For each of `todo`: whether its optimistic point escapes domination by every known
+        (measured) point, and its exact and predicted values; plus the predictions by id."""
+        features = np.array([screen.features(a) for a, _ in known])
+        self.surrogate = CostSurrogate(screen.settings).fit(features, [m for _, m in known])
+        rows = np.array([screen.features(a) for a in todo])
+        optimistic = self.surrogate.optimistic(rows)
+        predicted = self.surrogate.predict(rows)
+        known_points = [dict(m) for _, m in known]
+        decisions = []
+        by_id: dict[str, dict[str, float]] = {}
+        for k, arch in enumerate(todo):
+            exact = screen.exact(arch)
+            guess = {name: float(values[k]) for name, values in predicted.items()}
+            point = {**exact, **{name: float(v[k]) for name, v in optimistic.items()}}
+            losses = loss_matrix([point, *known_points], self.objectives)
+            dominated = bool(
+                np.any(
+                    np.all(losses[1:] <= losses[0], axis=1) & np.any(losses[1:] < losses[0], axis=1)
+                )
+            )
+            values = {**exact, **{f"{PREDICTED}{n}": v for n, v in guess.items()}}
+            decisions.append((not dominated, values))
+            by_id[arch.id] = {f"{PREDICTED}{n}": v for n, v in guess.items()}
+        return decisions, by_id
+
+    def screen_summary(self) -> dict[str, Any] | None:
+        """The screen's settings, leave-one-out error and error on unseen candidates."""
+        if self.screen_with is None:
+            return None
+        held_out = {}
+        for name in self.screen_with.settings.measured:
+            errors = [
+                abs(p[f"{PREDICTED}{name}"] - self.evaluated[i].metrics[name])
+                / abs(self.evaluated[i].metrics[name])
+                for i, p in self.predictions.items()
+                if i in self.evaluated and self.evaluated[i].metrics[name]
+            ]
+            held_out[name] = {
+                "relative_mae": float(np.mean(errors)) if errors else None,
+                "relative_max": float(np.max(errors)) if errors else None,
+                "points": len(errors),
+            }
+        surrogate = self.surrogate
+        return {
+            "settings": self.screen_with.settings.to_dict(),
+            "measured": len(self.evaluated),
+            "screened_out": len(self.screened),
+            "fit_points": None if surrogate is None else surrogate.points,
+            "leave_one_out_error": None if surrogate is None else dict(surrogate.error),
+            "held_out_error": held_out,
+        }
 
     def check(self, arch_id: str, metrics: Any, source: str) -> dict[str, Any]:
         if not isinstance(metrics, Mapping):
@@ -563,6 +713,7 @@ class _ParetoSearch(Evolution):
             "device": self.cache.device,
             "protocol": self.cache.protocol,
             "extra": self.fingerprint_extra,
+            **({} if self.screen_with is None else {"screen": self.screen_with.settings.to_dict()}),
         }
 
     def state(self) -> dict[str, Any]:
@@ -577,6 +728,11 @@ class _ParetoSearch(Evolution):
             "rng": rng_to_json(self.rng),
             "history": self.history,
             "timing": self.timing,
+            "screened": [
+                {"arch": c.arch.to_dict(), "metrics": c.metrics, "first_seen": c.first_seen}
+                for c in self.screened.values()
+            ],
+            "predictions": self.predictions,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -592,6 +748,12 @@ class _ParetoSearch(Evolution):
             self.rng = rng_from_json(state["rng"])
             self.history = [dict(row) for row in state["history"]]
             self.timing.update(state["timing"])
+            for record in state.get("screened", []):
+                arch = self.arch(record["arch"])
+                self.screened[arch.id] = Candidate(
+                    arch, dict(record["metrics"]), int(record["first_seen"])
+                )
+            self.predictions = {k: dict(v) for k, v in state.get("predictions", {}).items()}
         except (KeyError, TypeError, ValueError) as error:
             raise SearchStateError(
                 f"the saved Pareto-search state is incomplete ({type(error).__name__}: {error});"
@@ -622,6 +784,8 @@ class _ParetoSearch(Evolution):
             history=[dict(row) for row in self.history],
             timing=json.loads(json.dumps(self.timing)),
             resumed_from=resumed_from,
+            screened=list(self.screened.values()),
+            screen=self.screen_summary(),
         )
 
 
@@ -669,11 +833,28 @@ def write_outputs(result: ParetoResult, out_dir: str | Path) -> dict[str, Path]:
     - `history.csv`: `HISTORY_COLUMNS`, one row per iteration.
     - `frontiers.json`: `{"objectives": [...], "iterations": {"1": [arch ids], ...}}`, the
       frontier after each iteration (for the evolution plots).
-    - `timing.json`: `ParetoResult.timing` plus `wall_hours`, `iterations`, `frontier_size`.
+    - `timing.json`: `ParetoResult.timing` plus `wall_hours`, `iterations`, `frontier_size` and
+      `hypervolume` (`frontier_hypervolume`: the frontier's, normalised by the measured
+      candidates' range, with those bounds as `hypervolume_bounds`).
+    - with screening, `screened.csv` (the candidates screened out: `arch_id`, exact objectives,
+      `predicted_*`, `first_seen`, `arch`) and `screen.json` (`ParetoResult.screen`).
+    Files of an earlier screened run in `out_dir` are removed when this one is not screened.
     """
     out = Path(out_dir)
     names = ("frontier.csv", "all.csv", "history.csv", "frontiers.json", "timing.json")
     paths = {name: out / name for name in names}
+    screened_names = ("screened.csv", "screen.json")
+    if result.screen is None:
+        for name in screened_names:
+            (out / name).unlink(missing_ok=True)
+    else:
+        paths.update({name: out / name for name in screened_names})
+        rows = [c.row() for c in result.screened]
+        columns = ["arch_id", *sorted({k for c in result.screened for k in c.metrics})]
+        screened = pd.DataFrame(rows, columns=[*columns, "first_seen", "arch"])
+        with atomic_path(paths["screened.csv"]) as tmp:
+            screened.to_csv(tmp, index=False)
+        write_json_atomic(paths["screen.json"], result.screen)
     frontier, every = result_frames(result)
     history = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
     for name, frame in (
@@ -695,6 +876,31 @@ def write_outputs(result: ParetoResult, out_dir: str | Path) -> dict[str, Path]:
         "wall_hours": result.timing["wall_seconds"] / 3600.0,
         "iterations": len(result.history),
         "frontier_size": len(result.frontier),
+        **frontier_hypervolume(result),
     }
     write_json_atomic(paths["timing.json"], timing)
     return paths
+
+
+def frontier_hypervolume(
+    result: ParetoResult, bounds: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, Any]:
+    """`{"hypervolume": ..., "hypervolume_bounds": {"ideal": [...], "nadir": [...]}}` of the
+    final frontier (`nasflow.search.pareto.hypervolume`). Default bounds: per objective, the
+    best and worst value over every measured candidate; pass the same `bounds` to compare two
+    searches."""
+    if not result.candidates:
+        return {"hypervolume": None, "hypervolume_bounds": None}
+    if bounds is None:
+        losses = loss_matrix([c.metrics for c in result.candidates], result.objectives)
+        signs = np.array([-1.0 if o.maximise else 1.0 for o in result.objectives])
+        bounds = {
+            "ideal": (losses.min(axis=0) * signs).tolist(),
+            "nadir": (losses.max(axis=0) * signs).tolist(),
+        }
+    ideal, nadir = list(bounds["ideal"]), list(bounds["nadir"])
+    if any(a == b for a, b in zip(ideal, nadir, strict=True)):
+        return {"hypervolume": None, "hypervolume_bounds": {"ideal": ideal, "nadir": nadir}}
+    points = [c.metrics for c in result.frontier]
+    value = hypervolume(points, result.objectives, ideal, nadir)
+    return {"hypervolume": value, "hypervolume_bounds": {"ideal": ideal, "nadir": nadir}}

@@ -206,3 +206,29 @@ def _values(point: Point, objectives: Sequence[Objective], row: int) -> list[flo
             )
         out.append(float(value))
     return out
+
+
+def hypervolume(
+    points: Sequence[Point] | np.ndarray,
+    objectives: Sequence[Objective],
+    ideal: Sequence[float],
+    nadir: Sequence[float],
+) -> float:
+    """The normalised hypervolume of `points`: each objective mapped linearly to [0, 1] from its
+    `ideal` (best, 0) to its `nadir` (worst, 1) value, in the objectives' own units and
+    directions; the volume the points dominate inside the unit box, reference point (1, ..., 1)
+    (so 1.0 is the ideal point alone; points beyond the nadir add nothing). Computed by
+    `moocore.hypervolume` (exact)."""
+    import moocore
+
+    losses = loss_matrix(points, objectives)
+    low = loss_matrix(np.asarray([ideal], dtype=float), objectives)[0]
+    high = loss_matrix(np.asarray([nadir], dtype=float), objectives)[0]
+    span = high - low
+    if np.any(span <= 0):
+        raise ValueError(f"each nadir value must be worse than its ideal value: {ideal} vs {nadir}")
+    scaled = (losses - low) / span
+    scaled = scaled[np.all(scaled < 1.0, axis=1)]
+    if not len(scaled):
+        return 0.0
+    return float(moocore.hypervolume(scaled, ref=np.ones(len(span))))

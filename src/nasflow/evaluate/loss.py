@@ -131,19 +131,19 @@ def sentence_losses(
     device = model_device(model)
     was_training = model.training
     model.eval()
+    per_row = torch.func.vmap(lambda x, y: label_smoothed_nll_loss(x, y, label_smoothing))
     indices, losses, tokens = [], [], []
     try:
         for batch in batches:
             with autocast(device, dtype):
                 logits = model(batch.src_tokens, batch.prev_output_tokens)
-            for row in range(batch.size):
-                loss, _ = label_smoothed_nll_loss(logits[row], batch.target[row], label_smoothing)
-                losses.append(float(loss))
+            loss, _ = per_row(logits, batch.target)
+            losses.append(loss.double().cpu().numpy())
             tokens.append((batch.target != PAD).sum(dim=1).cpu().numpy())
             indices.append(batch.indices.cpu().numpy())
     finally:
         model.train(was_training)
     index = np.concatenate(indices).astype(np.int64)
     order = np.argsort(index, kind="stable")
-    loss_array = np.asarray(losses, dtype=np.float64)
+    loss_array = np.concatenate(losses)
     return index[order], loss_array[order], np.concatenate(tokens).astype(np.int64)[order]

@@ -76,6 +76,15 @@ def job_config(*sections, **replaced):
     # How the corpus is fetched does not change what a job computes.
     if "data" in settings:
         settings["data"] = {k: v for k, v in settings["data"].items() if k != "fetch"}
+    # Nor does a single training process (the default): adding the keys kept every
+    # existing job's command unchanged.
+    for name in ("supernet", "train"):
+        if name in settings and isinstance(settings[name], dict):
+            settings[name] = {
+                k: v
+                for k, v in settings[name].items()
+                if not (k in ("gpus", "nodes") and v == 1)
+            }
     return json.dumps(settings, sort_keys=True)
 
 
@@ -216,6 +225,7 @@ def all_targets():
 
 
 # Helpers of each stage (no rules: the stage files include only rules and their targets).
+include: "helpers/train.smk"
 include: "helpers/supernet.smk"
 include: "helpers/tfs.smk"
 include: "helpers/zero_cost.smk"

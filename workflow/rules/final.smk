@@ -20,15 +20,16 @@ rule train_final:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        gpu=uses_gpu("train"),
+        **train_resources("train", final_train_settings(config)),
         mem_mb=16000,
         runtime=2 * 24 * 60,
     params:
+        launch=train_launch(final_train_settings(config)),
         config=final_train_config(),
         data=lambda wildcards, input: Path(input.manifest).parent,
         state="state/{exp}/final/{method}/{constraint}/seed{seed}",
     shell:
-        "nasflow arch train --config-json {params.config:q} --arch {input.arch:q}"
+        "{params.launch:q} arch train --config-json {params.config:q} --arch {input.arch:q}"
         " --data {params.data:q} --out {output.model:q} --curve {output.curve:q}"
         " --state-dir {params.state:q} --no-progress > {log:q} 2>&1"
 

@@ -22,17 +22,18 @@ rule train_supernet:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        gpu=uses_gpu("supernet"),
+        **train_resources("supernet", SUPERNET),
         mem_mb=16000,
         runtime=3 * 24 * 60,
     params:
+        launch=train_launch(SUPERNET),
         config=lambda wildcards: job_config(
             *BASE_SECTIONS, supernet=supernet_section(wildcards.kind)
         ),
         data=lambda wildcards, input: Path(input.manifest).parent,
         state="state/{exp}/supernet/{kind}",
     shell:
-        "nasflow supernet train --config-json {params.config:q} --data {params.data:q}"
+        "{params.launch:q} supernet train --config-json {params.config:q} --data {params.data:q}"
         " --out {output.model:q} --curve {output.curve:q} --state-dir {params.state:q}"
         " --no-progress > {log:q} 2>&1"
 

@@ -21,16 +21,17 @@ rule train_arch:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        gpu=uses_gpu("train"),
+        **train_resources("train", config["train"]),
         mem_mb=16000,
         runtime=2 * 24 * 60,
     params:
+        launch=train_launch(config["train"]),
         config=job_config(*BASE_SECTIONS, "train"),
         arch=lambda wildcards: TFS_ARCHS[wildcards.arch_id].to_json(),
         data=lambda wildcards, input: Path(input.manifest).parent,
         state="state/{exp}/tfs/{arch_id}",
     shell:
-        "nasflow arch train --config-json {params.config:q} --arch {params.arch:q}"
+        "{params.launch:q} arch train --config-json {params.config:q} --arch {params.arch:q}"
         " --data {params.data:q} --out {output.model:q} --curve {output.curve:q}"
         " --state-dir {params.state:q} --no-progress > {log:q} 2>&1"
 

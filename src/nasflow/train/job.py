@@ -23,32 +23,42 @@ def _settings_for(config: Config, section: str, device: str | None) -> Any:
 
 
 def train_job(args: argparse.Namespace, section: str, log: Callable[[str], None]) -> int:
-    """Train as `args` (see `add_training_options`) and the config's `section` say."""
+    """Train as `args` (see `add_training_options`) and the config's `section` say; under
+    torchrun, as one of `gpus x nodes` data-parallel processes (rank 0 writes and logs)."""
     import torch
 
     from nasflow.model.supertransformer import ModelConfig
+    from nasflow.train import distributed
     from nasflow.train.loop import Trainer
 
     config = read_config(args)
-    torch.set_num_threads(int(config["threads"]))
     settings = _settings_for(config, section, args.device)
     arch = parse_arch(args.arch, config["space"]) if section == "train" else None
-    trainer = Trainer(
-        args.data,
-        settings,
-        space=config["space"],
-        model_config=ModelConfig.from_mapping(config.get("model")),
-        state_dir=args.state_dir,
-        arch=arch,
-        progress=not args.no_progress,
-    )
-    if args.fresh:
-        trainer.state.clear()
-    result = trainer.run(args.out, args.curve, log=log)
-    log(
-        f"done: {result.updates} updates in {result.train_seconds:.1f} s "
-        f"({result.wps:.0f} target tokens/s), valid {result.valid}"
-    )
+    dist = distributed.from_environment()
+    distributed.check_world_size(dist, settings.gpus, settings.nodes)
+    # The node's cores are shared by its processes.
+    torch.set_num_threads(max(1, int(config["threads"]) // dist.local_world_size))
+    with distributed.process_group(dist, settings.device) as dist:
+        trainer = Trainer(
+            args.data,
+            settings,
+            space=config["space"],
+            model_config=ModelConfig.from_mapping(config.get("model")),
+            state_dir=args.state_dir,
+            arch=arch,
+            progress=not args.no_progress,
+            dist=dist,
+        )
+        if args.fresh and dist.is_main:
+            trainer.state.clear()
+        dist.barrier()
+        result = trainer.run(args.out, args.curve, log=log)
+    if dist.is_main:
+        log(
+            f"done: {result.updates} updates in {result.train_seconds:.1f} s "
+            f"({result.wps:.0f} target tokens/s) on {dist.world_size} process(es), "
+            f"valid {result.valid}"
+        )
     return 0
 
 

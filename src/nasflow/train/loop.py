@@ -14,12 +14,18 @@ sampled and trained the same way; only the model differs.
 Loss: label-smoothed cross-entropy summed over target tokens and divided by their number over
 the whole update (fairseq). Logged losses are in bits per target token. `wps` in the curve is
 target tokens per second of training (fairseq's definition), validation excluded.
+
+Data-parallel (`settings.gpus x nodes` processes under torchrun, `nasflow.train.distributed`):
+an update takes `update_freq x world_size` micro-batches, each rank its contiguous share, all
+ranks the same subnet; gradients and token counts are summed over ranks. Rank 0 validates and
+writes state, curve and model. World size 1 runs exactly the single-process loop.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import random
 import time
@@ -34,7 +40,13 @@ from tqdm import tqdm
 
 from nasflow.core.device import autocast, environment, resolve_device, resolve_precision
 from nasflow.core.io import load_torch, one_line, write_text_atomic
-from nasflow.core.state import StateFolder, TrainStateError, rng_state, set_rng_state
+from nasflow.core.state import (
+    INPUTS_FILE,
+    StateFolder,
+    TrainStateError,
+    rng_state,
+    set_rng_state,
+)
 from nasflow.data.batching import batch_indices, collate
 from nasflow.data.prepare import load_split, load_vocab_size, read_manifest
 from nasflow.evaluate.loss import prepare_batches, validation_loss
@@ -43,6 +55,7 @@ from nasflow.model.loss import label_smoothed_nll_loss
 from nasflow.model.mos import build_supernet
 from nasflow.model.supertransformer import ModelConfig, SuperTransformer
 from nasflow.space.hat import Arch, SearchSpace, get_space
+from nasflow.train.distributed import SINGLE, Distributed, check_world_size
 from nasflow.train.schedule import make_schedule
 from nasflow.train.settings import TrainSettings
 
@@ -131,6 +144,7 @@ class Trainer:
         state_dir: str | Path,
         arch: Arch | None = None,
         progress: bool = True,
+        dist: Distributed = SINGLE,
     ):
         self.data_dir = Path(data_dir)
         self.settings = settings
@@ -139,7 +153,9 @@ class Trainer:
         self.arch = self.space.validate(arch) if arch is not None else None
         if (settings.mode == "fixed") != (arch is not None):
             raise ValueError("an architecture is required for (and only for) fixed-arch training")
-        self.progress = progress
+        check_world_size(dist, settings.gpus, settings.nodes)
+        self.dist = dist
+        self.progress = progress and dist.is_main
         self.vocab_size = load_vocab_size(self.data_dir)
         inputs = {
             "format": 1,
@@ -150,7 +166,7 @@ class Trainer:
             "arch": self.arch.to_dict() if self.arch is not None else None,
         }
         self.state = StateFolder(state_dir, inputs)
-        self.device = resolve_device(settings.device)
+        self.device = dist.device if dist.device is not None else resolve_device(settings.device)
         self.dtype = resolve_precision(settings.precision, self.device)
 
     # ---- setup --------------------------------------------------------------------------------
@@ -188,7 +204,8 @@ class Trainer:
         process had been killed there (for tests of resumption).
         """
         s = self.settings
-        say = log or (lambda message: None)
+        main = self.dist.is_main
+        say = log if log is not None and main else (lambda message: None)
         model = self._build_model()
         optimizer = self._optimizer(model)
         scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
@@ -205,6 +222,7 @@ class Trainer:
         curve: list[dict[str, Any]] = []
         train_seconds, target_tokens = 0.0, 0
         window: dict[str, float] = {"loss": 0.0, "nll": 0.0, "tokens": 0, "seconds": 0.0}
+        self._check_effective_batch()
         saved = self.state.load(required=STATE_KEYS)
         if saved is not None:
             try:
@@ -220,7 +238,11 @@ class Trainer:
                     f"{self.state.state_file}: the resumable state does not fit this run "
                     f"({one_line(error)}); delete the folder (or pass --fresh) to start over"
                 ) from None
-            say(f"resumed from {self.state.state_file} at update {updates}")
+            say(
+                f"resumed from {self.state.state_file} at update {updates} (saved by "
+                f"{saved.get('world_size', 1)} process(es) x update_freq "
+                f"{saved.get('update_freq', s.effective_update_freq)})"
+            )
 
         def epoch_batches(epoch: int) -> list[np.ndarray]:
             return batch_indices(
@@ -243,7 +265,7 @@ class Trainer:
                 bar.close()
                 return TrainResult(updates, False, train_seconds, target_tokens, curve=curve)
             group = []
-            while len(group) < s.update_freq:
+            while len(group) < s.effective_update_freq:
                 if position >= len(batches):
                     epoch, position = epoch + 1, 0
                     batches = epoch_batches(epoch)
@@ -264,7 +286,7 @@ class Trainer:
             bar.update(1)
             validate = s.valid_interval_updates and updates % s.valid_interval_updates == 0
             log_now = updates % s.log_interval_updates == 0 or updates == s.max_updates
-            if log_now or validate or updates == s.max_updates:
+            if main and (log_now or validate or updates == s.max_updates):
                 row = self._curve_row(updates, epoch, lr, window, train_seconds)
                 if validate or updates == s.max_updates:
                     row.update(self._validate(model, valid_batches))
@@ -282,10 +304,17 @@ class Trainer:
                     "train_seconds": train_seconds,
                     "target_tokens": target_tokens,
                     "window": window,
+                    "world_size": self.dist.world_size,
+                    "update_freq": s.update_freq,
                 }
-                self._save(model, optimizer, scaler, progress_state)
-                write_curve(self.state.path / "curve.csv", curve)
+                if main:
+                    self._save(model, optimizer, scaler, progress_state)
+                    write_curve(self.state.path / "curve.csv", curve)
+                self.dist.barrier()
         bar.close()
+        if not main:  # rank 0 validates and writes the outputs
+            self.dist.barrier()
+            return TrainResult(updates, True, train_seconds, target_tokens, curve=curve)
         final = self._final_model(model)
         if final is model and curve and curve[-1]["update"] == updates and curve[-1]["valid_loss"]:
             # The last update was just validated; only an averaged model needs a new pass.
@@ -296,6 +325,7 @@ class Trainer:
         if out is not None:
             meta = {
                 "mode": s.mode,
+                "world_size": self.dist.world_size,
                 "kind": s.kind,
                 "settings": s.to_dict(),
                 "arch": self.arch.to_dict() if self.arch is not None else None,
@@ -309,7 +339,26 @@ class Trainer:
             save_model(out, final, meta)
         if curve_path is not None:
             write_curve(curve_path, curve)
+        self.dist.barrier()
         return result
+
+    def _check_effective_batch(self) -> None:
+        """Refuse saved state of another effective batch (`update_freq x gpus x nodes`) with a
+        message naming these keys; a changed world size that keeps it resumes."""
+        s = self.settings
+        try:
+            saved = json.loads((self.state.path / INPUTS_FILE).read_text(encoding="utf-8"))
+            saved_freq = saved["settings"]["update_freq"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # no state yet, or one StateFolder.check refuses with its own reason
+        if saved_freq != s.effective_update_freq:
+            raise TrainStateError(
+                f"{self.state.path}: the resumable state takes {saved_freq} micro-batches per "
+                f"update, this run {s.effective_update_freq} (update_freq {s.update_freq} x gpus "
+                f"{s.gpus} x nodes {s.nodes}); a run resumes across a changed world size only "
+                "with the same update_freq x gpus x nodes: set update_freq, gpus or nodes back, "
+                "or delete the folder (or pass --fresh) to start over"
+            )
 
     def _update(
         self,
@@ -320,11 +369,19 @@ class Trainer:
         train: Any,
         update: int,
     ) -> tuple[float, float, int]:
-        """One optimizer step over `group` micro-batches for every subnet of this update."""
+        """One optimizer step over `group` micro-batches for every subnet of this update (this
+        rank's share of them; the loss over the whole group's target tokens)."""
         s = self.settings
-        batches = [collate(train, indices).to(self.device) for indices in group]
+        dist = self.dist
+        batches = [collate(train, indices).to(self.device) for indices in dist.shard(group)]
         ntokens = sum(batch.ntokens for batch in batches)
         subnets = subnets_for_update(self.space, s, update, self.arch)
+        if dist.active:
+            (total,) = dist.sum([ntokens])
+            ntokens = int(total)
+            plan = f"{update} {group[0][:4].tolist()} " + " ".join(a.id for a in subnets)
+            if not dist.same_on_every_rank(plan):
+                raise RuntimeError(f"update {update}: the ranks disagree on the subnet or batches")
         loss_total, nll_total = 0.0, 0.0
         for arch in subnets:
             if model.is_supernet:
@@ -336,6 +393,8 @@ class Trainer:
                 scaler.scale(loss / ntokens).backward()
                 loss_total += float(loss.detach())
                 nll_total += float(nll.detach())
+        dist.sum_gradients(model.parameters())
+        loss_total, nll_total = dist.sum([loss_total, nll_total])
         if s.clip_norm > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_norm)

@@ -26,6 +26,8 @@ class TrainSettings:
     max_updates: int = _TRAIN["max_updates"]
     max_tokens: int = _TRAIN["max_tokens"]
     update_freq: int = _TRAIN["update_freq"]
+    gpus: int = _TRAIN["gpus"]
+    nodes: int = _TRAIN["nodes"]
     lr: float = _TRAIN["lr"]
     lr_scheduler: str = _TRAIN["lr_scheduler"]
     warmup_updates: int = _TRAIN["warmup_updates"]
@@ -54,7 +56,8 @@ class TrainSettings:
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
         if self.mode not in MODES:
             raise ConfigError(f"training mode {self.mode!r}: expected one of {', '.join(MODES)}")
-        for name in ("max_updates", "max_tokens", "update_freq", "save_interval_updates"):
+        positive = ("max_updates", "max_tokens", "update_freq", "gpus", "nodes")
+        for name in (*positive, "save_interval_updates"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"training setting {name}: must be >= 1")
         if self.warmup_updates and self.warmup_updates >= self.max_updates:
@@ -100,16 +103,29 @@ class TrainSettings:
         data["adam_betas"] = list(self.adam_betas)
         return data
 
+    @property
+    def world_size(self) -> int:
+        """Training processes: `gpus` per node x `nodes` (torchrun's WORLD_SIZE)."""
+        return self.gpus * self.nodes
+
+    @property
+    def effective_update_freq(self) -> int:
+        """Micro-batches per update over all processes (`update_freq x gpus x nodes`)."""
+        return self.update_freq * self.world_size
+
     def mixture(self) -> MixtureConfig:
         """The supernet kind and its mixture-of-experts settings."""
         return MixtureConfig(self.kind, self.experts, self.router_hidden, self.router_dropout)
 
     def result_relevant(self) -> dict[str, Any]:
         """Settings that change the trained weights (not logging or save cadence); the mixture
-        keys only for a MoS kind, so HAT runs keep their fingerprints."""
+        keys only for a MoS kind, so HAT runs keep their fingerprints. `update_freq` is the
+        effective one (x gpus x nodes) and the process counts are left out: a run resumes
+        across a changed world size that keeps the effective batch."""
         data = self.to_dict()
-        for name in ("log_interval_updates", "save_interval_updates", "device"):
+        for name in ("log_interval_updates", "save_interval_updates", "device", "gpus", "nodes"):
             data.pop(name)
+        data["update_freq"] = self.effective_update_freq
         if self.kind == "hat":
             for name in MIXTURE_KEYS:
                 data.pop(name)

@@ -245,3 +245,15 @@ def test_bleu_supernet_cannot_score_subsets(tiny_data: Path, supernet) -> None:
     predictor = SupernetPredictor(supernet, tiny_data, metric="bleu", valid_sentences=4)
     with pytest.raises(ConfigError, match="predictor_metric: loss"):
         predictor.valid_subsets([0.5], seed=0)
+
+
+def test_tables_name_the_fast_protocol() -> None:
+    import pandas as pd
+
+    from nasflow.report.search_tables import method_protocols, protocol_note
+
+    results = pd.DataFrame({"method": ["hat", "hsnas"], "protocol": ["fast", "fast"]})
+    note = protocol_note(results, ["hat", "hsnas"])
+    assert note.startswith("Search hours: `fast` scoring protocol (the score cache")
+    assert "rank-fidelity check" in note
+    assert method_protocols(results, ["hat"]) == {"hat": "fast"}

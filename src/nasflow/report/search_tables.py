@@ -6,7 +6,8 @@ Run folders are read by `nasflow.report.search_runs`; the plot is
 standard deviation when there are several.
 
 Search hours depend on the scoring protocol (`search.protocol`: `reference` = HAT's, every
-population member scored every iteration; `cached` = a per-run score cache), so every table has
+population member scored every iteration; `cached` = a per-run score cache; `fast` = the cache
+and a validation subset chosen by a rank-fidelity check), so every table has
 a `protocol` column (per method) and a caption line naming the protocol, or saying that the
 tabulated runs mix protocols.
 """
@@ -46,6 +47,11 @@ PROTOCOL_TEXT = {
     "cached": (
         "a per-run score cache: surviving elites and duplicates never re-scored, so faster than "
         "HAT's and not comparable with the paper's hours"
+    ),
+    "fast": (
+        "the score cache, with the supernet scoring a validation subset chosen by a "
+        "rank-fidelity check (counted in the hours): the fastest, not comparable with the "
+        "paper's hours"
     ),
 }
 BLEU_COLUMNS = {"sacrebleu": "test_bleu", "tokenized": "test_tokenized_bleu"}

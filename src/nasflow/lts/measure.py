@@ -49,9 +49,16 @@ with linear interpolation between order statistics; with 20 runs it lies between
 - `chars_per_token` is stored with the figures (the same for every architecture of a text set).
 
 Peak memory (`memory_mb`, MiB = 2**20 bytes), a real high-water mark, never a file size or a sum
-of allocations. Every measurement (timing included) runs in a **fresh worker process**
-(`python -m nasflow.lts.measure --worker`), so no other model's pages or allocator caches
-interfere:
+of allocations. Every measurement (timing included) runs in a worker process: by default a
+**fresh** one per measurement (`python -m nasflow.lts.measure --worker`), so no other model's
+pages or allocator caches interfere; with `worker="persistent"` one long-lived process
+(`PersistentWorker`) measures job after job, each after the previous job's sessions are freed,
+with glibc's mmap threshold fixed so freed blocks go back to the OS (the tests check that a
+small model's memory read after a large one matches a fresh worker's). With `graphs="template"`
+the worker builds the GPT-2 graphs itself from a weightless export
+(`nasflow.lts.graph_template`) instead of loading `torch.onnx.export` files: the same nodes
+after optimisation and the same outputs. The worker reports `load_seconds` and
+`inference_seconds` (warm-up and timed inferences) in `environment`.
 
 - CPU, both backends (`memory_method="vmhwm_reset"`): after the session (or the PyTorch model)
   is loaded and the prompts built, the worker returns the C heap's free pages to the OS (glibc
@@ -748,7 +755,9 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     import gc
 
     backend = job["backend"]
+    loading = time.perf_counter()
     infer, prompts, env = (_torch_inference if backend == "torch" else _ort_inference)(job)
+    loading = time.perf_counter() - loading
     cuda = backend == "torch" and job["device"] == "cuda"
     gc.collect()
     trimmed = _trim_heap()
@@ -762,6 +771,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     reset = status is not None and _reset_peak()
     status = _status_kib()
     base_kib = status["VmRSS"] if status is not None else _maxrss_kib()
+    inference = time.perf_counter()
     for j in range(job["warmup"]):
         infer(prompts[j % len(prompts)])
     prompt_ms, token_ms = [], []
@@ -769,6 +779,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
         pl, tl = infer(prompt)
         prompt_ms.append(pl)
         token_ms.append(tl)
+    inference = time.perf_counter() - inference
     status = _status_kib()
     peak_kib = status["VmHWM"] if status is not None else _maxrss_kib()
     if cuda:
@@ -784,7 +795,12 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
         "loaded_mb": base_kib / 1024.0,
         "peak_rss_mb": peak_kib / 1024.0,
         "memory_method": method,
-        "environment": {**env, "heap_trimmed": trimmed},
+        "environment": {
+            **env,
+            "heap_trimmed": trimmed,
+            "load_seconds": loading,  # sessions (or model) built, prompts made
+            "inference_seconds": inference,  # the warm-up and timed inferences
+        },
     }
 
 

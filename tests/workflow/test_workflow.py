@@ -162,6 +162,23 @@ def test_a_calibrated_search_and_a_mos_search_plan_their_inputs(tmp_path):
                   if f"supernet/{k}/model.pt" in t) == ["hat", "neuron-mos"]  # fmt: skip
 
 
+def test_a_fast_search_passes_its_protocol_and_check_to_the_job(tmp_path):
+    """`search.protocol: fast` and `search.valid_subset` reach `nasflow search run` (its
+    --config-json); the outputs are the same files."""
+    data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    data["search"]["protocol"] = "fast"
+    data["search"]["valid_subset"] = {"sample": 10, "fractions": [0.25]}
+    data["search"]["run"] = ["hat"]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = snakemake("-n", "-p", "search", "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    searches = [line for line in result.stdout.splitlines() if "nasflow search run" in line]
+    assert searches and all('"protocol": "fast"' in line for line in searches)
+    check = '"valid_subset": {"fractions": [0.25], "min_kendall": 0.9, "sample": 10, "seed": 0}'
+    assert all(check in line for line in searches)
+
+
 def test_stages_needing_a_tfs_set_say_so(tmp_path):
     config = tmp_path / "one.yaml"
     data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

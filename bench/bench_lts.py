@@ -21,7 +21,10 @@
 from a 4000-piece SentencePiece tokenizer trained on `$NASFLOW_MIRROR/ptb` (as
 config/lts_text_prediction.yaml).
 
-Usage: `python bench/bench_lts.py [--overhead 2] [--demo] [--paper] [--threads 2] [--busy]`.
+The screen's `--margin` and `--budget` (`lts.screen`) apply to both searches.
+
+Usage: `python bench/bench_lts.py [--overhead 2] [--demo] [--paper] [--threads 2] [--busy]
+[--margin 2.0] [--budget N]`.
 """
 
 from __future__ import annotations
@@ -103,10 +106,16 @@ def overhead(text: TextSet, count: int, threads: int) -> None:
     )
 
 
-def search(space_name: str, text: TextSet, settings: ParetoSettings, threads: int, screen: bool):
+def search(
+    space_name: str,
+    text: TextSet,
+    settings: ParetoSettings,
+    threads: int,
+    screen: ScreenSettings | None,
+):
     measure = LTSMeasureSettings(threads=threads, graphs="template", worker="persistent")
     space = get_space(space_name)
-    screen_with = gpt_screen(ScreenSettings(enabled=True), space.backbone) if screen else None
+    screen_with = None if screen is None else gpt_screen(screen, space.backbone)
     with (
         LTSEvaluator(text, measure, backbone=space.backbone) as evaluator,
         MeasurementCache(":memory:", evaluator.device_key(), evaluator.protocol()) as cache,
@@ -141,7 +150,9 @@ def describe(label: str, result, seconds: float, bounds=None) -> dict:
     return hv
 
 
-def demo(text: TextSet, threads: int, population: int, iterations: int, seed: int) -> None:
+def demo(
+    text: TextSet, threads: int, population: int, iterations: int, seed: int, screen: ScreenSettings
+) -> None:
     parents = max(2, population // 5)
     mutations = (population - parents) // 2
     settings = ParetoSettings(
@@ -155,8 +166,9 @@ def demo(text: TextSet, threads: int, population: int, iterations: int, seed: in
     print(
         f"\n== screening on lts-demo: population {population}, {iterations} iterations, seed {seed}"
     )
-    full, full_s = search("lts-demo", text, settings, threads, screen=False)
-    screened, screened_s = search("lts-demo", text, settings, threads, screen=True)
+    print(f"screen: {screen.to_dict()}")
+    full, full_s = search("lts-demo", text, settings, threads, None)
+    screened, screened_s = search("lts-demo", text, settings, threads, screen)
     points = [c.metrics for c in (*full.candidates, *screened.candidates)]
     values = np.array([[p[o.name] for o in LTS_OBJECTIVES] for p in points])
     signs = [o.maximise for o in LTS_OBJECTIVES]
@@ -176,7 +188,7 @@ def demo(text: TextSet, threads: int, population: int, iterations: int, seed: in
     )
 
 
-def paper(text: TextSet, threads: int) -> None:
+def paper(text: TextSet, threads: int, screen: ScreenSettings) -> None:
     settings = ParetoSettings(
         population=100, parents=20, mutations=40, crossovers=40, iterations=30, seed=1
     )
@@ -184,7 +196,8 @@ def paper(text: TextSet, threads: int) -> None:
         "\n== paper-scale LTS search: text-prediction, population 100, 30 iterations, "
         f"{threads} threads"
     )
-    result, seconds = search("text-prediction", text, settings, threads, screen=True)
+    print(f"screen: {screen.to_dict()}")
+    result, seconds = search("text-prediction", text, settings, threads, screen)
     describe("screened", result, seconds)
     minutes = seconds / 60
     verdict = "met" if minutes <= PAPER_MINUTES else "NOT met"
@@ -204,7 +217,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--busy", action="store_true", help="keep one core busy meanwhile")
+    parser.add_argument("--margin", type=float, default=2.0, help="lts.screen.margin")
+    parser.add_argument("--budget", type=int, default=None, help="lts.screen.budget")
     args = parser.parse_args()
+    screen = ScreenSettings(enabled=True, margin=args.margin, budget=args.budget)
     print(f"machine: {os.cpu_count()} cores; busy core: {args.busy}; load {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-lts-") as scratch:
         text = text_set(Path(scratch) / "text")
@@ -212,9 +228,16 @@ def main() -> None:
             if args.overhead:
                 overhead(text, args.overhead, args.threads)
             if args.demo:
-                demo(text, args.threads, args.demo_population, args.demo_iterations, args.seed)
+                demo(
+                    text,
+                    args.threads,
+                    args.demo_population,
+                    args.demo_iterations,
+                    args.seed,
+                    screen,
+                )
             if args.paper:
-                paper(text, args.threads)
+                paper(text, args.threads, screen)
 
 
 if __name__ == "__main__":

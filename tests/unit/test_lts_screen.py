@@ -159,8 +159,8 @@ def test_screened_outputs(tmp_path: Path) -> None:
 def test_screen_settings_errors() -> None:
     with pytest.raises(ConfigError, match=r"lts\.screen\.initial must be an integer >= 8"):
         ScreenSettings(enabled=True, initial=3)
-    with pytest.raises(ConfigError, match=r"unknown lts\.screen setting\(s\): budget"):
-        ScreenSettings.from_mapping({"budget": 3})
+    with pytest.raises(ConfigError, match=r"unknown lts\.screen setting\(s\): limit"):
+        ScreenSettings.from_mapping({"limit": 3})
     with pytest.raises(ConfigError, match=r"lts\.screen\.margin must be a number >= 0"):
         ScreenSettings(margin=-1)
 
@@ -179,3 +179,18 @@ def test_hypervolume_by_hand_and_against_a_grid() -> None:
         covered |= np.all(grid >= p, axis=1)
     exact = hypervolume(points, mins, [0, 0, 0], [1, 1, 1])
     assert exact == pytest.approx(covered.mean(), abs=0.01)
+
+
+def test_budget_caps_measurements_per_iteration_and_says_why() -> None:
+    budget = ScreenSettings(enabled=True, initial=10, margin=2.0, budget=3)
+    evaluator = CostEvaluator()
+    result = search(evaluator, budget)
+    after_warmup = [row["measured"] for row in result.history[1:]]
+    assert after_warmup and max(after_warmup) <= 3
+    assert result.history[0]["measured"] <= 10 + 3  # the warm-up, then the budget
+    reasons = {c.metrics["screened_because"] for c in result.screened}
+    assert "budget" in reasons and reasons <= {"budget", "dominated"}
+    assert {c.id for c in result.frontier} <= set(evaluator.measured)
+    # parents may be screened-out candidates (at their predictions): the search still breeds
+    # new children every iteration instead of exhausting the few measured parents
+    assert all(row["new"] > 0 for row in result.history)

@@ -13,12 +13,19 @@ measure the first `initial` new candidates, then, before each evaluator batch:
    left out of the fit (closed form), `error` = their root mean square, at least `min_error`;
 3. give each unmeasured candidate its exact decoder parameters and an *optimistic* latency and
    memory, `prediction * (1 - margin * error)`; a candidate whose optimistic point is dominated
-   by a measured one is screened out (not measured, not on the frontier, not a parent, listed
-   with `measured = False` and its predictions); the others are measured, `eval_batch` at a
-   time, the fit and the decisions renewed after each batch.
+   by a measured one is screened out (`screened_because = dominated`: not measured, not on the
+   frontier, not a parent; listed in `screened.csv` with its predictions); the others are
+   measured, `eval_batch` at a time, the largest hypervolume gain of the optimistic point first
+   (`nasflow.search.pareto.hypervolume_gains`), the fit and the decisions renewed after each
+   batch;
+4. with a `budget`, at most `budget` candidates are measured per iteration after the warm-up;
+   the rest are screened out too (`screened_because = budget`).
 
-Every architecture on the frontier is therefore measured; a screened-out one would have to beat
-its prediction by more than `margin` times the surrogate's own error to have belonged there.
+Every architecture on the frontier is therefore measured. Without a budget a screened-out one
+would have to beat its prediction by more than `margin` times the surrogate's own error to have
+belonged there; with one, a candidate that could have entered may be left out, and what that
+costs is the frontier's hypervolume (`bench/bench_lts.py --demo` compares it with a search that
+measures everything).
 The predictions made just before each measurement are kept with it, so the surrogate's error on
 architectures it had not seen (`held_out_error`) is reported beside the leave-one-out estimate.
 
@@ -56,12 +63,15 @@ FEATURES = (
 class ScreenSettings:
     """`enabled` (off by default: LTS measures every candidate), `initial` (candidates measured
     before the first screen), `margin` (optimism, in surrogate errors), `min_error` (floor of
-    the relative error used), the objectives predicted (`measured`: latency and memory)."""
+    the relative error used), `budget` (most candidates measured per iteration after the
+    warm-up, the largest optimistic hypervolume gains first; None = every candidate that could
+    enter the frontier), the objectives predicted (`measured`: latency and memory)."""
 
     enabled: bool = False
     initial: int = 20
     margin: float = 2.0
     min_error: float = 0.02
+    budget: int | None = None
     measured: tuple[str, ...] = ("latency_ms", "memory_mb")
 
     def __post_init__(self) -> None:
@@ -72,6 +82,10 @@ class ScreenSettings:
                 f"lts.screen.initial must be an integer >= {len(FEATURES) + 2} (the surrogate "
                 f"fits {len(FEATURES) + 1} coefficients per objective), got {self.initial!r}"
             )
+        if self.budget is not None and (not is_int(self.budget) or self.budget < 1):
+            raise ConfigError(
+                f"lts.screen.budget must be null or an integer >= 1, got {self.budget!r}"
+            )
         for name in ("margin", "min_error"):
             value = getattr(self, name)
             if not is_number(value) or value < 0:
@@ -81,7 +95,7 @@ class ScreenSettings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> ScreenSettings:
         values = dict(values or {})
-        known = {"enabled", "initial", "margin", "min_error"}
+        known = {"enabled", "initial", "margin", "min_error", "budget"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(

@@ -52,6 +52,7 @@ from nasflow.search.pareto import (
     Objective,
     crowding_distance,
     hypervolume,
+    hypervolume_gains,
     loss_matrix,
     non_dominated_sort,
     pareto_front,
@@ -71,6 +72,7 @@ __all__ = [
     "ParetoSettings",
     "ParetoSpace",
     "SearchStateError",
+    "frontier_hypervolume",
     "run_pareto_search",
     "write_outputs",
 ]
@@ -450,6 +452,13 @@ class _ParetoSearch(Evolution):
         points = [c.metrics for c in self.evaluated.values()]
         front = pareto_front(points, self.objectives)
         self.frontier = (ids, points, front)
+        if self.screened:
+            # Parents come from the measured and the screened-out candidates (at their
+            # predictions): with only the few measured ones, the same parents would breed the
+            # same children again. The frontier reported stays the measured one.
+            guesses = [self.as_predicted(c.metrics) for c in self.screened.values()]
+            every = points + guesses
+            self.frontier = (ids + list(self.screened), every, pareto_front(every, self.objectives))
         self.timing["evaluated"] += len(new)
         return {
             "iteration": iteration,
@@ -498,10 +507,12 @@ class _ParetoSearch(Evolution):
     def measure_screened(
         self, archs: Sequence[Any], iteration: int
     ) -> tuple[dict[str, dict[str, Any]], int, int, int]:
-        """`measure` with screening: cached ones first; then, batch by batch, the surrogate fit on
-        everything measured so far decides which of the rest could enter the frontier, and
-        only those are measured (`nasflow.lts.screen`). Returns (metrics of the measured and
-        cached, measured, cache hits, screened out)."""
+        """`measure` with screening (`nasflow.lts.screen`): cached ones first; then, batch by
+        batch, the surrogate fit on everything measured so far screens out the candidates whose
+        optimistic point a measured one dominates and, with a `budget`, orders the others by
+        the hypervolume their optimistic point would add, measuring at most `budget` per
+        iteration after the warm-up. Returns (metrics of the measured and cached, measured,
+        cache hits, screened out)."""
         screen = self.screen_with
         assert screen is not None
         ids = [a.id for a in archs]
@@ -513,22 +524,39 @@ class _ParetoSearch(Evolution):
         todo = [a for a in archs if a.id not in out]
         known = [(c.arch, c.metrics) for c in self.evaluated.values()]
         known += [(a, out[a.id]) for a in archs if a.id in out]
-        measured = skipped = 0
+        measured = screened_measured = skipped = 0
+        budget = screen.settings.budget
         batch_size = self.settings.eval_batch
         while todo:
             warm = screen.settings.initial - len(known)
+            predicted: dict[str, dict[str, float]] = {}
             if warm > 0:
-                batch, predicted = todo[: min(batch_size, warm)], {}
+                batch = todo[: min(batch_size, warm)]
             else:
-                keep, predicted = self.surrogate_decisions(todo, known, screen)
-                for arch, (ok, values) in zip(todo, keep, strict=True):
-                    if not ok:
-                        self.screened[arch.id] = Candidate(arch, values, iteration)
-                        skipped += 1
-                todo = [a for a, (ok, _) in zip(todo, keep, strict=True) if ok]
-                batch = todo[:batch_size]
+                gains, values = self.surrogate_decisions(todo, known, screen)
+                room = None if budget is None else max(0, budget - screened_measured)
+                order = sorted(
+                    (k for k, gain in enumerate(gains) if gain is not None),
+                    key=lambda k: (-float(gains[k] or 0.0), k),
+                )
+                chosen = order[: batch_size if room is None else min(batch_size, room)]
+                last_round = room is not None and room <= batch_size
+                later = [] if last_round else order[len(chosen) :]
+                for k, arch in enumerate(todo):
+                    predicted[arch.id] = {
+                        n: v for n, v in values[k].items() if n.startswith(PREDICTED)
+                    }
+                    if k in chosen or k in later:
+                        continue
+                    reason = "dominated" if gains[k] is None else "budget"
+                    record = {**values[k], "screened_because": reason}
+                    self.screened[arch.id] = Candidate(arch, record, iteration)
+                    skipped += 1
+                batch = [todo[k] for k in chosen]
+                todo = [todo[k] for k in later]
                 if not batch:
                     break
+                screened_measured += len(batch)
             start = time.perf_counter()
             raw = list(self.evaluator.evaluate(list(batch)))
             self.timing["evaluator_seconds"] += time.perf_counter() - start
@@ -536,16 +564,18 @@ class _ParetoSearch(Evolution):
                 raise ParetoSearchError(
                     f"the evaluator returned {len(raw)} metric sets for {len(batch)} architectures"
                 )
-            values = [self.check(a.id, m, "the evaluator") for a, m in zip(batch, raw, strict=True)]
-            self.cache.put_many(zip([a.id for a in batch], values, strict=True))
-            for arch, value in zip(batch, values, strict=True):
+            checked = [
+                self.check(a.id, m, "the evaluator") for a, m in zip(batch, raw, strict=True)
+            ]
+            self.cache.put_many(zip([a.id for a in batch], checked, strict=True))
+            for arch, value in zip(batch, checked, strict=True):
                 out[arch.id] = value
                 known.append((arch, value))
                 if arch.id in predicted:
                     self.predictions[arch.id] = predicted[arch.id]
             measured += len(batch)
-            done = {a.id for a in batch}
-            todo = [a for a in todo if a.id not in done]
+            if warm > 0:
+                todo = todo[len(batch) :]
         self.timing["measured"] += measured
         self.timing["cache_hits"] += hits
         self.timing["screened_out"] += skipped
@@ -553,31 +583,32 @@ class _ParetoSearch(Evolution):
 
     def surrogate_decisions(
         self, todo: Sequence[Any], known: Sequence[tuple[Any, Mapping[str, Any]]], screen: Screen
-    ) -> tuple[list[tuple[bool, dict[str, float]]], dict[str, dict[str, float]]]:
-        """For each of `todo`: whether its optimistic point escapes domination by every known
-        (measured) point, and its exact and predicted values; plus the predictions by id."""
+    ) -> tuple[list[float | None], list[dict[str, float]]]:
+        """For each of `todo`: None when its optimistic point is dominated by a known (measured)
+        point, else the hypervolume that point would add (`hypervolume_gains`); and its exact
+        and `predicted_*` values."""
         features = np.array([screen.features(a) for a, _ in known])
         self.surrogate = CostSurrogate(screen.settings).fit(features, [m for _, m in known])
         rows = np.array([screen.features(a) for a in todo])
         optimistic = self.surrogate.optimistic(rows)
         predicted = self.surrogate.predict(rows)
-        known_points = [dict(m) for _, m in known]
-        decisions = []
-        by_id: dict[str, dict[str, float]] = {}
-        for k, arch in enumerate(todo):
-            exact = screen.exact(arch)
-            guess = {name: float(values[k]) for name, values in predicted.items()}
-            point = {**exact, **{name: float(v[k]) for name, v in optimistic.items()}}
-            losses = loss_matrix([point, *known_points], self.objectives)
-            dominated = bool(
-                np.any(
-                    np.all(losses[1:] <= losses[0], axis=1) & np.any(losses[1:] < losses[0], axis=1)
-                )
-            )
-            values = {**exact, **{f"{PREDICTED}{n}": v for n, v in guess.items()}}
-            decisions.append((not dominated, values))
-            by_id[arch.id] = {f"{PREDICTED}{n}": v for n, v in guess.items()}
-        return decisions, by_id
+        exact = [screen.exact(a) for a in todo]
+        points = [
+            {**exact[k], **{name: float(v[k]) for name, v in optimistic.items()}}
+            for k in range(len(todo))
+        ]
+        known_losses = loss_matrix([m for _, m in known], self.objectives)
+        losses = loss_matrix(points, self.objectives)
+        dominated = [
+            bool(np.any(np.all(known_losses <= row, axis=1) & np.any(known_losses < row, axis=1)))
+            for row in losses
+        ]
+        gains = hypervolume_gains([m for _, m in known], points, self.objectives)
+        values = [
+            {**exact[k], **{f"{PREDICTED}{n}": float(v[k]) for n, v in predicted.items()}}
+            for k in range(len(todo))
+        ]
+        return [None if d else float(g) for d, g in zip(dominated, gains, strict=True)], values
 
     def screen_summary(self) -> dict[str, Any] | None:
         """The screen's settings, leave-one-out error and error on unseen candidates."""
@@ -661,7 +692,18 @@ class _ParetoSearch(Evolution):
         chosen.sort()  # evaluation order: deterministic, independent of the ranking above
         for k in chosen:
             self.usage[ids[k]] = self.usage.get(ids[k], 0) + 1
-        return [self.evaluated[ids[k]].arch for k in chosen]
+        return [
+            (self.evaluated[ids[k]] if ids[k] in self.evaluated else self.screened[ids[k]]).arch
+            for k in chosen
+        ]
+
+    def as_predicted(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A screened-out candidate's objectives: exact ones as they are, measured ones at their
+        predictions."""
+        return {
+            o.name: values[o.name] if o.name in values else values[f"{PREDICTED}{o.name}"]
+            for o in self.objectives
+        }
 
     def screen(self, batch: list[Any]) -> Iterator[str | None]:
         """None for a valid architecture unseen and not yet bred in this phase group (it is

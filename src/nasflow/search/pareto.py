@@ -232,3 +232,28 @@ def hypervolume(
     if not len(scaled):
         return 0.0
     return float(moocore.hypervolume(scaled, ref=np.ones(len(span))))
+
+
+def hypervolume_gains(
+    known: Sequence[Point] | np.ndarray,
+    candidates: Sequence[Point] | np.ndarray,
+    objectives: Sequence[Objective],
+) -> np.ndarray:
+    """The hypervolume each candidate alone would add to the `known` points': every objective
+    scaled by the known points' range (ideal 0, nadir 1), reference point 2 on every axis (so a
+    new extreme still counts). Zero for a candidate the known points dominate."""
+    import moocore
+
+    losses = loss_matrix(known, objectives)
+    low, high = losses.min(axis=0), losses.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    front = (losses[~dominated_mask(losses)] - low) / span
+    ref = np.full(len(span), 2.0)
+    base = float(moocore.hypervolume(front, ref=ref))
+    scaled = (loss_matrix(candidates, objectives) - low) / span
+    gains = np.zeros(len(scaled))
+    for k, point in enumerate(scaled):
+        if np.all(point < ref):
+            union = np.vstack([front, point[None, :]])
+            gains[k] = max(0.0, float(moocore.hypervolume(union, ref=ref)) - base)
+    return gains

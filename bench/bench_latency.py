@@ -94,8 +94,10 @@ def bench_stability(args: argparse.Namespace) -> None:
             print(f"{arch.id} {backend:12s} mean {mean:8.2f} ms  CV {100 * cv:5.2f}%")
 
 
-def _predictor_error(args: argparse.Namespace, protocol: str, load: str) -> dict[str, float]:
-    """Collect a latency dataset under `protocol` and fit the predictor: held-out figures."""
+def _predictor_error(args: argparse.Namespace, variant: str, load: str) -> dict[str, float]:
+    """Collect a latency dataset under `variant` (a protocol, `+drift` for drift correction)
+    and fit the predictor: held-out figures."""
+    protocol, _, extra = variant.partition("+")
     from nasflow.efficiency.latency_dataset import DatasetSettings, collect_latency_dataset
     from nasflow.predictors.latency import PredictorSettings, train_latency_predictor
 
@@ -108,7 +110,7 @@ def _predictor_error(args: argparse.Namespace, protocol: str, load: str) -> dict
         vocab_size=args.vocab,
         runs=args.dataset_runs,
         passes=args.passes,
-        drift_correction=args.drift_correction,
+        drift_correction=args.drift_correction or extra == "drift",
         protocol=protocol,
     )
     with tempfile.TemporaryDirectory() as scratch:
@@ -125,7 +127,7 @@ def _predictor_error(args: argparse.Namespace, protocol: str, load: str) -> dict
     verdict = "meets" if test["rel_mae"] <= target else "misses"
     tau = "n/a" if test["kendall"] is None else f"{test['kendall']:.3f}"
     print(
-        f"{load:5s} {protocol:6s}: held-out relative MAE {100 * test['rel_mae']:5.2f}% "
+        f"{load:5s} {variant:12s}: held-out relative MAE {100 * test['rel_mae']:5.2f}% "
         f"({verdict} <= {100 * target:.0f}%), Kendall {tau}, n={test['n']}; "
         f"dataset {measured:.0f} s ({measured / len(frame):.2f} s/arch, "
         f"{frame['total_ms'].min():.2f}-{frame['total_ms'].max():.2f} ms, "
@@ -178,7 +180,8 @@ def main() -> int:
         "--protocols",
         type=lambda text: text.split(","),
         default=list(PROTOCOLS),
-        help="comma-separated latency.protocol values compared (default hat,robust)",
+        help="comma-separated latency.protocol values compared, `+drift` for drift correction "
+        "(default hat,robust)",
     )
     parser.add_argument(
         "--load",
@@ -192,7 +195,7 @@ def main() -> int:
         "--skip-backends", action="store_true", help="skip the ORT-vs-eager and stability parts"
     )
     args = parser.parse_args()
-    unknown = sorted(set(args.protocols) - set(PROTOCOLS))
+    unknown = sorted({p.removesuffix("+drift") for p in args.protocols} - set(PROTOCOLS))
     if unknown:
         parser.error(f"--protocols: unknown {unknown}; choose from {list(PROTOCOLS)}")
     if args.busy:

@@ -59,12 +59,13 @@ def test_runs_timed_in_steps_keep_the_undisturbed_steps() -> None:
         robust_estimate([[[1.0, 2.0]], [[1.0]]])
 
 
-def test_disagreeing_rounds_are_unstable_and_the_spread_is_relative() -> None:
-    rounds = [[10.0], [10.0], [13.0], [13.0], [13.0]]  # most rounds disturbed
+def test_disagreeing_halves_are_unstable_and_the_spread_is_relative() -> None:
+    rounds = [[10.0], [13.0], [10.2], [13.0], [13.1], [13.0]]  # the odd rounds all disturbed
     estimate = robust_estimate(rounds, quantile=0.0, tolerance=0.05)
-    assert estimate.value == 10.0 and estimate.round_values == (10.0, 10.0, 13.0, 13.0, 13.0)
-    assert estimate.spread == pytest.approx(0.3) and not estimate.stable
+    assert estimate.value == 10.0 and estimate.round_values == (10.0, 13.0, 10.2, 13.0, 13.1, 13.0)
+    assert estimate.spread == pytest.approx(0.3) and not estimate.stable  # 10 vs 13
     assert robust_estimate(rounds, tolerance=0.31).stable
+    assert robust_estimate([[10.0, 12.0]]).spread == 0.0  # one round: nothing to compare
     with pytest.raises(ValueError, match="no latency samples"):
         robust_estimate([[], []])
 
@@ -192,7 +193,7 @@ def test_robust_dataset_records_the_protocol_and_resumes(tmp_path: Path, monkeyp
     assert set(written["protocol"]) == {"robust"}
     meta = json.loads(meta_path(tmp_path / "d.csv").read_text())
     assert meta["settings"]["protocol"] == "robust" and meta["settings"]["robust"]["rounds"] == 2
-    assert meta["protocol"]["name"] == "robust" and meta["protocol"]["quantile"] == 0.2
+    assert meta["protocol"]["name"] == "robust" and meta["protocol"]["quantile"] == 0.0
     assert meta["retries"] == sum(row["retries"] for row in rows)
 
     hat = DatasetSettings(**{**TINY, "protocol": "hat"})

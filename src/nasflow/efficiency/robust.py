@@ -10,16 +10,16 @@ The `robust` protocol estimates the same quantity, the machine's undisturbed spe
 - **interleaved rounds**: the timed runs are split into `rounds` short rounds; the caller's
   round alternates the parts it times (encoder, decoder, a reference architecture), so a slow
   spell of the machine touches a few rounds of everything instead of one whole series;
-- **a low quantile** (`quantile`, default the 20th percentile, numpy's linear interpolation) of
-  all timed runs instead of the trimmed mean: a disturbance only ever adds time, so under
+- **a low quantile** (`quantile`, default 0: the minimum; numpy's linear interpolation) of all
+  timed runs instead of the trimmed mean: a disturbance only ever adds time, so under
   contention the lower tail is the undisturbed speed, and on a quiet machine, where the runs
-  barely differ, it is within their spread of HAT's trimmed mean. A run may be timed in
+  barely differ, it lies within their spread below HAT's trimmed mean. A run may be timed in
   components (the decoder's steps): the quantile is then taken per component and summed, so a
   sentence with one preempted step of twenty still counts with its nineteen others;
-- **a stability check**: the rounds agree when the median of their per-round quantiles is
-  within `tolerance` (relative) of the lowest, i.e. at least half of the rounds saw the
-  undisturbed speed; if not, `rounds` more rounds are measured, at most `max_retries` times
-  (every round is kept; the number of retries and the final verdict are recorded);
+- **a stability check** (split halves): the estimate from the odd rounds and the one from the
+  even rounds must agree within `tolerance` (relative); if not, `rounds` more rounds are
+  measured, at most `max_retries` times (every round is kept; the number of retries, the final
+  spread and verdict are recorded);
 - **pinning** (`pin`, where `os.sched_setaffinity` exists): the measuring thread, and the threads
   it starts afterwards (ONNX Runtime sessions, torch's pool if not started yet), run on the last
   `threads` cores allowed to the process; the cores are recorded.
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -51,7 +50,7 @@ from nasflow.core.errors import ConfigError
 PROTOCOLS = ("hat", "robust")
 TRIM = 0.1  # HAT: the lowest and highest 10% of the runs are dropped before averaging
 ROUNDS = 5
-QUANTILE = 0.2
+QUANTILE = 0.0
 TOLERANCE = 0.03
 MAX_RETRIES = 2
 
@@ -103,8 +102,9 @@ class RobustSettings:
 
 @dataclass(frozen=True)
 class Estimate:
-    """`value`: the `quantile` of all runs; `spread`: (median - lowest) / lowest of the
-    per-round quantiles (`round_values`); `stable`: spread <= tolerance."""
+    """`value`: the `quantile` of all runs; `spread`: the relative difference between the
+    values of the odd and the even rounds; `stable`: spread <= tolerance; `round_values`: the
+    value of each round alone."""
 
     value: float
     spread: float
@@ -161,8 +161,10 @@ def robust_estimate(
         raise ValueError(f"runs with different numbers of components: {sorted(widths)}")
     value = _value(np.concatenate(rounds), quantile)
     per_round = tuple(_value(r, quantile) for r in rounds)
-    lowest = min(per_round)
-    spread = (statistics.median(per_round) - lowest) / lowest if lowest > 0 else 0.0
+    spread = 0.0
+    if len(rounds) > 1:
+        halves = [_value(np.concatenate(rounds[start::2]), quantile) for start in (0, 1)]
+        spread = abs(halves[0] - halves[1]) / min(halves) if min(halves) > 0 else 0.0
     return Estimate(value, float(spread), spread <= tolerance, per_round)
 
 

@@ -263,3 +263,30 @@ def test_measure_uses_the_protocol_of_the_targets_dataset(tmp_path: Path, monkey
 
     assert main([*measure, "--protocol", "hat"]) == 0
     assert json.loads(result.read_text())["protocol"]["name"] == "hat"
+
+
+def test_measure_scales_like_a_drift_corrected_dataset(tmp_path: Path) -> None:
+    """With drift_correction the final model is scaled to the dataset's typical reference."""
+    config_path = _config(tmp_path)
+    config = yaml.safe_load(config_path.read_text())
+    config["latency"]["drift_correction"] = True
+    config_path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "lat" / "dataset.csv"
+    dataset = ["latency", "dataset", "--config", str(config_path), "--target", "cpu1"]
+    assert main([*dataset, "--out", str(out)]) == 0
+    meta = json.loads(meta_path(out).read_text())
+    rows = [json.loads(line) for line in (tmp_path / "lat" / "state" / ROWS_FILE).open()]
+    typical = sorted(row["reference_ms"] for row in rows)[1]
+    assert meta["reference_typical_ms"] == pytest.approx(typical)
+
+    result = tmp_path / "final.json"
+    measure = ["latency", "measure", "--config", str(config_path), "--target", "cpu1"]
+    assert main([*measure, "--out", str(result), "--dataset-meta", str(meta_path(out))]) == 0
+    record = json.loads(result.read_text())
+    assert record["drift_factor"] == pytest.approx(typical / record["reference_ms"])
+    assert record["total_ms"] == pytest.approx(record["raw_total_ms"] * record["drift_factor"])
+    assert record["encoder_ms"] + record["decoder_ms"] == pytest.approx(record["total_ms"])
+
+    assert main([*measure, "--out", str(result)]) == 0  # no meta: measured, not scaled
+    assert json.loads(result.read_text())["drift_factor"] is None
+    assert main([*measure, "--out", str(result), "--dataset-meta", str(tmp_path / "no.json")]) == 2

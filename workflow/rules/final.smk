@@ -88,9 +88,12 @@ rule measure_final:
     params:
         config=job_config(*BASE_SECTIONS, "latency", "data"),
         target=SEARCH_TARGET,
+        # written with the predictor's dataset: the reference the labels were scaled to
+        meta=path_of(rules.latency_dataset.output.meta, exp=EXP, target=SEARCH_TARGET),
     shell:
         "nasflow latency measure --config-json {params.config:q} --target {params.target:q}"
-        " --model {input.model:q} --predictor {input.predictor:q} --out {output:q} > {log:q} 2>&1"
+        " --model {input.model:q} --predictor {input.predictor:q} --dataset-meta {params.meta:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 STAGE_ARTIFACTS["final"] = final_artifacts

@@ -123,9 +123,12 @@ def _load_for_measure(args: argparse.Namespace, config: Config) -> tuple[Any, Ar
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
     import torch
 
-    from nasflow.efficiency.latency_dataset import measure_with
+    from nasflow.efficiency.latency_dataset import measure_like_dataset
     from nasflow.efficiency.robust import pinned
 
     config = read_config(args)
@@ -141,11 +144,20 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     args.device = settings.device
     torch.set_num_threads(settings.threads)
     pin = settings.protocol == "robust" and settings.robust.pin
-    with pinned(settings.threads, pin) as cores:
+    meta = None
+    if args.dataset_meta is not None:
+        try:
+            meta = json.loads(Path(args.dataset_meta).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ConfigError(
+                f"{args.dataset_meta}: cannot read the dataset meta ({error})"
+            ) from None
+    with pinned(settings.threads, pin) as cores, tempfile.TemporaryDirectory() as scratch:
         model, arch = _load_for_measure(args, config)
-        result = measure_with(model, settings)
+        result, drift = measure_like_dataset(model, settings, Path(scratch), meta)
     record = {
         **result.to_dict(),
+        **drift,
         "protocol": {**settings.protocol_record(cores), **result.protocol},
         "arch": arch.to_dict(),
         "target": args.target,
@@ -287,6 +299,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     measure.add_argument("--device", choices=["cpu", "cuda"], help="override the target's device")
     measure.add_argument("--runs", type=int, help="override latency.runs")
     measure.add_argument("--protocol", choices=PROTOCOLS, help="override latency.protocol")
+    measure.add_argument(
+        "--dataset-meta",
+        type=Path,
+        help="the target's dataset.json: with latency.drift_correction, scale to its reference",
+    )
     measure.add_argument("--out", type=Path, help="write the result as JSON")
     measure.add_argument(
         "--predictor", type=Path, help="latency predictor (.pt): report its estimate beside"

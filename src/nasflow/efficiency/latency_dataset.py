@@ -135,6 +135,31 @@ def measure_with(
     )
 
 
+def measure_like_dataset(
+    model: Any, settings: DatasetSettings, scratch: Path, meta: dict[str, Any] | None
+) -> tuple[Any, dict[str, Any]]:
+    """`measure_with` for a model measured outside the dataset (the final models), labelled as
+    the dataset labels its rows: with `drift_correction`, the reference architecture is timed
+    alongside and the timings scaled by `reference_typical_ms` of the dataset's `meta` over the
+    reference now. Returns the result and what was recorded about the scaling."""
+    from dataclasses import replace
+
+    if not settings.drift_correction:
+        return measure_with(model, settings), {}
+    probe = ReferenceProbe(settings, scratch / "reference")
+    result = measure_with(model, settings, probe)
+    reference = result.reference_ms or probe()
+    typical = (meta or {}).get("reference_typical_ms")
+    extra: dict[str, Any] = {"reference_ms": reference, "raw_total_ms": result.total_ms}
+    if typical is None:
+        extra["drift_factor"] = None  # a dataset measured before its meta held the reference
+        return result, extra
+    factor = float(typical) / reference
+    extra.update(drift_factor=factor, reference_typical_ms=float(typical))
+    scaled = {name: getattr(result, name) * factor for name in TIMING_COLUMNS if name != "total_ms"}
+    return replace(result, **scaled), extra
+
+
 def sample_archs(settings: DatasetSettings) -> list[Arch]:
     """The dataset's architectures, in measurement order (seeded, distinct)."""
     return settings.sampling_space.sample_unique(settings.size, seed=settings.seed)
@@ -327,6 +352,8 @@ def collect_latency_dataset(
         "unstable_rows": sum(not rows[key].get("protocol", {}).get("stable", True) for key in rows),
         "environment": merged[-1].get("environment"),
     }
+    if settings.drift_correction:  # what a final model's reference is scaled to
+        meta["reference_typical_ms"] = statistics.median(r["reference_ms"] for r in done.values())
     write_json_atomic(meta_path(out_csv), meta)
     return frame
 

@@ -1,12 +1,13 @@
 """Benchmark the LTS search's cost: per-candidate overhead, screening, and the paper-scale search.
 
-1. **Per-candidate overhead** (`--overhead K`): K text-prediction candidates (120M-180M decoder
-   parameters, GPT-2's 50257-token head) measured with the full path (`torch.onnx.export` of
-   each weighted model, a fresh worker per measurement) and the fast path (template graphs,
-   one persistent worker), in one run. Printed per candidate: wall seconds of each path, the
-   worker's own `inference_seconds` (the warm-up and timed inferences), the overhead (wall minus
-   inference) and its ratio to the inference time (target <= 1), and fast/full latency and
-   memory (the same measurement within noise).
+1. **Per-candidate overhead** (`--overhead K`, default 3): K text-prediction candidates
+   (120M-180M decoder parameters, GPT-2's 50257-token head) measured with the full path
+   (`torch.onnx.export` of each weighted model, a fresh worker per measurement) and the fast
+   path (template graphs, one persistent worker), in one run. Printed per candidate: wall
+   seconds of each path, the worker's own `inference_seconds` (the warm-up and timed
+   inferences), the overhead (wall minus inference) and its ratio to the inference time
+   (target <= 1, judged after the first fast candidate, which also starts the persistent worker
+   once per search), and fast/full latency and memory (the same measurement within noise).
 2. **Screening on lts-demo** (`--demo`): the same search (`--demo-population`, iterations,
    seed) measuring every candidate and screened (`lts.screen` defaults), each with its own
    cache, fast path; printed: candidates measured, wall seconds, frontier hypervolumes with
@@ -23,8 +24,8 @@ config/lts_text_prediction.yaml).
 
 The screen's `--margin` and `--budget` (`lts.screen`) apply to both searches.
 
-Usage: `python bench/bench_lts.py [--overhead 2] [--demo] [--paper] [--threads 2] [--busy]
-[--margin 2.0] [--budget N]`.
+Usage: `python bench/bench_lts.py [--overhead 3] [--demo] [--paper] [--threads 2] [--busy]
+[--margin 2.0] [--budget N] [--initial 20]`.
 """
 
 from __future__ import annotations
@@ -98,11 +99,15 @@ def overhead(text: TextSet, count: int, threads: int) -> None:
             latency = rows["fast"].latency_ms / rows["full"].latency_ms
             memory = rows["fast"].memory_mb / max(rows["full"].memory_mb, 1e-9)
             print(f"{'':<24} fast/full latency {latency:.3f}, memory {memory:.3f}")
-    worst = max(ratios)
+    # The first fast measurement also starts the persistent worker (interpreter, imports, the
+    # first template export): paid once per search, so the target is judged on the others.
+    steady = ratios[1:] or ratios
+    worst = max(steady)
     verdict = "met" if worst <= OVERHEAD_TARGET else "NOT met"
     print(
-        f"fast path overhead / inference: worst {worst:.2f} "
-        f"(target <= {OVERHEAD_TARGET}: {verdict})"
+        f"fast path overhead / inference: first candidate (worker start included) "
+        f"{ratios[0]:.2f}, later candidates worst {worst:.2f} (target <= {OVERHEAD_TARGET}: "
+        f"{verdict})"
     )
 
 
@@ -209,7 +214,7 @@ def paper(text: TextSet, threads: int, screen: ScreenSettings) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--overhead", type=int, default=2, help="candidates (0 = skip)")
+    parser.add_argument("--overhead", type=int, default=3, help="candidates (0 = skip)")
     parser.add_argument("--demo", action="store_true", help="screened vs measure-all on lts-demo")
     parser.add_argument("--demo-population", type=int, default=40)
     parser.add_argument("--demo-iterations", type=int, default=10)
@@ -219,8 +224,11 @@ def main() -> None:
     parser.add_argument("--busy", action="store_true", help="keep one core busy meanwhile")
     parser.add_argument("--margin", type=float, default=2.0, help="lts.screen.margin")
     parser.add_argument("--budget", type=int, default=None, help="lts.screen.budget")
+    parser.add_argument("--initial", type=int, default=20, help="lts.screen.initial")
     args = parser.parse_args()
-    screen = ScreenSettings(enabled=True, margin=args.margin, budget=args.budget)
+    screen = ScreenSettings(
+        enabled=True, initial=args.initial, margin=args.margin, budget=args.budget
+    )
     print(f"machine: {os.cpu_count()} cores; busy core: {args.busy}; load {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-lts-") as scratch:
         text = text_set(Path(scratch) / "text")

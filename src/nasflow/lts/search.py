@@ -479,30 +479,35 @@ class _ParetoSearch(Evolution):
     # ---- measuring ------------------------------------------------------------------------------
     def measure(self, archs: Sequence[Any]) -> tuple[dict[str, dict[str, Any]], int, int]:
         """Metrics of `archs` (cache first, the rest in evaluator batches written through)."""
-        ids = [a.id for a in archs]
-        out = {
-            key: self.check(key, value, "the measurement cache")
-            for key, value in self.cache.get_many(ids).items()
-        }
+        out = self.cached(archs)
         hits = len(out)
         todo = [a for a in archs if a.id not in out]
         batch = self.settings.eval_batch
         for begin in range(0, len(todo), batch):
-            chunk = todo[begin : begin + batch]
-            start = time.perf_counter()
-            raw = self.evaluator.evaluate(list(chunk))
-            self.timing["evaluator_seconds"] += time.perf_counter() - start
-            raw = list(raw)
-            if len(raw) != len(chunk):
-                raise ParetoSearchError(
-                    f"the evaluator returned {len(raw)} metric sets for {len(chunk)} architectures"
-                )
-            values = [self.check(a.id, m, "the evaluator") for a, m in zip(chunk, raw, strict=True)]
-            self.cache.put_many(zip([a.id for a in chunk], values, strict=True))
-            out.update(zip([a.id for a in chunk], values, strict=True))
+            out.update(self.evaluate_batch(todo[begin : begin + batch]))
         self.timing["measured"] += len(todo)
         self.timing["cache_hits"] += hits
         return out, len(todo), hits
+
+    def cached(self, archs: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        """The metrics of those of `archs` the measurement cache holds, checked."""
+        found = self.cache.get_many([a.id for a in archs])
+        return {
+            key: self.check(key, value, "the measurement cache") for key, value in found.items()
+        }
+
+    def evaluate_batch(self, batch: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        """Measure `batch` with the evaluator (timed), check and cache the metrics."""
+        start = time.perf_counter()
+        raw = list(self.evaluator.evaluate(list(batch)))
+        self.timing["evaluator_seconds"] += time.perf_counter() - start
+        if len(raw) != len(batch):
+            raise ParetoSearchError(
+                f"the evaluator returned {len(raw)} metric sets for {len(batch)} architectures"
+            )
+        values = [self.check(a.id, m, "the evaluator") for a, m in zip(batch, raw, strict=True)]
+        self.cache.put_many(zip([a.id for a in batch], values, strict=True))
+        return dict(zip([a.id for a in batch], values, strict=True))
 
     def measure_screened(
         self, archs: Sequence[Any], iteration: int
@@ -515,11 +520,7 @@ class _ParetoSearch(Evolution):
         cache hits, screened out)."""
         screen = self.screen_with
         assert screen is not None
-        ids = [a.id for a in archs]
-        out = {
-            key: self.check(key, value, "the measurement cache")
-            for key, value in self.cache.get_many(ids).items()
-        }
+        out = self.cached(archs)
         hits = len(out)
         todo = [a for a in archs if a.id not in out]
         known = [(c.arch, c.metrics) for c in self.evaluated.values()]
@@ -557,20 +558,10 @@ class _ParetoSearch(Evolution):
                 if not batch:
                     break
                 screened_measured += len(batch)
-            start = time.perf_counter()
-            raw = list(self.evaluator.evaluate(list(batch)))
-            self.timing["evaluator_seconds"] += time.perf_counter() - start
-            if len(raw) != len(batch):
-                raise ParetoSearchError(
-                    f"the evaluator returned {len(raw)} metric sets for {len(batch)} architectures"
-                )
-            checked = [
-                self.check(a.id, m, "the evaluator") for a, m in zip(batch, raw, strict=True)
-            ]
-            self.cache.put_many(zip([a.id for a in batch], checked, strict=True))
-            for arch, value in zip(batch, checked, strict=True):
-                out[arch.id] = value
-                known.append((arch, value))
+            results = self.evaluate_batch(batch)
+            for arch in batch:
+                out[arch.id] = results[arch.id]
+                known.append((arch, results[arch.id]))
                 if arch.id in predicted:
                     self.predictions[arch.id] = predicted[arch.id]
             measured += len(batch)

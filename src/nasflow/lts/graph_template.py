@@ -94,37 +94,17 @@ def _weightless(n_layer: int, n_head: tuple[int, ...]) -> tuple[bytes, bytes]:
     import torch
 
     from nasflow.lts.model import build_decoder
-    from nasflow.lts.onnx_export import OPSET, PromptGraph, StepGraph, lts_names
+    from nasflow.lts.onnx_export import OPSET, gpt_graph_specs
 
     arch = GPTArch(n_layer, math.lcm(*n_head) * MARKER, (1,) * n_layer, n_head)
-    width = arch.d_model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build_decoder(arch, "gpt2", 2, 8, 0.0).eval()
         with torch.no_grad():  # distinct values: the exporter merges equal weight inputs
             for param in model.parameters():
                 param.normal_()
-    names = lts_names(arch.n_layer)
-    outputs = ["logits", *names["present"]]
-    prompt_dynamic: dict[str, dict[int, str]] = {
-        "tokens": {0: "batch", 1: "prompt_length"},
-        "logits": {0: "batch"},
-    }
-    prompt_dynamic.update((n, {0: "batch", 2: "prompt_length"}) for n in names["present"])
-    step_dynamic: dict[str, dict[int, str]] = {"tokens": {0: "batch"}, "logits": {0: "batch"}}
-    step_dynamic.update((n, {0: "batch", 2: "past_length"}) for n in names["past"])
-    step_dynamic.update((n, {0: "batch", 2: "present_length"}) for n in names["present"])
-    cache = [torch.zeros((1, h, 4, width // h)) for h in arch.n_head for _ in ("k", "v")]
     graphs = []
-    for graph, inputs, input_names, dynamic in (
-        (PromptGraph(model), (torch.zeros((1, 5), dtype=torch.long),), ["tokens"], prompt_dynamic),
-        (
-            StepGraph(model),
-            (torch.zeros((1, 1), dtype=torch.long), *cache),
-            ["tokens", *names["past"]],
-            step_dynamic,
-        ),
-    ):
+    for graph, inputs, (input_names, outputs), dynamic in gpt_graph_specs(model):
         buffer = io.BytesIO()
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

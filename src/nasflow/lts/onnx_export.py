@@ -207,38 +207,13 @@ def export_lts(
     arch = model.arch
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    names = lts_names(arch.n_layer)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prompt_len = min(5, model.n_positions)
-            tokens = torch.zeros((1, prompt_len), dtype=torch.long)
-            dynamic: dict[str, dict[int, str]] = {
-                "tokens": {0: "batch", 1: "prompt_length"},
-                "logits": {0: "batch"},
-            }
-            dynamic.update((n, {0: "batch", 2: "prompt_length"}) for n in names["present"])
-            outputs = ["logits", *names["present"]]
-            _write_graph(
-                PromptGraph(model), (tokens,), folder / PROMPT_FILE, (["tokens"], outputs), dynamic
-            )
-            past_len = max(0, min(4, model.n_positions - 1))
-            cache = [
-                torch.zeros((1, h, past_len, arch.d_model // h))
-                for h in arch.n_head
-                for _ in ("k", "v")
-            ]
-            step_tokens = torch.zeros((1, 1), dtype=torch.long)
-            dynamic = {"tokens": {0: "batch"}, "logits": {0: "batch"}}
-            dynamic.update((n, {0: "batch", 2: "past_length"}) for n in names["past"])
-            dynamic.update((n, {0: "batch", 2: "present_length"}) for n in names["present"])
-            _write_graph(
-                StepGraph(model),
-                (step_tokens, *cache),
-                folder / STEP_FILE,
-                (["tokens", *names["past"]], outputs),
-                dynamic,
-            )
+            for (graph, inputs, names, dynamic), file in zip(
+                gpt_graph_specs(model), (PROMPT_FILE, STEP_FILE), strict=True
+            ):
+                _write_graph(graph, inputs, folder / file, names, dynamic)
     finally:
         model.to(device, dtype).train(was_training)
     info = _export_info(
@@ -249,6 +224,47 @@ def export_lts(
     )
     write_json_atomic(folder / META_FILE, info)
     return ExportedLTS(folder, info)
+
+
+GraphSpec = tuple[
+    nn.Module, tuple[Tensor, ...], tuple[list[str], list[str]], dict[str, dict[int, str]]
+]
+
+
+def gpt_graph_specs(model: GPTDecoder) -> list[GraphSpec]:
+    """The prompt and the step graph of a GPT-2 decoder as exported: `(module, example inputs,
+    (input names, output names), dynamic axes)` each (the one definition `export_lts` and
+    `nasflow.lts.graph_template` share)."""
+    arch = model.arch
+    names = lts_names(arch.n_layer)
+    outputs = ["logits", *names["present"]]
+    prompt_len = min(5, model.n_positions)
+    prompt_dynamic: dict[str, dict[int, str]] = {
+        "tokens": {0: "batch", 1: "prompt_length"},
+        "logits": {0: "batch"},
+    }
+    prompt_dynamic.update((n, {0: "batch", 2: "prompt_length"}) for n in names["present"])
+    past_len = max(0, min(4, model.n_positions - 1))
+    cache = [
+        torch.zeros((1, h, past_len, arch.d_model // h)) for h in arch.n_head for _ in ("k", "v")
+    ]
+    step_dynamic: dict[str, dict[int, str]] = {"tokens": {0: "batch"}, "logits": {0: "batch"}}
+    step_dynamic.update((n, {0: "batch", 2: "past_length"}) for n in names["past"])
+    step_dynamic.update((n, {0: "batch", 2: "present_length"}) for n in names["present"])
+    return [
+        (
+            PromptGraph(model),
+            (torch.zeros((1, prompt_len), dtype=torch.long),),
+            (["tokens"], outputs),
+            prompt_dynamic,
+        ),
+        (
+            StepGraph(model),
+            (torch.zeros((1, 1), dtype=torch.long), *cache),
+            (["tokens", *names["past"]], outputs),
+            step_dynamic,
+        ),
+    ]
 
 
 def _write_graph(

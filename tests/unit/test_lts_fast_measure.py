@@ -127,8 +127,9 @@ def test_fast_path_measures_like_the_export_path(tmp_path: Path) -> None:
     for m in fast:
         assert m.decoder_params == full.decoder_params
         assert 0.33 < m.latency_ms / full.latency_ms < 3.0
-        # memory above the loaded model: the same activations, cache and arena
-        assert abs(m.memory_mb - full.memory_mb) < max(2.0, 0.5 * full.memory_mb)
+        # memory above the loaded model: the same activations, cache and arena, less what a
+        # long-lived process allocated once before (documented bound: 2.5 MiB)
+        assert abs(m.memory_mb - full.memory_mb) < max(2.5, 0.5 * full.memory_mb)
 
 
 def test_persistent_worker_memory_matches_a_fresh_worker() -> None:
@@ -147,7 +148,7 @@ def test_persistent_worker_memory_matches_a_fresh_worker() -> None:
         measure_arch(big, TEXT, persistent, runner=worker.run)
         again = measure_arch(small, TEXT, persistent, runner=worker.run)
     assert again.memory_mb > 0
-    assert abs(again.memory_mb - fresh.memory_mb) < max(1.5, 0.5 * fresh.memory_mb)
+    assert abs(again.memory_mb - fresh.memory_mb) < max(2.5, 0.5 * fresh.memory_mb)
 
 
 def test_persistent_worker_survives_a_failed_job() -> None:

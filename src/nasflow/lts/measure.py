@@ -873,6 +873,7 @@ class PersistentWorker:
         import selectors
 
         if self.proc is None or self.proc.poll() is not None:
+            self.close()  # a worker that died: release its pipes and stderr file first
             self.proc = self._start()
         proc = self.proc
         assert proc.stdin is not None and proc.stdout is not None

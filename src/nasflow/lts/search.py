@@ -51,6 +51,7 @@ from nasflow.search.evolution import Evolution
 from nasflow.search.pareto import (
     Objective,
     crowding_distance,
+    dominated_by,
     hypervolume,
     hypervolume_gains,
     loss_matrix,
@@ -543,11 +544,12 @@ class _ParetoSearch(Evolution):
                 chosen = order[: batch_size if room is None else min(batch_size, room)]
                 last_round = room is not None and room <= batch_size
                 later = [] if last_round else order[len(chosen) :]
+                going_on = {*chosen, *later}
                 for k, arch in enumerate(todo):
                     predicted[arch.id] = {
                         n: v for n, v in values[k].items() if n.startswith(PREDICTED)
                     }
-                    if k in chosen or k in later:
+                    if k in going_on:
                         continue
                     reason = "dominated" if gains[k] is None else "budget"
                     record = {**values[k], "screened_because": reason}
@@ -588,12 +590,7 @@ class _ParetoSearch(Evolution):
             {**exact[k], **{name: float(v[k]) for name, v in optimistic.items()}}
             for k in range(len(todo))
         ]
-        known_losses = loss_matrix([m for _, m in known], self.objectives)
-        losses = loss_matrix(points, self.objectives)
-        dominated = [
-            bool(np.any(np.all(known_losses <= row, axis=1) & np.any(known_losses < row, axis=1)))
-            for row in losses
-        ]
+        dominated = dominated_by([m for _, m in known], points, self.objectives)
         gains = hypervolume_gains([m for _, m in known], points, self.objectives)
         values = [
             {**exact[k], **{f"{PREDICTED}{n}": float(v[k]) for n, v in predicted.items()}}

@@ -129,6 +129,20 @@ def dominated_mask(losses: np.ndarray) -> np.ndarray:
     return out
 
 
+def dominated_by(
+    known: Sequence[Point] | np.ndarray,
+    candidates: Sequence[Point] | np.ndarray,
+    objectives: Sequence[Objective],
+) -> list[bool]:
+    """For each candidate, whether some `known` point dominates it (`dominates`, vectorised)."""
+    losses = loss_matrix(known, objectives)
+    out = []
+    for row in loss_matrix(candidates, objectives):
+        no_worse = np.all(losses <= row, axis=1)
+        out.append(bool(np.any(no_worse & np.any(losses < row, axis=1))))
+    return out
+
+
 def pareto_front(
     points: Sequence[Point] | np.ndarray, objectives: Sequence[Objective]
 ) -> list[int]:

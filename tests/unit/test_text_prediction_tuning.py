@@ -127,6 +127,20 @@ def test_unreachable_target_names_the_stops_key() -> None:
     assert tune_thresholds(none, 0.0, stops=[-1.0]).trigger == 1.0
 
 
+def test_unmatched_closest_uses_the_closest_rate_and_says_so() -> None:
+    # every p1 is 0.5: the only rate a trigger among them reaches is 1.0, far from 0.3
+    rs = SuggestionRecords(
+        tuple(record(["▁a", EOS], [-0.1, -0.1], 0.5, "a") for _ in range(10)), 8, 1, 10
+    )
+    result = tune_thresholds(rs, 0.3, stops=[-1.0, -2.0], unmatched="closest")
+    assert not result.matched and result.to_dict()["matched"] is False
+    assert (result.metrics.trigger_rate, result.trigger) == (1.0, 0.5)
+    assert not any(row.within_tolerance for row in result.rows)
+    assert tune_thresholds(rs, 1.0, stops=[-1.0]).matched
+    with pytest.raises(ConfigError, match=r"suggest\.unmatched must be one of error, closest"):
+        tune_thresholds(rs, 0.3, stops=[-1.0], unmatched="nearest")
+
+
 @pytest.mark.parametrize(
     ("args", "key"),
     [
@@ -140,6 +154,7 @@ def test_unreachable_target_names_the_stops_key() -> None:
         ((0.5, -1.0, "-1", 0.01), "stops"),
         ((0.5, -1.0, [-1.0], 0.0), "tolerance"),
         ((0.5, -1.0, [-1.0], 0.6), "tolerance"),
+        ((0.5, -1.0, [-1.0], 0.01, "nearest"), "unmatched"),
     ],
 )
 def test_validate_thresholds_names_the_key(args, key) -> None:

@@ -68,6 +68,11 @@ def tuning_markdown(tuning: Mapping[str, Any], grid: pd.DataFrame) -> str:
         f"the candidate's trigger {chosen['trigger']:.4g} and stop {chosen['stop']:g} give "
         f"{chosen['trigger_rate']:.4f} (tolerance {tuning['tolerance']:g})."
     )
+    if not tuning.get("matched", True):
+        head += (
+            " **Not matched:** no stop value reaches the baseline's rate within the tolerance "
+            "(text_prediction.suggest.unmatched: closest), so the closest rate is used."
+        )
     return f"## Threshold tuning\n\n{head}\n\n{grid.round(4).to_markdown(index=False)}\n"
 
 

@@ -52,6 +52,7 @@ def tune(
         tolerance=suggest["tolerance"],
         target_saving=base.saving_rate,
         saving_tolerance=suggest["saving_tolerance"],
+        unmatched=suggest.get("unmatched", "error"),
     )
     return base.to_dict(), tuned
 
@@ -155,6 +156,7 @@ def compare(
         "target": {"trigger": suggest["trigger"], "stop": suggest["stop"], **target},
         "chosen": chosen,
         "tolerance": suggest["tolerance"],
+        "matched": tuned.matched,
         "test": tested,
         "names": names,
     }
@@ -169,7 +171,7 @@ def compare(
         f"Test split of the sentence-completion corpus. Baseline thresholds trigger "
         f"{suggest['trigger']:g} / stop {suggest['stop']:g} (configured); the candidate's were "
         f"tuned on the dev split to the baseline's trigger rate (trigger {tuned.trigger:.4g}, "
-        f"stop {tuned.stop:g}). ASC: characters kept per suggestion shown (the longest prefix "
+        f"stop {tuned.stop:g}{'' if tuned.matched else _UNMATCHED}). ASC: characters kept per suggestion shown (the longest prefix "
         "of whole words matching the real continuation); AEC: characters shown but rejected per "
         f"suggestion. {latency_note}"
     )
@@ -184,6 +186,12 @@ def compare(
         note2,
         note3,
     )
+
+
+_UNMATCHED = (
+    "; NOT matched within the tolerance at any stop value: the closest rate is used, so the "
+    "two models' suggestion metrics are not at an equal trigger rate"
+)
 
 
 def _latency_note(latency: pd.DataFrame) -> str:

@@ -15,7 +15,10 @@
   ties go to the higher ASC - AEC, then to the earlier grid entry;
 - every grid row (stop, trigger, rate, ASC, AEC, saving rate, within tolerance) is kept in the
   result; no stop value within tolerance is a `ConfigError` naming
-  `text_prediction.suggest.stops` with the closest rate reached.
+  `text_prediction.suggest.stops` with the closest rate reached, unless `unmatched="closest"`
+  (`text_prediction.suggest.unmatched`): then the row whose rate is closest is used and the
+  result says `matched: false` (the tables print it). Tiny models, whose first-token
+  probabilities differ from the baseline's, can make the rate unreachable at every stop.
 
 The search is exact and uses no randomness: the same records and settings give the same result.
 `validate_thresholds` checks the configured values before any training.
@@ -65,6 +68,7 @@ class TuningResult:
     target_saving: float | None
     tolerance: float
     rows: tuple[TuningRow, ...]
+    matched: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +78,7 @@ class TuningResult:
             "target_rate": self.target_rate,
             "target_saving": self.target_saving,
             "tolerance": self.tolerance,
+            "matched": self.matched,
             "rows": [asdict(row) for row in self.rows],
         }
 
@@ -84,14 +89,26 @@ class TuningResult:
         )
 
 
-def validate_thresholds(trigger: Any, stop: Any, stops: Any, tolerance: Any) -> None:
+UNMATCHED = ("error", "closest")
+
+
+def validate_thresholds(
+    trigger: Any, stop: Any, stops: Any, tolerance: Any, unmatched: Any = "error"
+) -> None:
     """`ConfigError` naming `text_prediction.suggest.<key>` unless trigger is in (0, 1], stop
-    <= 0, stops a non-empty list of numbers <= 0 and tolerance in (0, 0.5]."""
+    <= 0, stops a non-empty list of numbers <= 0, tolerance in (0, 0.5] and unmatched one of
+    `UNMATCHED`."""
     if not (is_number(trigger) and 0 < trigger <= 1):
         raise ConfigError(f"{KEY}.trigger must be a number in (0, 1], got {trigger!r}")
     if not (is_number(stop) and stop <= 0):
         raise ConfigError(f"{KEY}.stop must be a log-probability <= 0, got {stop!r}")
     _check_grid(stops, tolerance)
+    _check_unmatched(unmatched)
+
+
+def _check_unmatched(unmatched: Any) -> None:
+    if unmatched not in UNMATCHED:
+        raise ConfigError(f"{KEY}.unmatched must be one of {', '.join(UNMATCHED)}, got {unmatched!r}")
 
 
 def _check_grid(stops: Any, tolerance: Any) -> None:
@@ -125,9 +142,11 @@ def tune_thresholds(
     tolerance: float = 0.005,
     target_saving: float | None = None,
     saving_tolerance: float = 0.0,
+    unmatched: str = "error",
 ) -> TuningResult:
     """Thresholds whose trigger rate matches `target_rate` (see the module docstring)."""
     _check_grid(list(stops), tolerance)
+    _check_unmatched(unmatched)
     if not (is_number(target_rate) and 0 <= target_rate <= 1):
         raise ConfigError(f"{KEY}: the target trigger rate must be in [0, 1], got {target_rate!r}")
     if target_saving is not None and not (is_number(target_saving) and 0 <= target_saving <= 1):
@@ -147,13 +166,19 @@ def tune_thresholds(
         )
         scored.append(m)
     candidates = [i for i, row in enumerate(rows) if row.within_tolerance]
-    if not candidates:
+    matched = bool(candidates)
+    if not matched:
         best = min(range(len(rows)), key=lambda i: abs(rows[i].trigger_rate - target_rate))
-        raise ConfigError(
-            f"{KEY}.stops: no stop value reaches the target trigger rate {target_rate:.4f} within "
-            f"{tolerance}; the closest rate is {rows[best].trigger_rate:.4f} (stop "
-            f"{rows[best].stop}); widen the stops grid or the tolerance"
-        )
+        if unmatched == "error":
+            raise ConfigError(
+                f"{KEY}.stops: no stop value reaches the target trigger rate {target_rate:.4f} "
+                f"within {tolerance}; the closest rate is {rows[best].trigger_rate:.4f} (stop "
+                f"{rows[best].stop}); widen the stops grid or the tolerance, or set "
+                f"{KEY}.unmatched: closest to report the closest"
+            )
+        # Every row at the closest rate stays a candidate (the preference below picks one).
+        gap = abs(rows[best].trigger_rate - target_rate)
+        candidates = [i for i, r in enumerate(rows) if abs(r.trigger_rate - target_rate) == gap]
 
     def preference(i: int) -> tuple[float, float, int]:
         if target_saving is None:
@@ -170,4 +195,5 @@ def tune_thresholds(
         target_saving=None if target_saving is None else float(target_saving),
         tolerance=float(tolerance),
         rows=tuple(rows),
+        matched=matched,
     )

@@ -171,9 +171,9 @@ def compare(
         f"Test split of the sentence-completion corpus. Baseline thresholds trigger "
         f"{suggest['trigger']:g} / stop {suggest['stop']:g} (configured); the candidate's were "
         f"tuned on the dev split to the baseline's trigger rate (trigger {tuned.trigger:.4g}, "
-        f"stop {tuned.stop:g}{'' if tuned.matched else _UNMATCHED}). ASC: characters kept per suggestion shown (the longest prefix "
-        "of whole words matching the real continuation); AEC: characters shown but rejected per "
-        f"suggestion. {latency_note}"
+        f"stop {tuned.stop:g}{'' if tuned.matched else _UNMATCHED}). ASC: characters kept per "
+        "suggestion shown (the longest prefix of whole words matching the real continuation); "
+        f"AEC: characters shown but rejected per suggestion. {latency_note}"
     )
     return Comparison(
         table2(pretrained, latency),

@@ -108,7 +108,8 @@ def validate_thresholds(
 
 def _check_unmatched(unmatched: Any) -> None:
     if unmatched not in UNMATCHED:
-        raise ConfigError(f"{KEY}.unmatched must be one of {', '.join(UNMATCHED)}, got {unmatched!r}")
+        choices = ", ".join(UNMATCHED)
+        raise ConfigError(f"{KEY}.unmatched must be one of {choices}, got {unmatched!r}")
 
 
 def _check_grid(stops: Any, tolerance: Any) -> None:

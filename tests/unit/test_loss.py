@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from nasflow.data.batching import PAD
-from nasflow.model.loss import label_smoothed_nll_loss
+from nasflow.model.loss import label_smoothed_nll_loss, label_smoothed_row_losses
 
 
 def test_without_smoothing_it_is_cross_entropy():
@@ -65,3 +65,19 @@ def test_half_precision_logits_give_float32_and_finite_gradients():
 def test_epsilon_out_of_range():
     with pytest.raises(ValueError, match="epsilon"):
         label_smoothed_nll_loss(torch.zeros(1, 5), torch.tensor([4]), epsilon=1.0)
+
+
+def test_row_losses_sum_to_the_batch_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11)
+    target = torch.randint(2, 11, (3, 5))
+    target[1, 3:] = PAD
+    target[2, 1:] = PAD
+    loss, nll = label_smoothed_nll_loss(logits, target, 0.1)
+    rows, nll_rows = label_smoothed_row_losses(logits, target, 0.1)
+    assert rows.shape == nll_rows.shape == (3,)
+    assert torch.allclose(rows.sum(), loss) and torch.allclose(nll_rows.sum(), nll)
+    # each row is the batch loss of that row alone (pads count nothing)
+    for b in range(3):
+        alone, _ = label_smoothed_nll_loss(logits[b : b + 1], target[b : b + 1], 0.1)
+        assert torch.allclose(rows[b], alone)

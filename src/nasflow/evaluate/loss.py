@@ -20,7 +20,7 @@ from nasflow.core.device import autocast
 from nasflow.data.batching import PAD, Batch, batch_indices, collate
 from nasflow.data.prepare import EncodedSplit
 from nasflow.model import SuperTransformer
-from nasflow.model.loss import label_smoothed_nll_loss
+from nasflow.model.loss import label_smoothed_nll_loss, label_smoothed_row_losses
 
 
 @dataclass(frozen=True)
@@ -131,13 +131,12 @@ def sentence_losses(
     device = model_device(model)
     was_training = model.training
     model.eval()
-    per_row = torch.func.vmap(lambda x, y: label_smoothed_nll_loss(x, y, label_smoothing))
     indices, losses, tokens = [], [], []
     try:
         for batch in batches:
             with autocast(device, dtype):
                 logits = model(batch.src_tokens, batch.prev_output_tokens)
-            loss, _ = per_row(logits, batch.target)
+            loss, _ = label_smoothed_row_losses(logits, batch.target, label_smoothing)
             losses.append(loss.double().cpu().numpy())
             tokens.append((batch.target != PAD).sum(dim=1).cpu().numpy())
             indices.append(batch.indices.cpu().numpy())

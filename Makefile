@@ -40,7 +40,7 @@ report: setup
 		--expect "Search (Tables 3/4, 5, 16)" --expect "Predictor quality (Table 1)"
 
 test: setup
-	$(RUN) python -m pytest -q
+	$(RUN) python -m pytest -q --durations=25
 
 bench: setup
 	@set -e; for script in bench/bench_*.py; do \

@@ -5,6 +5,7 @@ Tiny models; latencies compared with a loose ratio (noise), never against a time
 from __future__ import annotations
 
 import collections
+import os
 from pathlib import Path
 
 import numpy as np
@@ -114,22 +115,33 @@ def settings(**changes: object) -> LTSMeasureSettings:
 
 def test_fast_path_measures_like_the_export_path(tmp_path: Path) -> None:
     """Template graphs in a persistent worker: the same figures as a full export measured in a
-    fresh worker, within noise (medians of 8 runs of a sub-millisecond model: a loose ratio)."""
+    fresh worker, within noise. Medians of 8 runs of a sub-millisecond model, interleaved
+    (full, fast, full, fast) and compared by their minimum, so a load spike on a busy machine
+    during one measurement does not decide (a loose ratio: noise, never a time)."""
     arch = GPTArch.uniform(2, 256, 1024, 4)
-    full = measure_arch(arch, TEXT, settings(), tmp_path)
     fast_settings = settings(graphs="template", worker="persistent")
+    full, fast = [], []
     with PersistentWorker(fast_settings) as worker:
-        fast = [measure_arch(arch, TEXT, fast_settings, runner=worker.run) for _ in range(2)]
+        for _ in range(2):
+            full.append(measure_arch(arch, TEXT, settings(), tmp_path))
+            fast.append(measure_arch(arch, TEXT, fast_settings, runner=worker.run))
         assert worker.jobs == 2 and worker.proc is not None  # one process measured both
     assert fast[0].environment["graphs"] == "template"
-    assert full.environment["graphs"] == "export"
+    assert full[0].environment["graphs"] == "export"
     assert fast[1].environment["worker_job"] == 2
-    for m in fast:
-        assert m.decoder_params == full.decoder_params
-        assert 0.33 < m.latency_ms / full.latency_ms < 3.0
+    for m, reference in zip(fast, full, strict=True):
+        assert m.decoder_params == reference.decoder_params
         # memory above the loaded model: the same activations, cache and arena, less what a
         # long-lived process allocated once before (documented bound: 2.5 MiB)
-        assert abs(m.memory_mb - full.memory_mb) < max(2.5, 0.5 * full.memory_mb)
+        assert abs(m.memory_mb - reference.memory_mb) < max(2.5, 0.5 * reference.memory_mb)
+    ratio = min(m.latency_ms for m in fast) / min(m.latency_ms for m in full)
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores:
+        # Oversubscribed, a worker that slept between jobs gets the CPU at once on waking while
+        # a fresh one, busy importing and loading, is time-sliced: the two paths then differ by
+        # the scheduler, not the graphs (seen: 17x at load 11 on 2 cores).
+        pytest.skip(f"latency ratio {ratio:.2f} not judged: load {load:.1f} on {cores} cores")
+    assert 0.33 < ratio < 3.0
 
 
 def test_persistent_worker_memory_matches_a_fresh_worker() -> None:

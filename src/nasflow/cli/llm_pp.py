@@ -69,6 +69,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     totals = {"requests": 0, "cached": 0, "prompt": 0, "completion": 0}
     cost: float | None = 0.0
     pending = []
+    seen: set[str] = set()  # a request two jobs would send is paid (and counted) once
     for planned in jobs:
         if not planned.tfs_eval.is_dir():
             pending.append(planned)
@@ -81,7 +82,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         if args.cache is not None:
             job_args.cache = args.cache
         job = prepare[planned.command](job_args, quiet)
-        estimate = job.estimate(planned.name)
+        estimate = job.estimate(planned.name, seen)
         print(estimate.line())
         totals["requests"] += estimate.requests
         totals["cached"] += estimate.cached

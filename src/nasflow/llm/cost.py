@@ -49,6 +49,7 @@ class Estimate:
     label: str
     requests: int
     cached: int
+    shared: int
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
@@ -63,9 +64,10 @@ class Estimate:
             cost = "cost unknown (set price_prompt and price_completion of this setup)"
         else:
             cost = f"estimated cost ${self.cost_usd:,.4f}" if self.priced else "cost $0"
+        shared = f", {self.shared} sent by a job above" if self.shared else ""
         text = (
             f"estimate: {self.label}: {self.requests} requests to send, {self.cached} replies "
-            f"cached; ~{self.prompt_tokens:,} prompt tokens ({self.tokenizer}), at most "
+            f"cached{shared}; ~{self.prompt_tokens:,} prompt tokens ({self.tokenizer}), at most "
             f"{self.completion_tokens:,} completion tokens ({self.cap}); {cost}"
         )
         if self.requests and self.parse_retries:
@@ -80,10 +82,19 @@ def estimate_requests(
     prompts: Sequence[str],
     settings: PredictSettings,
     prices_per_million: Mapping[str, float] | None,
+    seen: set[str] | None = None,
 ) -> Estimate:
-    """The `Estimate` of predicting every prompt of `prompts` (module doc)."""
+    """The `Estimate` of predicting every prompt of `prompts` (module doc). With `seen` (the
+    request keys counted for earlier jobs, updated here), a request an earlier job sends first
+    is counted there only (`shared`), e.g. sample 0 of the robustness run."""
     count, tokenizer = token_counter(provider.model)
     keys, cached = missing_requests(provider, cache, prompts, settings)
+    shared = 0
+    if seen is not None:
+        mine = [key for key in keys if key.digest not in seen]
+        shared = len(keys) - len(mine)
+        seen.update(key.digest for key in mine)
+        keys = mine
     tokens: dict[str, int] = {}
     for key in keys:
         if key.prompt not in tokens:
@@ -108,6 +119,7 @@ def estimate_requests(
         label=label,
         requests=requests,
         cached=cached,
+        shared=shared,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost_usd=cost,

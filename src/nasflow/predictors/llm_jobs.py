@@ -52,11 +52,13 @@ class LabellingJob:
 
         return predictor_label(self.provider, self.prompts)
 
-    def estimate(self, label: str | None = None) -> Estimate:
-        """Requests not in the reply cache, tokens and cost (`nasflow.llm.cost`)."""
+    def estimate(self, label: str | None = None, seen: set[str] | None = None) -> Estimate:
+        """Requests not in the reply cache, tokens and cost (`nasflow.llm.cost`; `seen`: the
+        requests counted for earlier jobs)."""
         return estimate_requests(
-            label or self.label, self.provider, self.cache, self.texts, self.predict, self.prices
-        )
+            label or self.label, self.provider, self.cache, self.texts, self.predict,
+            self.prices, seen,
+        )  # fmt: skip
 
     def progress(self, emit: Callable[[str], None]) -> Progress:
         """The job's progress lines (one per architecture finished)."""
@@ -98,7 +100,8 @@ def tfs_eval_dir(folder: Path | None) -> Path:
 
 
 def prepare_predict(args: argparse.Namespace, log: Callable[[str], None]) -> LabellingJob:
-    """`llm-pp predict` up to its prompts; `extra["groups"]` holds them per (task, seed)."""
+    """`llm-pp predict` up to its prompts; `extra["groups"]` holds them per (task, seed).
+    `log` takes the notes on where task examples come from."""
     from nasflow.llm.examples import parse_train_corpora
     from nasflow.predictors.llm import llm_pp_prompts
     from nasflow.tfs.format import read_tfs_eval, read_tfs_eval_info
@@ -114,7 +117,7 @@ def prepare_predict(args: argparse.Namespace, log: Callable[[str], None]) -> Lab
     tasks = args.task or list(table["task"].unique())
     provider, cache, prompts, predict, prices = llm_setup(args)
     train = parse_train_corpora(_examples_train(args, config))
-    examples = task_examples(folder, info, args.examples_dir, train)
+    examples = task_examples(folder, info, args.examples_dir, train, log)
     groups = llm_pp_prompts(table, info, tasks, prompts, examples)
     texts = [text for group in groups for text in group.texts]
     return LabellingJob(provider, cache, prompts, predict, prices, texts, {"groups": groups})
@@ -190,7 +193,7 @@ def prepare_dataset(args: argparse.Namespace, log: Callable[[str], None]) -> Lab
             f"(e.g. {leaked[0]}); a distillation set must not hold the architectures its MLP "
             "is scored on"
         )
-    examples = task_examples(args.tfs_eval, info, args.examples_dir)(args.task)
+    examples = task_examples(args.tfs_eval, info, args.examples_dir, None, log)(args.task)
     texts, about = labelling_prompts(archs, table, info, args.task, args.seed, prompts, examples)
     extra = {"archs": archs, "task": args.task, "task_examples": about}
     return LabellingJob(provider, cache, prompts, predict, prices, texts, extra)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,67 +22,8 @@ from nasflow.space.hat import get_space
 SECRET = "sk-test-SECRET-4242"
 
 
-class Server:
-    """Chat completions on 127.0.0.1; `script` holds the next responses, else `default` (a reply,
-    or a function of the request's number that gives one) after `delay` seconds."""
-
-    def __init__(self) -> None:
-        self.script: list[dict] = []
-        self.default: str | Callable[[int], str] = "27.5"
-        self.delay = 0.0
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with owner.lock:
-                    owner.requests.append({"body": body, "auth": self.headers.get("Authorization")})
-                    number, default = len(owner.requests), owner.default
-                    reply = default(number) if callable(default) else default
-                    step = owner.script.pop(0) if owner.script else {"reply": reply}
-                time.sleep(step.get("sleep", owner.delay))
-                status = step.get("status", 200)
-                if status == 200:
-                    payload = {
-                        "id": "c1", "object": "chat.completion", "created": 0,
-                        "model": body["model"],
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": step["reply"]}}],
-                        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-                    }  # fmt: skip
-                else:
-                    payload = {"error": {"message": f"status {status}", "type": "test"}}
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in step.get("headers", {}).items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out first
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    running = Server()
-    yield running
-    running.httpd.shutdown()
-
-
-@pytest.fixture
-def provider(server: Server, monkeypatch) -> OpenAIProvider:
+def provider(server, monkeypatch) -> OpenAIProvider:
     monkeypatch.setenv("NASFLOW_TEST_KEY", SECRET)
     return OpenAIProvider(
         "test-model", base_url=server.url, api_key_env="NASFLOW_TEST_KEY", timeout_s=0.5,

@@ -12,6 +12,7 @@ from pathlib import Path
 from nasflow.config.options import BASE_SECTIONS
 from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.llm.keys import required_key_envs
+from nasflow.llm import plan as llm_jobs
 from nasflow.space.hat import get_space, tfs_sample
 
 EXP = config["experiment"]

@@ -23,12 +23,7 @@ rule distill_dataset:
         mem_mb=2000,
         runtime=24 * 60,
     params:
-        config=lambda wildcards: job_config(
-            "experiment",
-            "seed",
-            *(f"distill.{key}" for key in DISTILL_DATASET_KEYS),
-            llm=llm_job_section(wildcards.llm),
-        ),
+        config=lambda wildcards: distill_dataset_config(wildcards.llm),
     shell:
         "nasflow distill dataset --config-json {params.config:q} --tfs-eval {input.tfs_eval:q}"
         " --llm {wildcards.llm:q} --seed {wildcards.split:q}"

@@ -18,76 +18,36 @@ from nasflow.space.hat import Arch
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
-    from nasflow.predictors.distill_dataset import label_archs, read_arch_file
+    from nasflow.predictors.distill_dataset import label_archs
     from nasflow.predictors.llm import usage_summary
-    from nasflow.predictors.llm_options import llm_setup, task_examples
-    from nasflow.space.hat import get_space, held_out_sample
-    from nasflow.tfs.format import read_tfs_eval, read_tfs_eval_info
+    from nasflow.predictors.llm_jobs import prepare_dataset
 
-    _resolve_dataset_options(args)
-    if (args.n is None) == (args.archs is None):
-        raise ConfigError("pass exactly one of --n (sample from the space) and --archs FILE")
-    info = read_tfs_eval_info(args.tfs_eval)
-    table = read_tfs_eval(args.tfs_eval, tasks=[args.task], seeds=[args.seed])
-    provider, cache, prompts, predict, prices = llm_setup(args)
-    tfs_ids = set(table["arch_id"])  # each split seed holds the whole set (train + test)
-    if args.archs is not None:
-        archs = read_arch_file(args.archs, info.space)
-    else:
-        space = get_space(info.space)
-        archs = held_out_sample(space, args.n, args.sample_seed, "distill", exclude=tfs_ids)
-    leaked = [arch.id for arch in archs if arch.id in tfs_ids]
-    if leaked:
-        raise DataError(
-            f"{args.archs}: {len(leaked)} architecture(s) of the TFS-Eval set {args.tfs_eval} "
-            f"(e.g. {leaked[0]}); a distillation set must not hold the architectures its MLP "
-            "is scored on"
-        )
-    examples = task_examples(args.tfs_eval, info, args.examples_dir)(args.task)
+    job = prepare_dataset(args, log)
+    log(job.estimate().line())  # before any request
+    batches = None
+    if args.batch_api:
+        from nasflow.llm.batch import run_batches
+
+        batches = run_batches(job.provider, job.cache, job.texts, job.predict, log)
+    progress = job.progress(log)
+    extra = job.extra
     frame, usage = label_archs(
-        archs, table, info, args.task, args.seed, provider, cache, prompts, predict, examples, log
-    )
+        extra["archs"], job.texts, extra["task"], extra["task_examples"], job.provider,
+        job.cache, job.prompts, job.predict, progress,
+    )  # fmt: skip
+    progress.finish()
     with atomic_path(args.out) as tmp:
         frame.to_csv(tmp, index=False)
-    summary = usage_summary(usage, provider, prompts, predict, prices)
+    summary = usage_summary(usage, job.provider, job.prompts, job.predict, job.prices)
     summary.update({"task": args.task, "tfs_seed": args.seed, "tfs_eval": str(args.tfs_eval)})
+    if batches is not None:  # requests answered through the Batch API (then read from the cache)
+        summary["batch_api"] = batches.to_dict()
     write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), summary)
     log(
         f"{len(frame)} architectures labelled ({summary['failed']} failed): "
         f"{summary['requests']} requests, {summary['cache_hits']} cache hits -> {args.out}"
     )
     return 0
-
-
-def _resolve_dataset_options(args: argparse.Namespace) -> None:
-    """Fill what `distill dataset`'s flags leave unset from the config (when given): the task
-    (`experiment`), the LLM-PP setup (`--llm`, default distill.llm, and the `llm` section),
-    the prompt (distill.variant, distill.demonstrations) and the architectures
-    (distill.archs_file, else distill.num_archs sampled with the experiment `seed`)."""
-    from nasflow.config.options import config_given, read_config
-    from nasflow.predictors.llm_options import resolve_llm_options
-
-    config = read_config(args) if config_given(args) else None
-    extra: dict[str, Any] = {}
-    if config is not None:
-        distill = config["distill"]
-        if args.task is None:
-            args.task = config["experiment"]
-        if args.llm is None:
-            args.llm = distill["llm"]
-        extra = {"variant": distill["variant"], "demonstrations": distill["demonstrations"]}
-        if args.n is None and args.archs is None:
-            if distill["archs_file"]:
-                args.archs = Path(str(distill["archs_file"]))
-            else:
-                args.n = int(str(distill["num_archs"]))
-        if args.sample_seed is None:
-            args.sample_seed = int(str(config["seed"]))
-    if args.task is None:
-        raise ConfigError("pass --task (or the config: its experiment is the task)")
-    if args.sample_seed is None:
-        args.sample_seed = 1
-    resolve_llm_options(args, config, extra)
 
 
 def _cmd_score_supernet(args: argparse.Namespace) -> int:
@@ -217,38 +177,19 @@ def _throughput(predictor: Predictor, archs: Sequence[Arch]) -> float:
 
 
 # The config sections each command reads (what the rules pass as --config-json).
-DATASET_SECTIONS = (
-    "experiment",
-    "seed",
-    "llm",
-    *(f"distill.{key}" for key in ("llm", "variant", "demonstrations", "archs_file", "num_archs")),
-)
 TRAIN_SECTIONS = ("distill.mlp",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `distill dataset` and `distill train`."""
     from nasflow.config.options import BASE_SECTIONS, add_config_options
-    from nasflow.predictors.llm_options import add_llm_options
+    from nasflow.predictors.llm_jobs import add_dataset_arguments
 
     group = subparsers.add_parser("distill", help="LLM-Distill-PP: distil LLM-PP into an MLP")
     sub = group.add_subparsers(dest="distill_command", required=True, metavar="SUBCOMMAND")
 
     dataset = sub.add_parser("dataset", help="architectures labelled by LLM-PP (cached)")
-    dataset.add_argument("--tfs-eval", type=Path, required=True, help="TFS-Eval folder")
-    add_config_options(dataset, sections=DATASET_SECTIONS)
-    dataset.add_argument("--task", help="task whose prompts are used (default: experiment)")
-    dataset.add_argument("--seed", type=int, required=True, help="TFS-Eval seed (demonstrations)")
-    dataset.add_argument(
-        "--n", type=int, help="architectures sampled from the space (none of the TFS-Eval set)"
-    )
-    dataset.add_argument(
-        "--sample-seed",
-        type=int,
-        help="experiment seed (the sample's own stream; default: the config's seed, else 1)",
-    )
-    dataset.add_argument("--archs", type=Path, help="or: a JSONL file of architectures")
-    add_llm_options(dataset)
+    add_dataset_arguments(dataset)
     dataset.add_argument("--out", type=Path, required=True, help="dataset CSV")
     dataset.add_argument("--usage", type=Path, help="usage JSON (default OUT.usage.json)")
     dataset.set_defaults(func=_cmd_dataset)

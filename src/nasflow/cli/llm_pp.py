@@ -1,4 +1,5 @@
-"""`nasflow llm-pp predict|evaluate`: LLM-PP predictions on TFS-Eval and their quality table."""
+"""`nasflow llm-pp predict|estimate|evaluate`: LLM-PP predictions on TFS-Eval, what the labelling
+jobs of a config will send and cost, and the predictions' quality table."""
 
 from __future__ import annotations
 
@@ -7,55 +8,34 @@ import json
 import os
 from pathlib import Path
 
-from nasflow.config.options import add_config_options, config_given, read_config
-from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic, write_text_atomic
 from nasflow.core.log import log
 from nasflow.predictors.llm import read_predictions
-from nasflow.predictors.llm_options import (
-    add_llm_options,
-    llm_setup,
-    resolve_llm_options,
-    task_examples,
-)
+from nasflow.predictors.llm_jobs import add_predict_arguments
 from nasflow.report.table1_rows import add_table1_options
-
-# The config sections `llm-pp predict` reads (what the rules pass as --config-json).
-PREDICT_SECTIONS = ("llm",)
 
 
 def _tfs_eval_dir(args: argparse.Namespace) -> Path:
-    folder = args.tfs_eval or resolve_tfs_eval_dir({}, os.environ.get("NASFLOW_MIRROR"))
-    if folder is None:
-        raise ConfigError("pass --tfs-eval DIR or set NASFLOW_MIRROR (with llmas/ in it)")
-    return Path(folder)
+    from nasflow.predictors.llm_jobs import tfs_eval_dir
+
+    return tfs_eval_dir(args.tfs_eval)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from nasflow.predictors.llm import llm_pp_predictions, usage_summary
-    from nasflow.tfs.format import read_tfs_eval, read_tfs_eval_info
+    from nasflow.predictors.llm_jobs import prepare_predict
 
-    config = read_config(args) if config_given(args) else None
-    samples_key = "robustness_samples" if args.robustness else "samples"
-    if args.robustness and config is None:
-        raise ConfigError("--robustness reads llm.robustness_samples: pass the config")
-    resolve_llm_options(args, config, samples_key=samples_key)
-    folder = _tfs_eval_dir(args)
-    info = read_tfs_eval_info(folder)
-    table = read_tfs_eval(folder, tasks=args.task, seeds=args.seeds)
-    tasks = args.task or list(table["task"].unique())
-    provider, cache, prompts, predict, prices = llm_setup(args)
-    from nasflow.llm.examples import parse_train_corpora
-
-    train = parse_train_corpora(_examples_train(args, config))
-    examples = task_examples(folder, info, args.examples_dir, train)
+    job = prepare_predict(args, log)
+    log(job.estimate().line())  # before any request
+    progress = job.progress(log)
     records = llm_pp_predictions(
-        table, info, tasks, provider, cache, prompts, predict, examples, log
+        job.extra["groups"], job.provider, job.cache, job.prompts, job.predict, progress
     )
+    progress.finish()
     lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
     write_text_atomic(args.out, lines)
-    usage = usage_summary(records, provider, prompts, predict, prices)
+    usage = usage_summary(records, job.provider, job.prompts, job.predict, job.prices)
     write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), usage)
     log(
         f"{len(records)} predictions ({usage['failed']} failed): {usage['requests']} requests, "
@@ -64,15 +44,60 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _examples_train(args: argparse.Namespace, config: dict | None) -> list[str] | None:
-    """`--examples-train`, else the config's llm.task_example_corpora of the tasks asked for
-    (every named one without --task), as `TASK=DIR` words."""
-    if args.examples_train is not None or config is None:
-        return args.examples_train
-    corpora = config["llm"].get("task_example_corpora") or {}
-    tasks = args.task if args.task is not None else list(corpora)
-    words = [f"{task}={corpora[task]}" for task in tasks if task in corpora]
-    return words or None
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    """Requests, tokens and cost of every labelling job the config runs, from the cache."""
+    from nasflow.config.resolve import resolve_config
+    from nasflow.llm.plan import planned_jobs
+    from nasflow.predictors.llm_jobs import (
+        add_dataset_arguments,
+        add_predict_arguments,
+        prepare_dataset,
+        prepare_predict,
+    )
+
+    config = resolve_config([args.config] if args.config else [])
+    jobs = planned_jobs(config, os.environ.get("NASFLOW_MIRROR"))
+    if not jobs:
+        print("no labelling jobs: the config runs no LLM-PP predictions or distillation labels")
+        return 0
+    parsers = {}
+    for command, add in (("predict", add_predict_arguments), ("dataset", add_dataset_arguments)):
+        parsers[command] = argparse.ArgumentParser(prog=f"estimate {command}")
+        add(parsers[command])
+    prepare = {"predict": prepare_predict, "dataset": prepare_dataset}
+    quiet = lambda message: None  # noqa: E731  (the prompts' own notes: not estimate lines)
+    totals = {"requests": 0, "cached": 0, "prompt": 0, "completion": 0}
+    cost: float | None = 0.0
+    pending = []
+    seen: set[str] = set()  # a request two jobs would send is paid (and counted) once
+    for planned in jobs:
+        if not planned.tfs_eval.is_dir():
+            pending.append(planned)
+            print(
+                f"estimate: {planned.name}: {planned.tfs_eval} not built yet: at most "
+                f"{planned.upper_bound} requests; tokens and cost once the set exists"
+            )
+            continue
+        job_args = parsers[planned.command].parse_args(planned.argv)
+        if args.cache is not None:
+            job_args.cache = args.cache
+        job = prepare[planned.command](job_args, quiet)
+        estimate = job.estimate(planned.name, seen)
+        print(estimate.line())
+        totals["requests"] += estimate.requests
+        totals["cached"] += estimate.cached
+        totals["prompt"] += estimate.prompt_tokens
+        totals["completion"] += estimate.completion_tokens
+        cost = None if cost is None or estimate.cost_usd is None else cost + estimate.cost_usd
+        job.cache.close()
+    money = "cost unknown (a setup without prices)" if cost is None else f"${cost:,.4f}"
+    print(
+        f"total: {len(jobs) - len(pending)} jobs: {totals['requests']} requests to send, "
+        f"{totals['cached']} replies cached; ~{totals['prompt']:,} prompt tokens, at most "
+        f"{totals['completion']:,} completion tokens; {money}"
+        + (f"; {len(pending)} jobs wait for their TFS-Eval set" if pending else "")
+    )
+    return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -145,28 +170,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = group.add_subparsers(dest="llm_command", required=True, metavar="SUBCOMMAND")
 
     predict = sub.add_parser("predict", help="LLM-PP predictions for TFS-Eval test architectures")
-    predict.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
-    predict.add_argument("--task", nargs="+", help="tasks (default: every task found)")
-    predict.add_argument("--seeds", type=int, nargs="+", help="seeds (default: all)")
-    add_config_options(predict, sections=PREDICT_SECTIONS)
-    add_llm_options(predict)
-    predict.add_argument(
-        "--robustness",
-        action="store_true",
-        help="ask llm.robustness_samples replies per architecture (the robustness run, A.8.4; "
-        "needs the config)",
-    )
-    predict.add_argument(
-        "--examples-train",
-        nargs="+",
-        metavar="TASK=DIR",
-        help="training corpus of a released task for its task examples: DIR/train.{src,tgt} "
-        "(plain or .gz); default: the config's llm.task_example_corpora, else the task's "
-        "development set newstest2013",
-    )
+    add_predict_arguments(predict)
     predict.add_argument("--out", type=Path, required=True, help="predictions JSONL")
     predict.add_argument("--usage", type=Path, help="usage JSON (default OUT.usage.json)")
     predict.set_defaults(func=_cmd_predict)
+
+    estimate = sub.add_parser(
+        "estimate",
+        help="requests, tokens and cost of every labelling job of a config (nothing is sent)",
+    )
+    estimate.add_argument(
+        "--config", type=Path, help="experiment config (default config/config.yaml)"
+    )
+    estimate.add_argument("--cache", type=Path, help="reply cache (default: the config's)")
+    estimate.set_defaults(func=_cmd_estimate)
 
     evaluate = sub.add_parser("evaluate", help="MAE / Kendall tau of LLM-PP predictions")
     evaluate.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")

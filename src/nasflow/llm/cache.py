@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS claims (
 )
 """
 
+BATCHES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    fingerprint TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
 
 @dataclass(frozen=True)
 class RequestKey:
@@ -264,6 +272,32 @@ class ReplyCache:
                         "UPDATE claims SET expires = ? WHERE key = ? AND owner = ?",
                         (expires, digest, token),
                     )
+
+    # Batches (OpenAI Batch API) in flight: a killed job's rerun resumes its batch.
+
+    def open_batch(self, fingerprint: str) -> str | None:
+        """The id of the batch recorded for this set of requests, if one is in flight."""
+        with self._lock:
+            self._db.execute(BATCHES_SCHEMA)
+            row = self._db.execute(
+                "SELECT batch_id FROM batches WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def record_batch(self, fingerprint: str, batch_id: str) -> None:
+        """Remember the batch created for this set of requests."""
+        with self._lock:
+            self._db.execute(BATCHES_SCHEMA)
+            self._db.execute(
+                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?)",
+                (fingerprint, batch_id, time.time()),
+            )
+
+    def close_batch(self, fingerprint: str) -> None:
+        """Forget the batch of this set of requests (its replies are stored, or it failed)."""
+        with self._lock:
+            self._db.execute(BATCHES_SCHEMA)
+            self._db.execute("DELETE FROM batches WHERE fingerprint = ?", (fingerprint,))
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0])

@@ -1,4 +1,5 @@
-"""LLM-PP predictions through the cache: samples, bounded parse retries, aggregation."""
+"""LLM-PP predictions through the cache: samples, bounded parse retries, aggregation, and
+progress lines while they come in (`nasflow.llm.progress`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 
 from nasflow.llm.cache import CachedReply, ReplyCache, RequestKey
 from nasflow.llm.parsing import parse_prediction
+from nasflow.llm.progress import Progress
 from nasflow.llm.providers import Completion, Provider
 
 AGGREGATES = {"mean": statistics.fmean, "median": statistics.median}
@@ -52,8 +54,36 @@ class Prediction:
         return self.value is None
 
 
-def _params(provider: Provider) -> dict:
-    return dict(getattr(provider, "params", {}))
+def request_key(provider: Provider, prompt: str, sample: int, attempt: int) -> RequestKey:
+    """The cache key of one request: the provider, its endpoint, model and sampling parameters,
+    the prompt, the sample index and the parse attempt."""
+    params = dict(getattr(provider, "params", {}))
+    return RequestKey(
+        provider.name, provider.endpoint, provider.model, prompt, params, sample, attempt
+    )
+
+
+def missing_requests(
+    provider: Provider, cache: ReplyCache, prompts: Sequence[str], settings: PredictSettings
+) -> tuple[list[RequestKey], int]:
+    """The requests `predict_many` would send next for `prompts` (one per (prompt, sample)
+    without a usable cached reply: its first attempt not cached) and the cached replies it
+    would read on the way, walking the parse attempts as `predict` does. Replies that come back
+    without a number add retries that cannot be known before."""
+    keys: list[RequestKey] = []
+    cached = 0
+    for prompt in dict.fromkeys(prompts):  # a repeated prompt shares its replies
+        for sample in range(settings.samples):
+            for attempt in range(settings.parse_retries + 1):
+                key = request_key(provider, prompt, sample, attempt)
+                entry = cache.get(key)
+                if entry is None:
+                    keys.append(key)
+                    break
+                cached += 1
+                if entry.value is not None:
+                    break
+    return keys, cached
 
 
 def predict(
@@ -66,10 +96,7 @@ def predict(
     for sample in range(settings.samples):
         result.sample_values.append(None)
         for attempt in range(settings.parse_retries + 1):
-            key = RequestKey(
-                provider.name, provider.endpoint, provider.model, prompt, _params(provider),
-                sample, attempt,
-            )  # fmt: skip
+            key = request_key(provider, prompt, sample, attempt)
             sent: list[Completion] = []
 
             def ask(sent: list[Completion] = sent) -> CachedReply:
@@ -103,10 +130,22 @@ def predict(
 
 
 def predict_many(
-    provider: Provider, cache: ReplyCache, prompts: Sequence[str], settings: PredictSettings
+    provider: Provider,
+    cache: ReplyCache,
+    prompts: Sequence[str],
+    settings: PredictSettings,
+    progress: Progress | None = None,
 ) -> list[Prediction]:
-    """`predict` for every prompt, `settings.concurrency` requests in flight, in input order."""
+    """`predict` for every prompt, `settings.concurrency` requests in flight, in input order;
+    each finished prompt is counted in `progress` (which prints its periodic lines)."""
+
+    def one(prompt: str) -> Prediction:
+        result = predict(provider, cache, prompt, settings)
+        if progress is not None:
+            progress.update(result)
+        return result
+
     if settings.concurrency <= 1:
-        return [predict(provider, cache, prompt, settings) for prompt in prompts]
+        return [one(prompt) for prompt in prompts]
     with ThreadPoolExecutor(settings.concurrency) as pool:
-        return list(pool.map(lambda prompt: predict(provider, cache, prompt, settings), prompts))
+        return list(pool.map(one, prompts))

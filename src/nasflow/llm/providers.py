@@ -6,8 +6,11 @@
   from the environment variable the settings name and never stored; it is required unless the
   base URL is a local server (`nasflow.llm.keys.needs_api_key`), and a 401/403 names the variable.
   Rate limits (429, honouring Retry-After), timeouts, connection errors and 5xx are retried with
-  exponential backoff and jitter up to `max_retries`; 400/401/403/404 stop at once with a clear
-  message.
+  exponential backoff and jitter up to `max_retries`; 400/401/403/404 stop at once. Every error
+  says the HTTP status, the request's model and the server's own message (the error body's
+  `message`, with the key masked should a server echo it; never the request's headers).
+  The reply-length cap goes out as `max_tokens` or, for models that refuse it (OpenAI's
+  reasoning models o1/o3/o4 and GPT-5), `max_completion_tokens` (`token_param`).
 
 Every request sent is counted, timed-out and failed attempts included (providers usually bill a
 request that timed out on the client): each `Completion` says how many attempts it took, and
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -31,6 +35,49 @@ from nasflow.llm.offline import offline_reply
 
 REPLY = "reply"
 TIMEOUT = "timeout"
+TOKEN_PARAMS = ("auto", "max_tokens", "max_completion_tokens")
+# Model families whose chat completions refuse `max_tokens` (OpenAI's reasoning models and
+# GPT-5): `token_param: auto` sends `max_completion_tokens` to them. Matched on the model name
+# after any `provider/` prefix; any other name (Azure deployment names included) gets
+# `max_tokens` unless the setup says otherwise.
+COMPLETION_TOKEN_MODELS = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
+SERVER_MESSAGE_CHARS = 500
+
+
+def token_param_for(model: str, token_param: str = "auto") -> str:
+    """The request parameter that caps the reply's length: `token_param` itself, or for `auto`
+    `max_completion_tokens` when the model's family requires it (`COMPLETION_TOKEN_MODELS`),
+    else `max_tokens` (what every OpenAI-compatible server accepts)."""
+    if token_param not in TOKEN_PARAMS:
+        raise LLMError(f"token_param {token_param!r}: choose one of {', '.join(TOKEN_PARAMS)}")
+    if token_param != "auto":
+        return token_param
+    name = model.rsplit("/", 1)[-1]
+    return "max_completion_tokens" if COMPLETION_TOKEN_MODELS.match(name) else "max_tokens"
+
+
+def server_message(error: Exception, secret: str | None = None) -> str:
+    """What the server said in an error response: the body's `message` (with `code`/`param`
+    when given), else its text, on one line and at most `SERVER_MESSAGE_CHARS` characters;
+    `secret` (the API key) masked should the server echo it. Empty when there is no body."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        text = str(body.get("message") or "")
+        extra = [f"{name} {body[name]!r}" for name in ("code", "param") if body.get(name)]
+        if extra:
+            text = f"{text} ({', '.join(extra)})" if text else ", ".join(extra)
+        if not text:
+            text = str(body)
+    elif body is not None:
+        text = str(body)
+    else:
+        text = ""
+    text = " ".join(text.split())
+    if secret:
+        text = text.replace(secret, "***")
+    if len(text) > SERVER_MESSAGE_CHARS:
+        text = text[: SERVER_MESSAGE_CHARS - 3] + "..."
+    return text
 
 
 class LLMError(NasflowError):
@@ -139,6 +186,7 @@ class OpenAIProvider(Provider):
         api_key_env: str = DEFAULT_API_KEY_ENV,
         temperature: float | None = None,
         max_tokens: int = 25,
+        token_param: str = "auto",
         timeout_s: float = 60.0,
         max_retries: int = 6,
         backoff_s: float = 1.0,
@@ -163,7 +211,10 @@ class OpenAIProvider(Provider):
                 )
             key = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) ignore it
         self.attempt_log = AttemptLog()
-        self.params: dict[str, Any] = {"max_tokens": max_tokens}
+        self._secret = key if self.key_set else None  # masked in error messages
+        self.max_tokens = max_tokens
+        self.token_param = token_param_for(model, token_param)
+        self.params: dict[str, Any] = {self.token_param: max_tokens}
         if temperature is not None:
             self.params["temperature"] = temperature
         self.max_retries = max_retries
@@ -175,6 +226,23 @@ class OpenAIProvider(Provider):
             api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0
         )
         self._openai = openai
+
+    @property
+    def client(self):
+        """The SDK client (for the Batch API: `client.files`, `client.batches`)."""
+        return self._client
+
+    def refused(self, what: str, error: Exception) -> LLMError:
+        """The error to raise when the server refused `what`: the HTTP status, the model and
+        the server's message (never the key)."""
+        status = getattr(error, "status_code", None)
+        said = server_message(error, self._secret)
+        kind = f"HTTP {status}, {type(error).__name__}" if status else type(error).__name__
+        return LLMError(
+            f"{self.endpoint}: {what} for model {self.model!r} failed ({kind})"
+            + (f": {said}" if said else "")
+            + (self._key_hint(status) if status else "")
+        )
 
     def _delay(self, attempt: int, error: Exception) -> float:
         response = getattr(error, "response", None)
@@ -221,17 +289,24 @@ class OpenAIProvider(Provider):
                     self.attempt_log.record(f"HTTP {status}" if status else "connection error")
                     failures += 1
                 if attempt == self.max_retries:
+                    said = server_message(error, self._secret)
                     raise LLMError(
-                        f"{self.endpoint}: {type(error).__name__} after {attempt + 1} attempts"
+                        f"{self.endpoint}: {type(error).__name__} after {attempt + 1} attempts "
+                        f"for model {self.model!r}" + (f": {said}" if said else "")
                     ) from None
                 time.sleep(self._delay(attempt, error))
                 continue
             except fatal as error:  # after retryable: 429 and 5xx are APIStatusErrors too
                 status = getattr(error, "status_code", "?")
                 self.attempt_log.record(f"HTTP {status}")
+                said = server_message(error, self._secret)
                 raise LLMError(
                     f"{self.endpoint} refused the request for model {self.model!r} "
-                    f"(HTTP {status}, {type(error).__name__}); not retried" + self._key_hint(status)
+                    f"(HTTP {status}, {type(error).__name__})"
+                    + (f": {said}" if said else "")
+                    + "; not retried"
+                    + self._key_hint(status)
+                    + self._token_hint(said)
                 ) from None
             self.attempt_log.record(REPLY)
             usage = response.usage
@@ -245,6 +320,17 @@ class OpenAIProvider(Provider):
                 errors=failures,
             )
         raise AssertionError("unreachable")
+
+    def _token_hint(self, said: str) -> str:
+        """What to change when the server refuses the reply-length parameter we sent."""
+        sent = self.token_param
+        other = "max_tokens" if sent == "max_completion_tokens" else "max_completion_tokens"
+        if sent in said and other in said:
+            return (
+                f"; this model wants `{other}`: set `token_param: {other}` in its "
+                "llm.predictors entry (or pass --token-param)"
+            )
+        return ""
 
     def _key_hint(self, status: Any) -> str:
         """What a 401/403 says about the key: the variable it came from, never the key."""

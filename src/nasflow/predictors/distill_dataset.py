@@ -10,7 +10,7 @@ seed's run sharing prompts) reuses paid answers and a killed run resumes where i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from nasflow.efficiency.counts import count_flops
 from nasflow.llm.cache import ReplyCache
 from nasflow.llm.examples import examples_metadata
 from nasflow.llm.predict import PredictSettings, predict_many
+from nasflow.llm.progress import Progress
 from nasflow.llm.prompts import Demonstration, PromptTemplate, render_prompt
 from nasflow.llm.providers import Provider
 from nasflow.predictors.llm import (
@@ -35,8 +36,6 @@ from nasflow.space.hat import Arch, get_space
 from nasflow.tfs.format import TfsEvalInfo
 
 DATASET_COLUMNS = ("arch_id", "arch", "prediction", "failed", "requests", "cache_hits")
-CHUNK = 100
-"""Architectures per batch of requests (progress is reported after each)."""
 
 
 def read_arch_file(path: str | Path, space: str) -> list[Arch]:
@@ -59,67 +58,75 @@ def read_arch_file(path: str | Path, space: str) -> list[Arch]:
     return list(archs.values())
 
 
-def label_archs(
+def labelling_prompts(
     archs: Sequence[Arch],
     table: pd.DataFrame,
     info: TfsEvalInfo,
     task: str,
     seed: int,
-    provider: Provider,
-    cache: ReplyCache,
     prompts: PromptSettings,
-    predict: PredictSettings,
     examples: ExamplePairs | None,
-    progress: Callable[[str], None] | None = None,
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """LLM-PP's predicted BLEU of each arch (columns `DATASET_COLUMNS`) and per-arch usage."""
+) -> tuple[list[str], dict[str, Any]]:
+    """The prompt of each arch (the TFS-Eval seed's demonstrations and task examples, then the
+    arch with its GFLOPs) and where the task examples came from, before any request."""
     template = PromptTemplate.load(prompts.template)
     demos, pairs, _ = prompt_context(table, task, seed, prompts, examples)
     about = task_info(info, task)
     vocab = info.tasks[task].vocab_size
+    texts = [
+        render_prompt(
+            template,
+            prompts.variant,
+            about,
+            pairs,
+            demos,
+            Demonstration(arch, count_flops(arch, vocab) / 1e9),
+        )
+        for arch in archs
+    ]
+    return texts, examples_metadata(examples, len(pairs))
+
+
+def label_archs(
+    archs: Sequence[Arch],
+    texts: Sequence[str],
+    task: str,
+    task_examples: dict[str, Any],
+    provider: Provider,
+    cache: ReplyCache,
+    prompts: PromptSettings,
+    predict: PredictSettings,
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """LLM-PP's predicted BLEU of each arch from its prompt in `texts` (`labelling_prompts`;
+    columns `DATASET_COLUMNS`) and per-arch usage; each arch is counted in `progress`."""
+    label = predictor_label(provider, prompts)
     rows: list[dict[str, Any]] = []
     usage: list[dict[str, Any]] = []
-    label = predictor_label(provider, prompts)
-    for start in range(0, len(archs), CHUNK):
-        chunk = archs[start : start + CHUNK]
-        texts = [
-            render_prompt(
-                template,
-                prompts.variant,
-                about,
-                pairs,
-                demos,
-                Demonstration(arch, count_flops(arch, vocab) / 1e9),
-            )
-            for arch in chunk
-        ]
-        for arch, result in zip(chunk, predict_many(provider, cache, texts, predict), strict=True):
-            rows.append(
-                {
-                    "arch_id": arch.id,
-                    "arch": arch.to_json(),
-                    "prediction": result.value,
-                    "failed": result.failed,
-                    "requests": result.requests,
-                    "cache_hits": result.cache_hits,
-                }
-            )
-            usage.append(
-                {
-                    "predictor": label,
-                    "task": task,
-                    "task_examples": examples_metadata(examples, len(pairs)),
-                    "failed": result.failed,
-                    "requests": result.requests,
-                    "cache_hits": result.cache_hits,
-                    "prompt_tokens": result.prompt_tokens,
-                    "completion_tokens": result.completion_tokens,
-                }
-            )
-        if progress is not None:
-            done = start + len(chunk)
-            hits = sum(r["cache_hits"] for r in rows)
-            progress(f"{label}: {done}/{len(archs)} architectures labelled ({hits} cache hits)")
+    results = predict_many(provider, cache, texts, predict, progress)
+    for arch, result in zip(archs, results, strict=True):
+        rows.append(
+            {
+                "arch_id": arch.id,
+                "arch": arch.to_json(),
+                "prediction": result.value,
+                "failed": result.failed,
+                "requests": result.requests,
+                "cache_hits": result.cache_hits,
+            }
+        )
+        usage.append(
+            {
+                "predictor": label,
+                "task": task,
+                "task_examples": task_examples,
+                "failed": result.failed,
+                "requests": result.requests,
+                "cache_hits": result.cache_hits,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+            }
+        )
     return pd.DataFrame(rows, columns=list(DATASET_COLUMNS)), usage
 
 

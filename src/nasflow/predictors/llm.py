@@ -24,6 +24,7 @@ from nasflow.core.io import iter_jsonl
 from nasflow.llm.cache import ReplyCache
 from nasflow.llm.examples import TaskExamples, examples_metadata
 from nasflow.llm.predict import PredictSettings, predict_many
+from nasflow.llm.progress import Progress
 from nasflow.llm.prompts import (
     VARIANTS,
     Demonstration,
@@ -133,60 +134,82 @@ def build_prompts(
     return test, prompts, len(pairs)
 
 
-def llm_pp_predictions(
+@dataclass(frozen=True)
+class PromptGroup:
+    """The prompts of one (task, split seed): its test rows, one prompt each, and where the
+    task examples shown came from."""
+
+    task: str
+    seed: int
+    test: pd.DataFrame
+    texts: list[str]
+    task_examples: dict[str, Any]
+
+
+def llm_pp_prompts(
     table: pd.DataFrame,
     info: TfsEvalInfo,
     tasks: Sequence[str],
-    provider: Provider,
-    cache: ReplyCache,
     prompts: PromptSettings,
-    predict: PredictSettings,
     examples_for_task: Callable[[str], TaskExamples | None],
-    progress: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
-    """One record per (seed, task, test architecture): prediction, replies (with each sample's
-    value and each reply's recorded request latency), cache use, usage, and where the prompt's
-    task examples came from (`task_examples`: origin `train`, `dev
-    fallback` or `none`, corpus split, files, number shown)."""
+) -> list[PromptGroup]:
+    """Every prompt `llm_pp_predictions` asks, per (task, split seed), before any request."""
     template = PromptTemplate.load(prompts.template)
-    label = predictor_label(provider, prompts)
-    records: list[dict[str, Any]] = []
+    groups: list[PromptGroup] = []
     for task in tasks:
         examples = examples_for_task(task)
         for seed in sorted(table.loc[table["task"] == task, "seed"].unique()):
             test, texts, shown = build_prompts(
                 table, task, int(seed), template, prompts, examples, task_info(info, task)
             )
-            about_examples = examples_metadata(examples, shown)
-            results = predict_many(provider, cache, texts, predict)
-            for (_, row), result in zip(test.iterrows(), results, strict=True):
-                records.append(
-                    {
-                        "predictor": label,
-                        "setup": setup_name(provider),
-                        "variant": prompts.variant,
-                        "demonstrations": prompts.demonstrations,
-                        "task_examples": about_examples,
-                        "seed": int(seed),
-                        "task": task,
-                        "arch_id": row["arch_id"],
-                        "arch": row["arch"].to_dict(),
-                        "gold": float(row["gold"]),
-                        "prediction": result.value,
-                        "failed": result.failed,
-                        "replies": result.replies,
-                        "sample_values": result.sample_values,
-                        "latencies_s": result.latencies_s,
-                        "requests": result.requests,
-                        "timeouts": result.timeouts,
-                        "errors": result.errors,
-                        "cache_hits": result.cache_hits,
-                        "prompt_tokens": result.prompt_tokens,
-                        "completion_tokens": result.completion_tokens,
-                    }
-                )
-            if progress is not None:
-                progress(f"{label}: {task} seed {seed}: {len(texts)} architectures")
+            about = examples_metadata(examples, shown)
+            groups.append(PromptGroup(task, int(seed), test, texts, about))
+    return groups
+
+
+def llm_pp_predictions(
+    groups: Sequence[PromptGroup],
+    provider: Provider,
+    cache: ReplyCache,
+    prompts: PromptSettings,
+    predict: PredictSettings,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """One record per (seed, task, test architecture) of `groups` (`llm_pp_prompts`):
+    prediction, replies (with each sample's value and each reply's recorded request latency),
+    cache use, usage, and where the prompt's task examples came from (`task_examples`: origin
+    `train`, `dev fallback` or `none`, corpus split, files, number shown). Each architecture
+    is counted in `progress` as it finishes."""
+    label = predictor_label(provider, prompts)
+    records: list[dict[str, Any]] = []
+    for group in groups:
+        results = predict_many(provider, cache, group.texts, predict, progress)
+        for (_, row), result in zip(group.test.iterrows(), results, strict=True):
+            records.append(
+                {
+                    "predictor": label,
+                    "setup": setup_name(provider),
+                    "variant": prompts.variant,
+                    "demonstrations": prompts.demonstrations,
+                    "task_examples": group.task_examples,
+                    "seed": group.seed,
+                    "task": group.task,
+                    "arch_id": row["arch_id"],
+                    "arch": row["arch"].to_dict(),
+                    "gold": float(row["gold"]),
+                    "prediction": result.value,
+                    "failed": result.failed,
+                    "replies": result.replies,
+                    "sample_values": result.sample_values,
+                    "latencies_s": result.latencies_s,
+                    "requests": result.requests,
+                    "timeouts": result.timeouts,
+                    "errors": result.errors,
+                    "cache_hits": result.cache_hits,
+                    "prompt_tokens": result.prompt_tokens,
+                    "completion_tokens": result.completion_tokens,
+                }
+            )
     return records
 
 

@@ -23,13 +23,14 @@ def task_examples(
     info,
     folder: Path | None,
     train_corpora: dict[str, Path] | None = None,
+    emit=log,
 ):
     """Task-example pool per task (`nasflow.llm.examples.example_source`): a training corpus of
     `train_corpora`, a built set's own pool (its train split), else the released task's
     development set newstest2013 in `folder` (default `$NASFLOW_MIRROR/newstest`)."""
     from nasflow.llm.examples import example_source
 
-    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora, log)
+    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora, emit)
 
 
 def provider_from_options(args: argparse.Namespace):
@@ -45,6 +46,7 @@ def provider_from_options(args: argparse.Namespace):
         api_key_env=args.api_key_env,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
+        token_param=args.token_param,
         timeout_s=args.timeout,
         requests_per_minute=args.requests_per_minute,
     )
@@ -59,6 +61,7 @@ ENTRY_OPTIONS = (
     "api_key_env",
     "temperature",
     "max_tokens",
+    "token_param",
     "price_prompt",
     "price_completion",
 )
@@ -82,6 +85,7 @@ def _builtin_defaults() -> dict[str, Any]:
         "provider": "offline",
         "api_key_env": "OPENAI_API_KEY",
         "max_tokens": 25,
+        "token_param": "auto",
         "timeout": float(llm["timeout"]),
         "concurrency": llm["concurrency"],
         "samples": llm["samples"],
@@ -110,7 +114,13 @@ def add_llm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. a vLLM server")
     parser.add_argument("--api-key-env", help="env var of the key (default OPENAI_API_KEY)")
     parser.add_argument("--temperature", type=float, help="sampling temperature")
-    parser.add_argument("--max-tokens", type=int, help="default 25")
+    parser.add_argument("--max-tokens", type=int, help="reply-length cap (default 25)")
+    parser.add_argument(
+        "--token-param",
+        choices=["auto", "max_tokens", "max_completion_tokens"],
+        help="the request parameter the cap goes out as (default auto: max_completion_tokens "
+        "for OpenAI's o1/o3/o4 and gpt-5 models, else max_tokens)",
+    )
     parser.add_argument(
         "--timeout", type=float, help=f"seconds per request (default {float(llm['timeout'])})"
     )

@@ -1,8 +1,10 @@
 # Helpers of the distill stage (rules in ../distill.smk).
 
 
-# The distill entries `nasflow distill dataset` reads (its --config-json).
-DISTILL_DATASET_KEYS = ("llm", "variant", "demonstrations", "archs_file", "num_archs")
+def distill_dataset_config(llm):
+    """The `--config-json` of `nasflow distill dataset` for setup `llm` (distill.batch_api only
+    when on; nasflow.predictors.llm_jobs.dataset_job_config)."""
+    return json.dumps(llm_jobs.dataset_job_config(config, llm), sort_keys=True)
 
 
 def distill_split_seed():

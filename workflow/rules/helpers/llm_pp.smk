@@ -63,23 +63,11 @@ def llm_task_example_corpora(scope):
 
 
 def llm_job_section(name, scope=None, robustness=False):
-    """The `llm` section one job of setup `name` reads (its `--config-json`): that entry of
-    llm.predictors, the shared settings, the scope's llm.task_example_corpora (none without a
-    scope) and, for the robustness run, llm.robustness_samples. Other setups, prompt variants
-    and demonstrations are left out: adding one reruns no job of the others."""
-    unread = (
-        "variants",
-        "demonstrations",
-        "robustness_samples",
-        "task_example_corpora",
-    )
-    llm = {k: v for k, v in config["llm"].items() if k not in unread}
-    llm["predictors"] = [LLM_PREDICTORS[name]]
-    if scope is not None:
-        llm["task_example_corpora"] = llm_task_example_corpora(scope)
-    if robustness:
-        llm["robustness_samples"] = config["llm"]["robustness_samples"]
-    return llm
+    """The `llm` section one job of setup `name` reads (its `--config-json`; see
+    nasflow.predictors.llm_jobs.llm_job_section): the scope's task example corpora, none
+    without a scope."""
+    tasks = llm_scope_tasks(scope) if scope is not None else None
+    return llm_jobs.llm_job_section(config, name, tasks, robustness)
 
 
 def llm_task_example_files(wildcards):

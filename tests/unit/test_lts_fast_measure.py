@@ -22,7 +22,13 @@ from nasflow.lts.graph_template import (
     weight_arrays,
     weight_values,
 )
-from nasflow.lts.measure import LTSMeasureSettings, MeasureError, PersistentWorker, measure_arch
+from nasflow.lts.measure import (
+    LTSMeasureSettings,
+    MeasureError,
+    PersistentWorker,
+    _timed,
+    measure_arch,
+)
 from nasflow.lts.model import build_decoder
 from nasflow.lts.onnx_export import export_lts
 from nasflow.lts.text import TextSet
@@ -206,3 +212,31 @@ def test_template_refuses_transformer_xl() -> None:
             settings(graphs="template"),
             backbone="transformer-xl",
         )
+
+
+def test_robust_protocol_takes_each_prompts_minimum_over_passes() -> None:
+    """`_timed`: one pass by default; under robust the per-prompt minimum over the passes, and
+    more passes while the odd and even ones disagree."""
+    slow_second = iter([(1.0, 0.1), (2.0, 0.2), (5.0, 0.5), (6.0, 0.6)] + [(1.0, 0.1)] * 40)
+    prompts = ["a", "b"]
+    pl, tl, info = _timed(lambda _: next(slow_second), prompts, {"new_tokens": 3})
+    assert (pl, tl, info) == ([1.0, 2.0], [0.1, 0.2], {})
+    times = iter([(1.0, 0.1), (2.0, 0.2), (5.0, 0.5), (6.0, 0.6)] + [(1.0, 0.1)] * 40)
+    pl, tl, info = _timed(lambda _: next(times), prompts, {"new_tokens": 3, "rounds": 2})
+    # passes 1 and 2 disagree (1.2 + 2.4 vs 6 + 7.2): two more passes, then stable
+    assert info["passes"] == 4 and info["retries"] == 1 and info["stable"]
+    assert pl == [1.0, 1.0] and tl == [0.1, 0.1]
+
+
+def test_robust_protocol_is_keyed_and_recorded(tmp_path: Path) -> None:
+    median = settings(graphs="template")
+    robust = settings(graphs="template", timing="robust", rounds=2, runs=3, warmup=1)
+    assert "timing" not in median.protocol(TEXT) and "rounds" not in median.protocol(TEXT)
+    assert robust.protocol(TEXT)["timing"] == "robust"
+    with pytest.raises(ConfigError, match=r"measure\.timing must be one of median, robust"):
+        LTSMeasureSettings(timing="hat")
+    with pytest.raises(ConfigError, match=r"measure\.rounds must be an integer >= 2"):
+        LTSMeasureSettings(timing="robust", rounds=1)
+    m = measure_arch(GPTArch.uniform(1, 64, 128, 2), TEXT, robust, tmp_path)
+    assert m.environment["passes"] >= 2 and "spread" in m.environment
+    assert len(m.samples["prompt_ms"]) == 3 and m.latency_ms > 0

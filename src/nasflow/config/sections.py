@@ -118,6 +118,12 @@ GRAPHS = ("export", "template")
 #: evaluator (peak memory still reset and read per measurement).
 WORKERS = ("fresh", "persistent")
 
+#: `median` = one pass over the `runs` prompts (the statistics are medians over them);
+#: `robust` = `rounds` interleaved passes, each prompt's time the minimum over the passes, more
+#: passes while the odd and even ones disagree (`nasflow.efficiency.robust`, as the MT latency
+#: dataset's `robust` protocol).
+LTS_PROTOCOLS = ("median", "robust")
+
 
 @dataclass(frozen=True)
 class MeasureSettings:
@@ -130,7 +136,8 @@ class MeasureSettings:
     is a large part of a step's cost) and 1024 positions; weights and prompt draw from `seed`.
     `timeout_s` bounds one worker process and is not part of the protocol fingerprint.
     `graphs` and `worker` choose the fast paths (`GRAPHS`, `WORKERS`; defaults: an export and a
-    fresh process per measurement, as before they existed).
+    fresh process per measurement, as before they existed). `timing` (`LTS_PROTOCOLS`;
+    default `median`, one pass) and `rounds` (passes under `robust`, at least 2).
     """
 
     backend: str = "onnxruntime"
@@ -147,8 +154,14 @@ class MeasureSettings:
     timeout_s: float = 3600.0
     graphs: str = "export"
     worker: str = "fresh"
+    timing: str = "median"
+    rounds: int = 3
 
     def __post_init__(self) -> None:
+        if self.timing not in LTS_PROTOCOLS:
+            raise ConfigError(
+                f"measure.timing must be one of {', '.join(LTS_PROTOCOLS)}, got {self.timing!r}"
+            )
         if self.graphs not in GRAPHS:
             raise ConfigError(
                 f"measure.graphs must be one of {', '.join(GRAPHS)}, got {self.graphs!r}"
@@ -180,6 +193,7 @@ class MeasureSettings:
             ("new_tokens", 2),
             ("warmup", 0),
             ("runs", 1),
+            ("rounds", 2),
             ("vocab_size", 1),
             ("n_positions", 1),
         ):

@@ -45,7 +45,7 @@ def _with(path: str, value):
 BAD_CONFIGS = [
     (_with("seed", "one"), "config key seed: 'one' is not of type 'integer'"),
     (_with("seed", -1), "config key seed: -1 is less than the minimum of 0"),
-    (_with("space", "hat-big"), "config key space: 'hat-big' is not one of"),
+    (_with("space", "hat-big"), "config key space: unknown search space 'hat-big'; known: hat-wmt"),
     (_with("experiment", "bad name/with slash"), "config key experiment: .* does not match"),
     (_with("experiment", ...), "missing required config key experiment"),
     (_with("data.corpus", ...), "missing required config key data.corpus"),

@@ -245,5 +245,5 @@ def test_cli_sample_writes_distinct_seeded_archs(tmp_path, capsys):
 def test_cli_show_prints_super_dims_and_choices(capsys):
     assert main(["space", "show", "--space", "hat-wmt"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["embed_dim"] == 640 and shown["qkv_dim"] == 512
-    assert shown["choices"]["decoder_layers"] == [6, 5, 4, 3, 2, 1]
+    assert shown["super_dims"]["embed_dim"] == 640 and shown["qkv_dim"] == 512
+    assert shown["decoder_layers"] == [6, 5, 4, 3, 2, 1] and shown["name"] == "hat-wmt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -437,6 +438,50 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     if find_chromium() is not None:
         shot = check_report(report, tmp_path / "report.png", expect=["Search (Tables 3/4, 5, 16)"])
         assert shot.ink_fraction > 0.01
+
+
+FILE_SPACE = {
+    "name": "tiny-file", "description": "a space from a file", "embed": [64, 48],
+    "encoder_layers": [2], "decoder_layers": [2, 1], "ffn": [128, 96], "heads": [4, 2],
+    "arbitrary_ende_attn": [-1, 1], "qkv_dim": 64,
+}  # fmt: skip
+
+
+def job_config_json(stdout: str, command: str) -> dict:
+    """The `--config-json` of the first `command` job a dry run with `-p` prints."""
+    for line in stdout.splitlines():
+        if line.startswith(f"Shell command: {command} "):
+            words = shlex.split(line.removeprefix("Shell command: "))
+            return json.loads(words[words.index("--config-json") + 1])
+    raise AssertionError(f"no {command} job in the dry run")
+
+
+def test_a_space_from_a_file_is_searched_end_to_end(tmp_path):
+    """`space:` names a YAML file (relative to the working directory): the jobs receive its
+    definition, and the tiny settings search it, train, score and time the winner."""
+    config = tiny_config(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(FILE_SPACE, sort_keys=False))
+    data.update(space="space.yaml", chains=["hsnas"])
+    data["search"]["methods"] = {"hat": data["search"]["methods"]["hat"]}
+    data["search"]["run"] = ["hat"]
+    config.write_text(yaml.safe_dump(data))
+    dry = snakemake("-n", "-p", "final", "--configfile", str(config), cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert set(dry_run_jobs(dry.stdout)) == {
+        "prepare_data", "train_supernet", "latency_dataset", "latency_predictor", "run_search",
+        "train_final", "score_final", "measure_final", "final",
+    }  # fmt: skip
+    space = job_config_json(dry.stdout, "nasflow search run")["space"]
+    assert space["name"] == "tiny-file" and space["ffn"] == [128, 96] and space["qkv_dim"] == 64
+    run = snakemake("--cores", "2", "final", "--configfile", str(config), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seed = tmp_path / "results" / "t" / "search" / "hat" / "small" / "seed1"
+    arch = json.loads((seed / "best_arch.json").read_text())
+    assert arch["space"] == "tiny-file" and arch["encoder_layer_num"] == 2
+    assert set(arch["encoder_ffn_embed_dim"] + arch["decoder_ffn_embed_dim"]) <= {128, 96}
+    for name in ("score.json", "latency.json"):
+        assert json.loads((seed / "final" / name).read_text())["arch"] == arch
 
 
 def test_a_killed_run_restarts_without_redoing_finished_jobs(tmp_path):

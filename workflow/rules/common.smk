@@ -14,6 +14,7 @@ from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.llm.keys import required_key_envs
 from nasflow.llm import plan as llm_jobs
 from nasflow.space.hat import get_space, tfs_sample
+from nasflow.space.registry import SPACES_ENV, spaces_env_value
 
 EXP = config["experiment"]
 HSNAS = "hsnas" in config["chains"]
@@ -30,6 +31,11 @@ TFS_ARCHS = (
     if HSNAS
     else {}
 )
+# A space from a file or a mapping (registered by get_space above): every job process finds it
+# by its name through NASFLOW_SPACES (nasflow.space.registry), whatever config sections it reads.
+SPACES_VALUE = spaces_env_value()
+if SPACES_VALUE:
+    os.environ[SPACES_ENV] = SPACES_VALUE
 LLM_PREDICTORS = {entry["name"]: entry for entry in config["llm"]["predictors"]}
 # Keys the openai setups need (llm_pp.smk's envvars: checked before any job). Only a local server
 # (base_url on localhost/127.0.0.1/::1, or plain http:// to a private host) may run without one;

@@ -234,6 +234,7 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
     import torch
 
     from nasflow.predictors.latency import PredictorSettings, train_latency_predictor
+    from nasflow.space.hat import get_space
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
@@ -242,6 +243,7 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
     space = args.space or (config or {}).get("space")
     if space is None:
         raise ConfigError("pass --space NAME (or a config with `space`: --config/--config-json)")
+    space = get_space(space).name  # a space file: its name, as the architectures carry it
     settings = PredictorSettings.from_mapping(settings_mapping(args, config))
     torch.set_num_threads(args.threads)
     report = train_latency_predictor(args.dataset, space, settings, args.out)
@@ -263,7 +265,9 @@ def _add_train_predictor(latency_subparsers: argparse._SubParsersAction) -> None
     parser.add_argument("--dataset", type=Path, required=True, help="latency dataset CSV")
     add_config_options(parser, sections=PREDICTOR_SECTIONS)
     parser.add_argument(
-        "--space", help="search space of the architectures (default: the config's `space`)"
+        "--space",
+        help="search space of the architectures: a name or a YAML/JSON space file "
+        "(default: the config's `space`)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")

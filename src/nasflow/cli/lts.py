@@ -20,6 +20,7 @@ from typing import Any
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.core.log import log
 from nasflow.report.lts_tables import case_study_markdown
+from nasflow.space.files import looks_like_file, read_space_file
 from nasflow.space.gpt import SPACES, GPTArch, LTSSpace, resolve_space
 from nasflow.space.gpt_params import GPT2_POSITIONS, GPT2_VOCAB, format_count, param_summary
 
@@ -52,24 +53,12 @@ def load_space(value: str) -> LTSSpace:
     """A registered space name, or a YAML/JSON file with a space mapping."""
     if value in SPACES:
         return SPACES[value]
-    path = Path(value)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
-        if not path.is_file():
-            raise ConfigError(f"{path}: space file not found")
-        import yaml
-
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: invalid YAML/JSON ({error})") from None
-        if isinstance(data, dict) and set(data) == {"space"}:
-            data = data["space"]
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping describing a space")
+    if looks_like_file(value):
+        data = read_space_file(value)
         try:
             return LTSSpace.from_mapping(data)
         except NasflowError as error:
-            raise ConfigError(f"{path}: {error}") from None
+            raise ConfigError(f"{value}: {error}") from None
     return resolve_space(value)  # unknown name: error listing the known ones
 
 

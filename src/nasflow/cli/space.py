@@ -1,4 +1,8 @@
-"""`nasflow space sample|show`: a search space's choices and seeded samples."""
+"""`nasflow space sample|show`: a search space's choices and seeded samples.
+
+`--space` takes a name (built-in, registered, or a `nasflow.spaces` entry point) or a YAML/JSON
+space file (`nasflow.space.registry`); `show` prints the space's mapping, which is such a file.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 from nasflow.core.io import write_jsonl_atomic
 from nasflow.space.hat import SPACES, get_space
+from nasflow.space.registry import space_to_mapping
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -23,25 +28,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     space = get_space(args.space)
-    print(
-        json.dumps(
-            {
-                "name": space.name,
-                "description": space.description,
-                **space.super_dims(),
-                "choices": {
-                    "embed": space.embed_choices,
-                    "ffn": space.ffn_choices,
-                    "heads": space.head_choices,
-                    "encoder_layers": space.encoder_layer_choices,
-                    "decoder_layers": space.decoder_layer_choices,
-                    "arbitrary_ende_attn": space.arbitrary_choices,
-                },
-            },
-            indent=2,
-        )
-    )
+    print(json.dumps({**space_to_mapping(space), "super_dims": space.super_dims()}, indent=2))
     return 0
+
+
+SPACE_HELP = f"{', '.join(SPACES)}, a nasflow.spaces entry point or a YAML/JSON space file"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,11 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("space", help="search spaces and architecture sampling")
     sub = group.add_subparsers(dest="space_command", required=True, metavar="SUBCOMMAND")
     sample = sub.add_parser("sample", help="write N distinct seeded architectures as jsonl")
-    sample.add_argument("--space", required=True, choices=sorted(SPACES))
+    sample.add_argument("--space", required=True, help=SPACE_HELP)
     sample.add_argument("--n", type=int, required=True)
     sample.add_argument("--seed", type=int, default=1)
     sample.add_argument("--out", type=Path, required=True)
     sample.set_defaults(func=_cmd_sample)
     show = sub.add_parser("show", help="print a space's super dims and choice sets")
-    show.add_argument("--space", required=True, choices=sorted(SPACES))
+    show.add_argument("--space", required=True, help=SPACE_HELP)
     show.set_defaults(func=_cmd_show)

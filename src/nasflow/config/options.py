@@ -105,10 +105,23 @@ def read_config(args: argparse.Namespace) -> Config:
         # Rules pass only the sections a job depends on (never the whole config).
         data = parse_json_object(args.config_json, "--config-json")
         if sections is None:
-            return validate_config(data, "--config-json", complete=False)
-        return validate_sections(data, sections, "--config-json")
-    config = resolve_config([args.config] if args.config else [])
-    return config if sections is None else slice_config(config, sections)
+            config = validate_config(data, "--config-json", complete=False)
+        else:
+            config = validate_sections(data, sections, "--config-json")
+    else:
+        config = resolve_config([args.config] if args.config else [])
+        config = config if sections is None else slice_config(config, sections)
+    return _space_by_name(config)
+
+
+def _space_by_name(config: Config) -> Config:
+    """A space given as a mapping (from a file) registered, and named by its name from here on,
+    as a built-in space is."""
+    if isinstance(config.get("space"), dict):
+        from nasflow.space.hat import get_space
+
+        config["space"] = get_space(config["space"]).name
+    return config
 
 
 def validate_sections(data: Config, sections: Sequence[str], source: str) -> Config:

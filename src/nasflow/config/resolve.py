@@ -362,6 +362,25 @@ def _check_text_prediction(config: Config) -> list[str]:
     return problems
 
 
+def _resolve_space(config: Config) -> list[str]:
+    """Check the `space` key; a space file's path is replaced by the space's mapping (so the
+    jobs receive the definition itself and rerun when it changes)."""
+    value = config.get("space")
+    if value is None:
+        return []
+    from nasflow.space.files import looks_like_file
+    from nasflow.space.hat import get_space
+    from nasflow.space.registry import space_to_mapping
+
+    try:
+        space = get_space(value)
+    except (ConfigError, ValueError) as error:
+        return [f"config key space: {error}"]
+    if isinstance(value, str) and looks_like_file(value):
+        config["space"] = space_to_mapping(space)
+    return []
+
+
 def validate_config(config: Config, source: str = "config", *, complete: bool = True) -> Config:
     """Validate `config` in place against the schema, fill defaults, and return it.
 
@@ -373,6 +392,8 @@ def validate_config(config: Config, source: str = "config", *, complete: bool = 
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(error) for error in errors]
+    if not any(list(error.absolute_path)[:1] == ["space"] for error in errors):
+        problems += _resolve_space(config)
     if complete and not problems:
         problems = _check_chains(config)
     if not problems:

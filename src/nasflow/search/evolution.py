@@ -59,7 +59,8 @@ from nasflow.predictors.base import Predictor, check_scores
 from nasflow.search.constraints import Constraint
 from nasflow.search.schedule import PredictorSchedule
 from nasflow.search.subset import SubsetCheck, SubsetScorer, SubsetSettings, check_subsets
-from nasflow.space.hat import Arch, Genome, SearchSpace, stream_seed
+from nasflow.space.hat import SPACES, Arch, Genome, SearchSpace, stream_seed
+from nasflow.space.registry import register_space
 
 HISTORY_COLUMNS = (
     "iteration",
@@ -324,7 +325,12 @@ def run_search(
             a rank-fidelity check); see the module docstring. A saved state of another
             protocol is refused.
         valid_subset: the check's settings under `fast` (default `SubsetSettings()`).
+
+    A space whose name is not registered yet is registered (`register_space`), so that the
+    efficiency counts of its architectures find it by name.
     """
+    if space.name not in SPACES:
+        register_space(space.name, space)
     return _Search(
         space,
         predictors,

@@ -41,6 +41,7 @@ from typing import Any
 
 from nasflow.core.checks import is_int
 from nasflow.core.errors import ConfigError
+from nasflow.space.files import parse_choices
 from nasflow.space.gpt_params import (
     backbone_layer_params,
     check_backbone,
@@ -169,31 +170,6 @@ class GPTArch:
 
 
 # ---- spaces ---------------------------------------------------------------------------------
-def _choices(value: Any, key: str) -> tuple[int, ...]:
-    """A choice set from config: an int, a list of ints, or `{min, max, step}` (inclusive)."""
-    if is_int(value):
-        values: list[int] = [value]
-    elif isinstance(value, Mapping):
-        unknown = sorted(set(value) - {"min", "max", "step"})
-        if unknown:
-            raise ConfigError(f"{key}: unknown range key(s) {', '.join(unknown)} (min, max, step)")
-        lo, hi, step = value.get("min"), value.get("max"), value.get("step", 1)
-        if not (is_int(lo) and is_int(hi) and is_int(step)) or step < 1 or hi < lo:
-            raise ConfigError(
-                f"{key}: a range needs integers min <= max and step >= 1, got {dict(value)}"
-            )
-        values = list(range(lo, hi + 1, step))
-    elif isinstance(value, list | tuple):
-        values = list(value)
-    else:
-        raise ConfigError(
-            f"{key}: expected an integer, a list or {{min, max, step}}, got {value!r}"
-        )
-    if not values or not all(is_int(v) and v >= 1 for v in values):
-        raise ConfigError(f"{key}: choices must be positive integers, got {values!r}")
-    return tuple(sorted(set(values)))
-
-
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGbB]?)\s*$")
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
 
@@ -240,7 +216,8 @@ class LTSSpace:
     def __post_init__(self) -> None:
         check_backbone(self.backbone, f"space {self.name!r}: backbone")
         for name in ("n_layer_choices", "d_model_choices", "d_inner_choices", "n_head_choices"):
-            object.__setattr__(self, name, _choices(getattr(self, name), f"{self.name}.{name}"))
+            choices = parse_choices(getattr(self, name), f"{self.name}.{name}")
+            object.__setattr__(self, name, choices)
         lo, hi = self.min_decoder_params, self.max_decoder_params
         if lo is not None and hi is not None and lo > hi:
             raise ConfigError(
@@ -578,7 +555,7 @@ class LTSSpace:
             values["description"] = str(config["description"])
         for key in ARCH_KEYS:
             if key in config:
-                values[f"{key}_choices"] = _choices(config[key], f"{name}.{key}")
+                values[f"{key}_choices"] = parse_choices(config[key], f"{name}.{key}")
             elif f"{key}_choices" not in values:
                 raise ConfigError(f"space {name!r}: `{key}` choices are required")
         if "per_layer" in config:

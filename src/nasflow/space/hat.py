@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -615,12 +615,15 @@ def held_out_sample(
     return space.sample_unique(n, seed=stream_seed(seed, stream), exclude=exclude)
 
 
-def get_space(name: str) -> SearchSpace:
-    """The search space called `name` (`hat-wmt`, `hat-iwslt` or `demo`)."""
-    try:
+def get_space(name: str | Path | Mapping[str, Any] | SearchSpace) -> SearchSpace:
+    """The search space called `name`: a built-in (`hat-wmt`, `hat-iwslt`, `demo`, `m30k`), one
+    registered with `register_space` or by a `nasflow.spaces` entry point, a YAML/JSON space
+    file, a mapping or a `SearchSpace` (see `nasflow.space.registry`; those are registered)."""
+    if isinstance(name, str) and name in SPACES:
         return SPACES[name]
-    except KeyError:
-        raise ArchError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
+    from nasflow.space.registry import resolve_space
+
+    return resolve_space(name)
 
 
 def space_of(arch: Arch) -> SearchSpace:

@@ -196,7 +196,7 @@ def test_stages_needing_a_tfs_set_say_so(tmp_path):
     [
         (["seed=abc"], "config key seed: 'abc' is not of type 'integer'"),
         (["spaces=demo"], "unknown config key spaces"),
-        (["space=hat-huge"], "config key space: 'hat-huge' is not one of"),
+        (["space=hat-huge"], "config key space: unknown search space 'hat-huge'; known: hat-wmt"),
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path, override, message):

@@ -26,8 +26,8 @@ if FETCHED:
         conda:
             "../../envs/nasflow.yaml"
         resources:
-            mem_mb=16000,
-            runtime=8 * 60,
+            mem_mb=memory(16000),
+            runtime=per_attempt(8 * 60),
         params:
             corpus=config["data"]["corpus"],
             cache=f"{config['data']['cache_dir']}/wmt",
@@ -55,8 +55,8 @@ rule prepare_data:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory(4000),
+        runtime=per_attempt(120),
     params:
         corpus=config["data"]["corpus"],
         src=config["data"]["source_lang"],

@@ -21,7 +21,9 @@ rule distill_dataset:
     resources:
         llm=1,
         mem_mb=2000,
-        runtime=24 * 60,
+        runtime=lambda wildcards, attempt: estimate.llm_label_minutes(
+            config, wildcards.llm, DISTILL["num_archs"], attempt
+        ),
     params:
         config=lambda wildcards: job_config(
             "experiment",
@@ -51,7 +53,7 @@ rule distill_train:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=per_attempt(60),
     params:
         config=job_config("distill.mlp"),
         name=lambda wildcards: distill_label(wildcards.llm),
@@ -78,8 +80,10 @@ rule supernet_mlp_dataset:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=24 * 60,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.supernet_scoring_minutes(
+            config, DISTILL["supernet_archs"], gpu_job("train", wildcards), attempt
+        ),
     params:
         config=job_config(
             *BASE_SECTIONS, "train", "evaluate", "tfs", "distill.supernet_archs"
@@ -106,7 +110,7 @@ rule supernet_mlp_train:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=per_attempt(60),
     params:
         config=job_config("distill.mlp"),
     shell:

@@ -21,8 +21,10 @@ rule train_final:
     threads: config["threads"]
     resources:
         **train_resources("train", final_train_settings(config)),
-        mem_mb=16000,
-        runtime=2 * 24 * 60,
+        mem_mb=memory(16000),
+        runtime=lambda wildcards, attempt: estimate.train_minutes(
+            config, final_train_settings(config), gpu_job("train", wildcards), attempt
+        ),
     params:
         launch=train_launch(final_train_settings(config)),
         config=final_train_config(),
@@ -55,8 +57,10 @@ rule score_final:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.score_minutes(
+            config, gpu_job("train", wildcards), attempt
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
@@ -82,9 +86,12 @@ rule measure_final:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: measure_threads(SEARCH_TARGET)
     resources:
+        **target_placement(SEARCH_TARGET),
         gpu=target_uses_gpu(SEARCH_TARGET),
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=memory(4000),
+        runtime=lambda wildcards, attempt: estimate.measure_final_minutes(
+            config, SEARCH_TARGET, attempt
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "latency", "data"),
         target=SEARCH_TARGET,

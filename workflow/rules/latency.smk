@@ -15,9 +15,12 @@ rule latency_dataset:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: measure_threads(wildcards.target)
     resources:
+        **latency_dataset_placement(),
         gpu=lambda wildcards: target_uses_gpu(wildcards.target),
-        mem_mb=8000,
-        runtime=6 * 60,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.latency_dataset_minutes(
+            config, wildcards.target, attempt
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "latency", "data"),
         state="state/{exp}/latency/{target}",
@@ -47,7 +50,7 @@ rule latency_predictor:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=per_attempt(60),
     params:
         config=job_config("space", "latency.predictor"),
         out=lambda wildcards, output: Path(output.model).parent,

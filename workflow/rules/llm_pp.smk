@@ -37,7 +37,7 @@ rule llm_pp_predict:
     resources:
         llm=1,
         mem_mb=2000,
-        runtime=24 * 60,
+        runtime=per_attempt(24 * 60),
     params:
         config=lambda wildcards: job_config(
             llm=llm_job_section(wildcards.llm, wildcards.scope)
@@ -83,7 +83,7 @@ rule llm_pp_evaluate:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         tasks=lambda wildcards: llm_scope_tasks(wildcards.scope),
         distill=lambda wildcards, input: (
@@ -118,8 +118,8 @@ rule table11:
     threads: config["threads"]
     resources:
         gpu=table11_gpu,
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=table11_runtime,
     params:
         options=table11_options,
     shell:
@@ -147,7 +147,7 @@ rule llm_pp_robustness_predict:
     resources:
         llm=1,
         mem_mb=2000,
-        runtime=24 * 60,
+        runtime=per_attempt(24 * 60),
     params:
         config=lambda wildcards: job_config(
             llm=llm_job_section(wildcards.llm, wildcards.scope, robustness=True)
@@ -182,7 +182,7 @@ rule llm_pp_robustness:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         samples=config["llm"]["robustness_samples"],
     shell:

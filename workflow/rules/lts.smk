@@ -26,7 +26,7 @@ rule lts_text:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=per_attempt(30),
     params:
         config=job_config(*BASE_SECTIONS, "lts"),
         out=lambda wildcards, output: Path(output.manifest).parent,
@@ -56,8 +56,9 @@ rule lts_search:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: lts_measure_threads()
     resources:
-        mem_mb=8000,
-        runtime=6 * 60,
+        **slurm_placement(LTS["slurm"]),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.lts_search_minutes(LTS, attempt),
     params:
         config=job_config(*BASE_SECTIONS, "lts"),
         out=lambda wildcards, output: Path(output.frontier).parent,
@@ -90,8 +91,9 @@ rule lts_case_study:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: lts_measure_threads()
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **slurm_placement(LTS["slurm"]),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.lts_case_study_minutes(LTS, attempt),
     params:
         config=job_config(*BASE_SECTIONS, "lts"),
         cache=config["lts"]["cache"],
@@ -116,8 +118,8 @@ rule lts_proxy_check:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=6 * 60,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.proxy_check_minutes(config, attempt),
     params:
         check=config["lts"]["proxy_check"],
         state="state/{exp}/lts/proxy_check.jsonl",

@@ -25,7 +25,7 @@ rule table1_baselines:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         tasks=",".join(config["paper"]["tasks"]),
         options=lambda wildcards, input: table1_options("paper", input),

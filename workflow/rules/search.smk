@@ -20,8 +20,10 @@ rule run_search:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=24 * 60,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.search_minutes(
+            config, wildcards.method, gpu_job("train", wildcards), attempt
+        ),
     params:
         config=search_config,
         data=lambda wildcards, input: Path(input.manifest).parent,

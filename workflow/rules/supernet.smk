@@ -23,8 +23,10 @@ rule train_supernet:
     threads: config["threads"]
     resources:
         **train_resources("supernet", SUPERNET),
-        mem_mb=16000,
-        runtime=3 * 24 * 60,
+        mem_mb=memory(16000),
+        runtime=lambda wildcards, attempt: estimate.train_minutes(
+            config, SUPERNET, gpu_job("supernet", wildcards), attempt
+        ),
     params:
         launch=train_launch(SUPERNET),
         config=lambda wildcards: job_config(

@@ -49,7 +49,7 @@ rule search_tables:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         runs=search_run_dirs(),
         out=lambda wildcards, output: Path(output.results).parent,
@@ -70,7 +70,7 @@ rule table15_tables:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         runs=lambda wildcards: search_run_dirs(table15_runs()),
     shell:

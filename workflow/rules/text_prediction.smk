@@ -22,7 +22,7 @@ rule text_prediction_data:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=per_attempt(30),
     params:
         config=job_config(*TP_SECTIONS, "lts.text", "lts.proxy_check"),
         out=lambda wildcards, output: Path(output.manifest).parent,
@@ -47,8 +47,13 @@ rule text_prediction_pretrain:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=lambda wildcards: text_prediction_runtime("pretrain"),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.text_prediction_minutes(
+            config,
+            "pretrain",
+            estimate.text_prediction_models(config, wildcards.group),
+            attempt,
+        ),
     params:
         config=job_config(*TP_SECTIONS, "lts.baseline"),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -77,8 +82,13 @@ rule text_prediction_finetune:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=lambda wildcards: text_prediction_runtime("finetune"),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.text_prediction_minutes(
+            config,
+            "finetune",
+            estimate.text_prediction_models(config, wildcards.group),
+            attempt,
+        ),
     params:
         config=job_config(*TP_SECTIONS),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -106,7 +116,7 @@ rule text_prediction_suggest:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=120,
+        runtime=per_attempt(120),
     params:
         config=job_config(*TP_SECTIONS),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -139,8 +149,11 @@ rule text_prediction_latency:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: lts_measure_threads()
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **slurm_placement(LTS["slurm"]),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.text_prediction_latency_minutes(
+            config, attempt
+        ),
     params:
         config=job_config(*TP_SECTIONS, "lts.measure"),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -195,7 +208,7 @@ rule text_prediction_tables:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=per_attempt(30),
     params:
         config=job_config(*TP_SECTIONS),
         out=lambda wildcards, output: Path(output.table2).parent,
@@ -222,8 +235,13 @@ rule text_prediction_inner_ratio:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=lambda wildcards: text_prediction_runtime("pretrain"),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.text_prediction_minutes(
+            config,
+            "pretrain",
+            2 * len(TP["inner_ratio"]["sizes"]),
+            attempt,
+        ),
     params:
         config=job_config(*TP_SECTIONS, "lts.baseline"),
         data=lambda wildcards, input: Path(input.data).parent,

@@ -22,8 +22,14 @@ rule train_arch:
     threads: config["threads"]
     resources:
         **train_resources("train", config["train"]),
-        mem_mb=16000,
-        runtime=2 * 24 * 60,
+        mem_mb=memory(16000),
+        runtime=lambda wildcards, attempt: estimate.train_minutes(
+            config,
+            config["train"],
+            gpu_job("train", wildcards),
+            attempt,
+            arch=TFS_ARCHS[wildcards.arch_id],
+        ),
     params:
         launch=train_launch(config["train"]),
         config=job_config(*BASE_SECTIONS, "train"),
@@ -54,8 +60,10 @@ rule score_arch:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.score_minutes(
+            config, gpu_job("train", wildcards), attempt
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
@@ -82,8 +90,13 @@ rule supernet_quality:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.supernet_scoring_minutes(
+            config,
+            len(TFS_ARCHS) * len(supernet_kinds()),
+            gpu_job("train", wildcards),
+            attempt,
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
@@ -105,7 +118,7 @@ rule tfs_eval:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         data=lambda wildcards, input: Path(input.manifest).parent,
         seeds=config["tfs"]["split_seeds"],

@@ -17,8 +17,8 @@ rule zero_cost_scores:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=per_attempt(120),
     params:
         tasks=lambda wildcards: ",".join(llm_scope_tasks(wildcards.scope)),
         source=zero_cost_source,

@@ -192,9 +192,9 @@ def target_placement(target):
 
 
 def latency_dataset_placement():
-    """The same for latency_dataset, whose one rule serves every target: each resource any
-    target sets, valued per job (None, i.e. unset, for a target without it; validation makes every
-    target name a partition once one does)."""
+    """The same for latency_dataset (one resource list for the jobs of every target): each
+    resource any target sets, valued per job; None (unset) for a target without it, so
+    validation makes every target name a partition once one does."""
     keys = {
         key
         for target in config["latency"]["targets"]

@@ -16,6 +16,7 @@ FETCHED = (
 if FETCHED:
 
     rule fetch_corpus:
+        """Download and clean the WMT training corpus into data.local_dir."""
         output:
             **FETCHED,
         # Its outputs (in data.local_dir) have no {exp}, so its log and benchmark cannot either.
@@ -38,6 +39,7 @@ if FETCHED:
 
 
 rule prepare_data:
+    """Train the joint SentencePiece model and encode the train/valid/test splits."""
     input:
         **FETCHED,
     output:
@@ -94,5 +96,6 @@ STAGE_ARTIFACTS["data"] = lambda: outputs_of(rules.prepare_data, exp=EXP)
 # Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Commands").
 # Each names every file its stage writes (`stage_artifacts`), the same files `rule all` names.
 rule data:
+    """Stage target: the prepared corpus."""
     input:
         stage_artifacts("data"),

@@ -7,6 +7,7 @@ localrules:
 
 
 rule distill_dataset:
+    """Label architectures with LLM-PP for distillation (LLM-Distill-PP)."""
     input:
         tfs_eval=rules.tfs_eval.output[0],
     output:
@@ -38,6 +39,7 @@ rule distill_dataset:
 
 
 rule distill_train:
+    """Train the LLM-Distill-PP MLP on one split seed's labels."""
     input:
         dataset=rules.distill_dataset.output.csv,
         tfs_eval=rules.tfs_eval.output[0],
@@ -65,6 +67,7 @@ rule distill_train:
 
 
 rule supernet_mlp_dataset:
+    """Score architectures with the supernet for the distilled HAT baseline."""
     input:
         supernet=lambda wildcards: supernet_model(),
         manifest=rules.prepare_data.output.manifest,
@@ -96,6 +99,7 @@ rule supernet_mlp_dataset:
 
 
 rule supernet_mlp_train:
+    """Train the MLP on supernet scores (distilled HAT)."""
     input:
         rules.supernet_mlp_dataset.output,
     output:
@@ -123,6 +127,7 @@ STAGE_ARTIFACTS["distill"] = distill_artifacts
 
 
 rule distill:
+    """Stage target: the distillation datasets and MLPs."""
     input:
         needs_tfs_set("distill"),
         stage_artifacts("distill"),

@@ -3,6 +3,7 @@
 
 
 rule train_final:
+    """Train a search's winner from scratch."""
     input:
         arch=rules.run_search.output.arch,
         train=rules.prepare_data.output.train,
@@ -37,6 +38,7 @@ rule train_final:
 
 
 rule score_final:
+    """Score a search's trained winner (BLEU)."""
     input:
         model=rules.train_final.output.model,
         manifest=rules.prepare_data.output.manifest,
@@ -71,6 +73,7 @@ rule score_final:
 
 
 rule measure_final:
+    """Measure a search's trained winner on the search's latency target."""
     input:
         model=rules.train_final.output.model,
         predictor=path_of(
@@ -107,6 +110,7 @@ STAGE_ARTIFACTS["final"] = final_artifacts
 
 
 rule final:
+    """Stage target: the winners trained, scored and measured."""
     input:
         needs_tfs_set("final"),
         stage_artifacts("final"),

@@ -3,6 +3,7 @@
 
 
 rule latency_dataset:
+    """Measure the latency of sampled architectures on one latency target."""
     output:
         csv="results/{exp}/latency/{target}/dataset.csv",
         meta="results/{exp}/latency/{target}/dataset.json",
@@ -30,6 +31,7 @@ rule latency_dataset:
 
 
 rule latency_predictor:
+    """Train HAT's MLP latency predictor on a target's latency dataset."""
     input:
         rules.latency_dataset.output.csv,
     output:
@@ -69,5 +71,6 @@ STAGE_ARTIFACTS["latency"] = lambda: [
 
 
 rule latency:
+    """Stage target: each target's latency dataset and predictor."""
     input:
         stage_artifacts("latency"),

@@ -8,6 +8,7 @@ from nasflow.lts.text import text_corpus
 
 
 rule lts_text:
+    """The LTS latency protocol's text set (tokenizer, held-out prompts)."""
     input:
         # The plain-text corpus (lts.text.corpus, else lts.proxy_check.corpus, else
         # $NASFLOW_MIRROR/ptb), resolved only when an LTS job is requested: without one the run
@@ -36,6 +37,7 @@ rule lts_text:
 
 
 rule lts_search:
+    """LTS Pareto search: decoder parameters vs measured latency and memory."""
     input:
         text=rules.lts_text.output.manifest,
     output:
@@ -73,6 +75,7 @@ rule lts_search:
 
 
 rule lts_case_study:
+    """LTS case study: frontier candidates against the baseline, measured."""
     input:
         frontier=rules.lts_search.output.frontier,
         text=rules.lts_text.output.manifest,
@@ -105,6 +108,7 @@ rule lts_case_study:
 
 
 rule lts_proxy_check:
+    """LTS proxy check: decoder parameters vs Penn Treebank perplexity."""
     input:
         corpus=lts_proxy_corpus() or [],
     output:
@@ -131,5 +135,6 @@ rule lts_proxy_check:
 
 
 rule lts:
+    """Stage target: the LTS chain."""
     input:
         lts_targets(),

@@ -4,6 +4,7 @@
 
 
 rule table1_baselines:
+    """Table 1 baselines on the released TFS-Eval sets."""
     input:
         tfs_eval=str(TFS_EVAL_DIR),
         zero_cost=lambda wildcards: zero_cost_scores("paper") or [],

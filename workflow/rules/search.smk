@@ -3,6 +3,7 @@
 
 
 rule run_search:
+    """One evolutionary search (method, constraint, seed)."""
     input:
         unpack(search_inputs),
     output:
@@ -42,6 +43,7 @@ STAGE_ARTIFACTS["search"] = search_artifacts
 
 
 rule search:
+    """Stage target: every configured search."""
     input:
         needs_tfs_set("search"),
         stage_artifacts("search"),

@@ -6,6 +6,7 @@
 
 
 rule train_supernet:
+    """Train one weight-sharing supernet (HAT or Mixture-of-Supernets) of a kind."""
     input:
         train=rules.prepare_data.output.train,
         valid=rules.prepare_data.output.valid,
@@ -44,5 +45,6 @@ STAGE_ARTIFACTS["supernet"] = supernet_artifacts
 
 
 rule supernet:
+    """Stage target: every configured supernet kind."""
     input:
         stage_artifacts("supernet"),

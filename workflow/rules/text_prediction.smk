@@ -6,6 +6,7 @@
 
 
 rule text_prediction_data:
+    """Text-prediction corpora and vocabulary."""
     input:
         # Both corpora are resolved only when a text_prediction job is requested: without one
         # the run stops before any job starts, with an error naming the config key.
@@ -33,6 +34,7 @@ rule text_prediction_data:
 
 
 rule text_prediction_pretrain:
+    """Pretrain the baseline or the case study's candidates."""
     input:
         data=rules.text_prediction_data.output.manifest,
         # The candidates come from the LTS case study; the baseline trains beside the search.
@@ -69,6 +71,7 @@ rule text_prediction_pretrain:
 
 
 rule text_prediction_finetune:
+    """Finetune a group's pretrained models for sentence completion."""
     input:
         data=rules.text_prediction_data.output.manifest,
         pretrained=rules.text_prediction_pretrain.output.models,
@@ -101,6 +104,7 @@ rule text_prediction_finetune:
 
 
 rule text_prediction_suggest:
+    """Run the suggestion engine on the dev and test splits."""
     input:
         data=rules.text_prediction_data.output.manifest,
         finetuned=rules.text_prediction_finetune.output.summary,
@@ -127,6 +131,7 @@ rule text_prediction_suggest:
 
 
 rule text_prediction_latency:
+    """ONNX Runtime latency of every trained text-prediction model."""
     input:
         data=rules.text_prediction_data.output.manifest,
         pretrained=expand(
@@ -164,6 +169,7 @@ rule text_prediction_latency:
 
 
 rule text_prediction_tables:
+    """Tables 2 and 3 of the text-prediction case study."""
     input:
         pretrained=expand(
             rules.text_prediction_pretrain.output.models,
@@ -222,6 +228,7 @@ rule text_prediction_tables:
 
 
 rule text_prediction_inner_ratio:
+    """The d_inner/d_model analysis at equal decoder parameters."""
     input:
         data=rules.text_prediction_data.output.manifest,
     output:
@@ -254,5 +261,6 @@ rule text_prediction_inner_ratio:
 
 
 rule text_prediction:
+    """Stage target: the text-prediction case study."""
     input:
         text_prediction_targets(),

@@ -6,6 +6,7 @@ from nasflow.config.resolve import tfs_train_size
 
 
 rule train_arch:
+    """Train one TFS-Eval architecture from scratch."""
     input:
         train=rules.prepare_data.output.train,
         valid=rules.prepare_data.output.valid,
@@ -43,6 +44,7 @@ rule train_arch:
 
 
 rule score_arch:
+    """Score one trained TFS-Eval architecture (validation loss, BLEU)."""
     input:
         model=rules.train_arch.output.model,
         manifest=rules.prepare_data.output.manifest,
@@ -74,6 +76,7 @@ rule score_arch:
 
 
 rule supernet_quality:
+    """Score every supernet kind as a predictor of the TFS-Eval scores."""
     input:
         models=lambda wildcards: [supernet_model(kind) for kind in supernet_kinds()],
         manifest=rules.prepare_data.output.manifest,
@@ -106,6 +109,7 @@ rule supernet_quality:
 
 
 rule tfs_eval:
+    """Gather the from-scratch scores into a TFS-Eval set (released layout)."""
     input:
         scores=tfs_scores(),
         manifest=rules.prepare_data.output.manifest,
@@ -137,5 +141,6 @@ STAGE_ARTIFACTS["tfs"] = tfs_artifacts
 
 
 rule tfs:
+    """Stage target: the TFS-Eval trainings, scores and set."""
     input:
         stage_artifacts("tfs"),

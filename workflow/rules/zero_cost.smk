@@ -4,6 +4,7 @@
 
 
 rule zero_cost_scores:
+    """Zero-cost proxies (grad-norm, snip, synflow) of every TFS-Eval architecture."""
     input:
         unpack(zero_cost_inputs),
     output:
@@ -37,5 +38,6 @@ STAGE_ARTIFACTS["zero_cost"] = zero_cost_artifacts
 
 
 rule zero_cost:
+    """Stage target: the zero-cost scores."""
     input:
         stage_artifacts("zero_cost"),

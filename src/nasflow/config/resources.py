@@ -1,7 +1,7 @@
 """Scheduler resources of the workflow's jobs, estimated from the job's size in the config.
 
 Every estimate is `work / rate` in seconds, turned into minutes by `runtime_minutes`:
-`ceil(max(MIN_MINUTES, SAFETY x (seconds + JOB_OVERHEAD_S) / 60) x attempt)`, so a retried
+`ceil(max(MIN_MINUTES, SAFETY x (seconds + JOB_OVERHEAD_S) / 60)) x attempt`, so a retried
 job (Snakemake's `attempt`, profile key `retries`) asks for twice the time, then three times.
 Work is counted in forward FLOPs (`nasflow.efficiency.counts`, the space's largest
 architecture: a safe upper bound for sampled subnets); a training token costs three forward
@@ -55,7 +55,7 @@ LTS_OVERHEAD_RATIO = {"export": 4.0, "template": 1.0}
 def runtime_minutes(seconds: float, attempt: int = 1) -> int:
     """Minutes to ask for a job whose counted work takes `seconds`, on its `attempt`-th try."""
     base = max(MIN_MINUTES, SAFETY * (seconds + JOB_OVERHEAD_S) / 60)
-    return math.ceil(base * max(1, attempt))
+    return math.ceil(base) * max(1, attempt)
 
 
 def per_attempt(minutes: int, attempt: int = 1) -> int:

@@ -14,7 +14,7 @@ the demo space in 272 s (45 GFLOP/s on one thread), a supernet scoring of 300 va
 (78 GFLOP/s), the lts_gpt2 pretraining 4.1M tokens in 8 min on two threads (67 GFLOP/s);
 hence `CPU_FLOPS` 40 GFLOP/s. `GPU_FLOPS` is not measured here: 10 TFLOP/s is half of what
 fairseq reaches on a V100 in fp16 (Ott et al. 2018), as HAT's small models use a GPU less well.
-The README's figures (section "SLURM") compare the estimates with the benchmarks.
+config/README.md ("SLURM resources") states the formula per job and compares it with the demo.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ if "lts" in config["chains"]:
 
 
 rule all:
+    """Everything the config's chains build (each stage's artifacts)."""
     default_target: True
     input:
         all_targets(),

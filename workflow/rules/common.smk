@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from nasflow.config.options import BASE_SECTIONS
+from nasflow.config import resources as estimate
+from nasflow.config.resources import slurm_placement
 from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.llm.keys import required_key_envs
 from nasflow.llm import plan as llm_jobs
@@ -83,6 +85,15 @@ def job_config(*sections, **replaced):
     # How the corpus is fetched does not change what a job computes.
     if "data" in settings:
         settings["data"] = {k: v for k, v in settings["data"].items() if k != "fetch"}
+    # Nor where SLURM runs a measurement (the jobs' resources, see placement_resources).
+    if "targets" in settings.get("latency", {}):
+        targets = {
+            name: {k: v for k, v in spec.items() if k != "slurm"}
+            for name, spec in settings["latency"]["targets"].items()
+        }
+        settings["latency"] = {**settings["latency"], "targets": targets}
+    if isinstance(settings.get("lts"), dict):
+        settings["lts"] = {k: v for k, v in settings["lts"].items() if k != "slurm"}
     # Nor does a single training process (the default): adding the keys kept every
     # existing job's command unchanged.
     for name in ("supernet", "train"):
@@ -164,6 +175,42 @@ def measure_threads(target):
 def target_uses_gpu(target):
     """1 when the latency target is a GPU."""
     return int(config["latency"]["targets"][target]["device"] == "cuda")
+
+
+def per_attempt(minutes):
+    """`runtime` of a job whose size the config does not set: `minutes`, times the attempt."""
+    return lambda wildcards, attempt: estimate.per_attempt(minutes, attempt)
+
+
+def memory(base_mb):
+    """`mem_mb` growing on each retry (nasflow.config.resources.memory_mb)."""
+    return lambda wildcards, attempt: estimate.memory_mb(base_mb, attempt)
+
+
+def gpu_job(section, wildcards):
+    """Whether a job of `section` asks for a GPU (uses_gpu), for its runtime estimate."""
+    return uses_gpu(section)(wildcards) > 0
+
+
+def target_placement(target):
+    """SLURM resources (partition, constraint, --exclusive) of the jobs that measure on a
+    latency target: its `slurm` entry (nasflow.config.resources.slurm_placement)."""
+    return slurm_placement(config["latency"]["targets"][target].get("slurm"))
+
+
+def latency_dataset_placement():
+    """The same for latency_dataset (one resource list for the jobs of every target): each
+    resource any target sets, valued per job; None (unset) for a target without it, so
+    validation makes every target name a partition once one does."""
+    keys = {
+        key
+        for target in config["latency"]["targets"]
+        for key in target_placement(target)
+    }
+    return {
+        key: lambda wildcards, key=key: target_placement(wildcards.target).get(key)
+        for key in sorted(keys)
+    }
 
 
 def outputs_of(job_rule, **wildcards):

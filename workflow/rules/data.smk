@@ -16,6 +16,7 @@ FETCHED = (
 if FETCHED:
 
     rule fetch_corpus:
+        """Download and clean the WMT training corpus into data.local_dir."""
         output:
             **FETCHED,
         # Its outputs (in data.local_dir) have no {exp}, so its log and benchmark cannot either.
@@ -26,8 +27,8 @@ if FETCHED:
         conda:
             "../../envs/nasflow.yaml"
         resources:
-            mem_mb=16000,
-            runtime=8 * 60,
+            mem_mb=memory(16000),
+            runtime=per_attempt(8 * 60),
         params:
             corpus=config["data"]["corpus"],
             cache=f"{config['data']['cache_dir']}/wmt",
@@ -38,6 +39,7 @@ if FETCHED:
 
 
 rule prepare_data:
+    """Train the joint SentencePiece model and encode the train/valid/test splits."""
     input:
         **FETCHED,
     output:
@@ -55,8 +57,8 @@ rule prepare_data:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory(4000),
+        runtime=per_attempt(120),
     params:
         corpus=config["data"]["corpus"],
         src=config["data"]["source_lang"],
@@ -94,5 +96,6 @@ STAGE_ARTIFACTS["data"] = lambda: outputs_of(rules.prepare_data, exp=EXP)
 # Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Commands").
 # Each names every file its stage writes (`stage_artifacts`), the same files `rule all` names.
 rule data:
+    """Stage target: the prepared corpus."""
     input:
         stage_artifacts("data"),

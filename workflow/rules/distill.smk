@@ -7,6 +7,7 @@ localrules:
 
 
 rule distill_dataset:
+    """Label architectures with LLM-PP for distillation (LLM-Distill-PP)."""
     input:
         tfs_eval=rules.tfs_eval.output[0],
     output:
@@ -21,7 +22,9 @@ rule distill_dataset:
     resources:
         llm=1,
         mem_mb=2000,
-        runtime=24 * 60,
+        runtime=lambda wildcards, attempt: estimate.llm_label_minutes(
+            config, wildcards.llm, DISTILL["num_archs"], attempt
+        ),
     params:
         config=lambda wildcards: distill_dataset_config(wildcards.llm),
     shell:
@@ -31,6 +34,7 @@ rule distill_dataset:
 
 
 rule distill_train:
+    """Train the LLM-Distill-PP MLP on one split seed's labels."""
     input:
         dataset=rules.distill_dataset.output.csv,
         tfs_eval=rules.tfs_eval.output[0],
@@ -46,7 +50,7 @@ rule distill_train:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=per_attempt(60),
     params:
         config=job_config("distill.mlp"),
         name=lambda wildcards: distill_label(wildcards.llm),
@@ -58,6 +62,7 @@ rule distill_train:
 
 
 rule supernet_mlp_dataset:
+    """Score architectures with the supernet for the distilled HAT baseline."""
     input:
         supernet=lambda wildcards: supernet_model(),
         manifest=rules.prepare_data.output.manifest,
@@ -73,8 +78,10 @@ rule supernet_mlp_dataset:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=24 * 60,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.supernet_scoring_minutes(
+            config, DISTILL["supernet_archs"], gpu_job("train", wildcards), attempt
+        ),
     params:
         config=job_config(
             *BASE_SECTIONS, "train", "evaluate", "tfs", "distill.supernet_archs"
@@ -87,6 +94,7 @@ rule supernet_mlp_dataset:
 
 
 rule supernet_mlp_train:
+    """Train the MLP on supernet scores (distilled HAT)."""
     input:
         rules.supernet_mlp_dataset.output,
     output:
@@ -101,7 +109,7 @@ rule supernet_mlp_train:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=per_attempt(60),
     params:
         config=job_config("distill.mlp"),
     shell:
@@ -114,6 +122,7 @@ STAGE_ARTIFACTS["distill"] = distill_artifacts
 
 
 rule distill:
+    """Stage target: the distillation datasets and MLPs."""
     input:
         needs_tfs_set("distill"),
         stage_artifacts("distill"),

@@ -3,6 +3,7 @@
 
 
 rule train_final:
+    """Train a search's winner from scratch."""
     input:
         arch=rules.run_search.output.arch,
         train=rules.prepare_data.output.train,
@@ -21,8 +22,10 @@ rule train_final:
     threads: config["threads"]
     resources:
         **train_resources("train", final_train_settings(config)),
-        mem_mb=16000,
-        runtime=2 * 24 * 60,
+        mem_mb=memory(16000),
+        runtime=lambda wildcards, attempt: estimate.train_minutes(
+            config, final_train_settings(config), gpu_job("train", wildcards), attempt
+        ),
     params:
         launch=train_launch(final_train_settings(config)),
         config=final_train_config(),
@@ -35,6 +38,7 @@ rule train_final:
 
 
 rule score_final:
+    """Score a search's trained winner (BLEU)."""
     input:
         model=rules.train_final.output.model,
         manifest=rules.prepare_data.output.manifest,
@@ -55,8 +59,10 @@ rule score_final:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.score_minutes(
+            config, gpu_job("train", wildcards), attempt
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
@@ -67,6 +73,7 @@ rule score_final:
 
 
 rule measure_final:
+    """Measure a search's trained winner on the search's latency target."""
     input:
         model=rules.train_final.output.model,
         predictor=path_of(
@@ -82,9 +89,12 @@ rule measure_final:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: measure_threads(SEARCH_TARGET)
     resources:
+        **target_placement(SEARCH_TARGET),
         gpu=target_uses_gpu(SEARCH_TARGET),
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=memory(4000),
+        runtime=lambda wildcards, attempt: estimate.measure_final_minutes(
+            config, SEARCH_TARGET, attempt
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "latency", "data"),
         target=SEARCH_TARGET,
@@ -100,6 +110,7 @@ STAGE_ARTIFACTS["final"] = final_artifacts
 
 
 rule final:
+    """Stage target: the winners trained, scored and measured."""
     input:
         needs_tfs_set("final"),
         stage_artifacts("final"),

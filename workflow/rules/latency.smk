@@ -3,6 +3,7 @@
 
 
 rule latency_dataset:
+    """Measure the latency of sampled architectures on one latency target."""
     output:
         csv="results/{exp}/latency/{target}/dataset.csv",
         meta="results/{exp}/latency/{target}/dataset.json",
@@ -15,9 +16,12 @@ rule latency_dataset:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: measure_threads(wildcards.target)
     resources:
+        **latency_dataset_placement(),
         gpu=lambda wildcards: target_uses_gpu(wildcards.target),
-        mem_mb=8000,
-        runtime=6 * 60,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.latency_dataset_minutes(
+            config, wildcards.target, attempt
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "latency", "data"),
         state="state/{exp}/latency/{target}",
@@ -27,6 +31,7 @@ rule latency_dataset:
 
 
 rule latency_predictor:
+    """Train HAT's MLP latency predictor on a target's latency dataset."""
     input:
         rules.latency_dataset.output.csv,
     output:
@@ -47,7 +52,7 @@ rule latency_predictor:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=per_attempt(60),
     params:
         config=job_config("space", "latency.predictor"),
         out=lambda wildcards, output: Path(output.model).parent,
@@ -66,5 +71,6 @@ STAGE_ARTIFACTS["latency"] = lambda: [
 
 
 rule latency:
+    """Stage target: each target's latency dataset and predictor."""
     input:
         stage_artifacts("latency"),

@@ -22,6 +22,7 @@ localrules:
 
 
 rule llm_pp_predict:
+    """LLM-PP predictions of one setup, prompt variant and number of demonstrations."""
     input:
         tfs_eval=llm_scope_tfs_eval,
         examples=llm_task_example_files,
@@ -37,7 +38,7 @@ rule llm_pp_predict:
     resources:
         llm=1,
         mem_mb=2000,
-        runtime=24 * 60,
+        runtime=per_attempt(24 * 60),
     params:
         config=lambda wildcards: job_config(
             llm=llm_job_section(wildcards.llm, wildcards.scope)
@@ -51,6 +52,7 @@ rule llm_pp_predict:
 
 
 rule llm_pp_evaluate:
+    """Table 1: LLM-PP quality (MAE, Kendall) against the baselines."""
     input:
         tfs_eval=llm_scope_tfs_eval,
         predictions=lambda wildcards: llm_pp_predictions(wildcards.scope),
@@ -83,7 +85,7 @@ rule llm_pp_evaluate:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         tasks=lambda wildcards: llm_scope_tasks(wildcards.scope),
         distill=lambda wildcards, input: (
@@ -99,6 +101,7 @@ rule llm_pp_evaluate:
 
 
 rule table11:
+    """Table 11: prediction time and quality of the predictors."""
     input:
         unpack(table11_inputs),
     output:
@@ -118,8 +121,8 @@ rule table11:
     threads: config["threads"]
     resources:
         gpu=table11_gpu,
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=table11_runtime,
     params:
         options=table11_options,
     shell:
@@ -130,6 +133,7 @@ rule table11:
 # Every test architecture asked llm.robustness_samples times with the prompt Table 11 uses;
 # sample 0 is the ordinary run's reply, from the reply cache.
 rule llm_pp_robustness_predict:
+    """LLM-PP predictions repeated for the robustness study (A.8.4)."""
     input:
         tfs_eval=llm_scope_tfs_eval,
         examples=llm_task_example_files,
@@ -147,7 +151,7 @@ rule llm_pp_robustness_predict:
     resources:
         llm=1,
         mem_mb=2000,
-        runtime=24 * 60,
+        runtime=per_attempt(24 * 60),
     params:
         config=lambda wildcards: job_config(
             llm=llm_job_section(wildcards.llm, wildcards.scope, robustness=True)
@@ -164,6 +168,7 @@ rule llm_pp_robustness_predict:
 
 
 rule llm_pp_robustness:
+    """The robustness table of LLM-PP (A.8.4)."""
     input:
         predictions=lambda wildcards: llm_robustness_predictions(wildcards.scope),
     output:
@@ -182,7 +187,7 @@ rule llm_pp_robustness:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         samples=config["llm"]["robustness_samples"],
     shell:
@@ -194,6 +199,7 @@ STAGE_ARTIFACTS["llm_pp"] = llm_pp_artifacts
 
 
 rule llm_pp:
+    """Stage target: LLM-PP predictions and tables."""
     input:
         needs_tfs_set("llm_pp"),
         stage_artifacts("llm_pp"),

@@ -8,6 +8,7 @@ from nasflow.lts.text import text_corpus
 
 
 rule lts_text:
+    """The LTS latency protocol's text set (tokenizer, held-out prompts)."""
     input:
         # The plain-text corpus (lts.text.corpus, else lts.proxy_check.corpus, else
         # $NASFLOW_MIRROR/ptb), resolved only when an LTS job is requested: without one the run
@@ -26,7 +27,7 @@ rule lts_text:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=per_attempt(30),
     params:
         config=job_config(*BASE_SECTIONS, "lts"),
         out=lambda wildcards, output: Path(output.manifest).parent,
@@ -36,6 +37,7 @@ rule lts_text:
 
 
 rule lts_search:
+    """LTS Pareto search: decoder parameters vs measured latency and memory."""
     input:
         text=rules.lts_text.output.manifest,
     output:
@@ -56,8 +58,9 @@ rule lts_search:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: lts_measure_threads()
     resources:
-        mem_mb=8000,
-        runtime=6 * 60,
+        **slurm_placement(LTS["slurm"]),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.lts_search_minutes(LTS, attempt),
     params:
         config=job_config(*BASE_SECTIONS, "lts"),
         out=lambda wildcards, output: Path(output.frontier).parent,
@@ -72,6 +75,7 @@ rule lts_search:
 
 
 rule lts_case_study:
+    """LTS case study: frontier candidates against the baseline, measured."""
     input:
         frontier=rules.lts_search.output.frontier,
         text=rules.lts_text.output.manifest,
@@ -90,8 +94,9 @@ rule lts_case_study:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: lts_measure_threads()
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **slurm_placement(LTS["slurm"]),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.lts_case_study_minutes(LTS, attempt),
     params:
         config=job_config(*BASE_SECTIONS, "lts"),
         cache=config["lts"]["cache"],
@@ -103,6 +108,7 @@ rule lts_case_study:
 
 
 rule lts_proxy_check:
+    """LTS proxy check: decoder parameters vs Penn Treebank perplexity."""
     input:
         corpus=lts_proxy_corpus() or [],
     output:
@@ -116,8 +122,8 @@ rule lts_proxy_check:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=6 * 60,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.proxy_check_minutes(config, attempt),
     params:
         check=config["lts"]["proxy_check"],
         state="state/{exp}/lts/proxy_check.jsonl",
@@ -129,5 +135,6 @@ rule lts_proxy_check:
 
 
 rule lts:
+    """Stage target: the LTS chain."""
     input:
         lts_targets(),

@@ -4,6 +4,7 @@
 
 
 rule table1_baselines:
+    """Table 1 baselines on the released TFS-Eval sets."""
     input:
         tfs_eval=str(TFS_EVAL_DIR),
         zero_cost=lambda wildcards: zero_cost_scores("paper") or [],
@@ -25,7 +26,7 @@ rule table1_baselines:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         tasks=",".join(config["paper"]["tasks"]),
         options=lambda wildcards, input: table1_options("paper", input),

@@ -3,6 +3,7 @@
 
 
 rule run_search:
+    """One evolutionary search (method, constraint, seed)."""
     input:
         unpack(search_inputs),
     output:
@@ -20,8 +21,10 @@ rule run_search:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=24 * 60,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.search_minutes(
+            config, wildcards.method, gpu_job("train", wildcards), attempt
+        ),
     params:
         config=search_config,
         data=lambda wildcards, input: Path(input.manifest).parent,
@@ -40,6 +43,7 @@ STAGE_ARTIFACTS["search"] = search_artifacts
 
 
 rule search:
+    """Stage target: every configured search."""
     input:
         needs_tfs_set("search"),
         stage_artifacts("search"),

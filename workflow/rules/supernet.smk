@@ -6,6 +6,7 @@
 
 
 rule train_supernet:
+    """Train one weight-sharing supernet (HAT or Mixture-of-Supernets) of a kind."""
     input:
         train=rules.prepare_data.output.train,
         valid=rules.prepare_data.output.valid,
@@ -23,8 +24,10 @@ rule train_supernet:
     threads: config["threads"]
     resources:
         **train_resources("supernet", SUPERNET),
-        mem_mb=16000,
-        runtime=3 * 24 * 60,
+        mem_mb=memory(16000),
+        runtime=lambda wildcards, attempt: estimate.train_minutes(
+            config, SUPERNET, gpu_job("supernet", wildcards), attempt
+        ),
     params:
         launch=train_launch(SUPERNET),
         config=lambda wildcards: job_config(
@@ -42,5 +45,6 @@ STAGE_ARTIFACTS["supernet"] = supernet_artifacts
 
 
 rule supernet:
+    """Stage target: every configured supernet kind."""
     input:
         stage_artifacts("supernet"),

@@ -3,6 +3,7 @@
 
 
 rule search_tables:
+    """Tables 3/4, 5 and 16 from the searched and trained runs."""
     input:
         runs=search_final_files(),
     output:
@@ -49,7 +50,7 @@ rule search_tables:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         runs=search_run_dirs(),
         out=lambda wildcards, output: Path(output.results).parent,
@@ -60,6 +61,7 @@ rule search_tables:
 # Table 15 on request (`snakemake table15`): the searches over the Neuron-wise MoS supernet, with
 # and without LLM-Distill-PP iterations, trained and measured like the others.
 rule table15_tables:
+    """Table 15: the searches over the Neuron-wise MoS supernet."""
     input:
         runs=lambda wildcards: search_final_files(table15_runs()),
     output:
@@ -70,7 +72,7 @@ rule table15_tables:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         runs=lambda wildcards: search_run_dirs(table15_runs()),
     shell:
@@ -81,12 +83,14 @@ STAGE_ARTIFACTS["tables"] = tables_artifacts
 
 
 rule tables:
+    """Stage target: every table."""
     input:
         needs_tfs_set("tables"),
         stage_artifacts("tables"),
 
 
 rule table15:
+    """Target: Table 15 and the MoS searches it needs."""
     input:
         needs_tfs_set("table15"),
         path_of(rules.table15_tables.output[0], exp=EXP),

@@ -6,6 +6,7 @@
 
 
 rule text_prediction_data:
+    """Text-prediction corpora and vocabulary."""
     input:
         # Both corpora are resolved only when a text_prediction job is requested: without one
         # the run stops before any job starts, with an error naming the config key.
@@ -22,7 +23,7 @@ rule text_prediction_data:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=per_attempt(30),
     params:
         config=job_config(*TP_SECTIONS, "lts.text", "lts.proxy_check"),
         out=lambda wildcards, output: Path(output.manifest).parent,
@@ -33,6 +34,7 @@ rule text_prediction_data:
 
 
 rule text_prediction_pretrain:
+    """Pretrain the baseline or the case study's candidates."""
     input:
         data=rules.text_prediction_data.output.manifest,
         # The candidates come from the LTS case study; the baseline trains beside the search.
@@ -47,8 +49,13 @@ rule text_prediction_pretrain:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=lambda wildcards: text_prediction_runtime("pretrain"),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.text_prediction_minutes(
+            config,
+            "pretrain",
+            estimate.text_prediction_models(config, wildcards.group),
+            attempt,
+        ),
     params:
         config=job_config(*TP_SECTIONS, "lts.baseline"),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -64,6 +71,7 @@ rule text_prediction_pretrain:
 
 
 rule text_prediction_finetune:
+    """Finetune a group's pretrained models for sentence completion."""
     input:
         data=rules.text_prediction_data.output.manifest,
         pretrained=rules.text_prediction_pretrain.output.models,
@@ -77,8 +85,13 @@ rule text_prediction_finetune:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=lambda wildcards: text_prediction_runtime("finetune"),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.text_prediction_minutes(
+            config,
+            "finetune",
+            estimate.text_prediction_models(config, wildcards.group),
+            attempt,
+        ),
     params:
         config=job_config(*TP_SECTIONS),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -91,6 +104,7 @@ rule text_prediction_finetune:
 
 
 rule text_prediction_suggest:
+    """Run the suggestion engine on the dev and test splits."""
     input:
         data=rules.text_prediction_data.output.manifest,
         finetuned=rules.text_prediction_finetune.output.summary,
@@ -106,7 +120,7 @@ rule text_prediction_suggest:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=120,
+        runtime=per_attempt(120),
     params:
         config=job_config(*TP_SECTIONS),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -117,6 +131,7 @@ rule text_prediction_suggest:
 
 
 rule text_prediction_latency:
+    """ONNX Runtime latency of every trained text-prediction model."""
     input:
         data=rules.text_prediction_data.output.manifest,
         pretrained=expand(
@@ -139,8 +154,11 @@ rule text_prediction_latency:
         "../../envs/nasflow.yaml"
     threads: lambda wildcards: lts_measure_threads()
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **slurm_placement(LTS["slurm"]),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.text_prediction_latency_minutes(
+            config, attempt
+        ),
     params:
         config=job_config(*TP_SECTIONS, "lts.measure"),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -151,6 +169,7 @@ rule text_prediction_latency:
 
 
 rule text_prediction_tables:
+    """Tables 2 and 3 of the text-prediction case study."""
     input:
         pretrained=expand(
             rules.text_prediction_pretrain.output.models,
@@ -195,7 +214,7 @@ rule text_prediction_tables:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=per_attempt(30),
     params:
         config=job_config(*TP_SECTIONS),
         out=lambda wildcards, output: Path(output.table2).parent,
@@ -209,6 +228,7 @@ rule text_prediction_tables:
 
 
 rule text_prediction_inner_ratio:
+    """The d_inner/d_model analysis at equal decoder parameters."""
     input:
         data=rules.text_prediction_data.output.manifest,
     output:
@@ -222,8 +242,13 @@ rule text_prediction_inner_ratio:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=lambda wildcards: text_prediction_runtime("pretrain"),
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.text_prediction_minutes(
+            config,
+            "pretrain",
+            2 * len(TP["inner_ratio"]["sizes"]),
+            attempt,
+        ),
     params:
         config=job_config(*TP_SECTIONS, "lts.baseline"),
         data=lambda wildcards, input: Path(input.data).parent,
@@ -236,5 +261,6 @@ rule text_prediction_inner_ratio:
 
 
 rule text_prediction:
+    """Stage target: the text-prediction case study."""
     input:
         text_prediction_targets(),

@@ -6,6 +6,7 @@ from nasflow.config.resolve import tfs_train_size
 
 
 rule train_arch:
+    """Train one TFS-Eval architecture from scratch."""
     input:
         train=rules.prepare_data.output.train,
         valid=rules.prepare_data.output.valid,
@@ -22,8 +23,14 @@ rule train_arch:
     threads: config["threads"]
     resources:
         **train_resources("train", config["train"]),
-        mem_mb=16000,
-        runtime=2 * 24 * 60,
+        mem_mb=memory(16000),
+        runtime=lambda wildcards, attempt: estimate.train_minutes(
+            config,
+            config["train"],
+            gpu_job("train", wildcards),
+            attempt,
+            arch=TFS_ARCHS[wildcards.arch_id],
+        ),
     params:
         launch=train_launch(config["train"]),
         config=job_config(*BASE_SECTIONS, "train"),
@@ -37,6 +44,7 @@ rule train_arch:
 
 
 rule score_arch:
+    """Score one trained TFS-Eval architecture (validation loss, BLEU)."""
     input:
         model=rules.train_arch.output.model,
         manifest=rules.prepare_data.output.manifest,
@@ -54,8 +62,10 @@ rule score_arch:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.score_minutes(
+            config, gpu_job("train", wildcards), attempt
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
@@ -66,6 +76,7 @@ rule score_arch:
 
 
 rule supernet_quality:
+    """Score every supernet kind as a predictor of the TFS-Eval scores."""
     input:
         models=lambda wildcards: [supernet_model(kind) for kind in supernet_kinds()],
         manifest=rules.prepare_data.output.manifest,
@@ -82,8 +93,13 @@ rule supernet_quality:
     threads: config["threads"]
     resources:
         gpu=uses_gpu("train"),
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=lambda wildcards, attempt: estimate.supernet_scoring_minutes(
+            config,
+            len(TFS_ARCHS) * len(supernet_kinds()),
+            gpu_job("train", wildcards),
+            attempt,
+        ),
     params:
         config=job_config(*BASE_SECTIONS, "train", "evaluate"),
         data=lambda wildcards, input: Path(input.manifest).parent,
@@ -93,6 +109,7 @@ rule supernet_quality:
 
 
 rule tfs_eval:
+    """Gather the from-scratch scores into a TFS-Eval set (released layout)."""
     input:
         scores=tfs_scores(),
         manifest=rules.prepare_data.output.manifest,
@@ -105,7 +122,7 @@ rule tfs_eval:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         data=lambda wildcards, input: Path(input.manifest).parent,
         seeds=config["tfs"]["split_seeds"],
@@ -124,5 +141,6 @@ STAGE_ARTIFACTS["tfs"] = tfs_artifacts
 
 
 rule tfs:
+    """Stage target: the TFS-Eval trainings, scores and set."""
     input:
         stage_artifacts("tfs"),

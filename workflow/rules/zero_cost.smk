@@ -4,6 +4,7 @@
 
 
 rule zero_cost_scores:
+    """Zero-cost proxies (grad-norm, snip, synflow) of every TFS-Eval architecture."""
     input:
         unpack(zero_cost_inputs),
     output:
@@ -17,8 +18,8 @@ rule zero_cost_scores:
         "../../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory(8000),
+        runtime=per_attempt(120),
     params:
         tasks=lambda wildcards: ",".join(llm_scope_tasks(wildcards.scope)),
         source=zero_cost_source,
@@ -37,5 +38,6 @@ STAGE_ARTIFACTS["zero_cost"] = zero_cost_artifacts
 
 
 rule zero_cost:
+    """Stage target: the zero-cost scores."""
     input:
         stage_artifacts("zero_cost"),

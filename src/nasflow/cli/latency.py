@@ -22,13 +22,14 @@ from nasflow.space.hat import Arch, parse_arch
 
 
 def target_settings(config: Config, target: str) -> dict[str, Any]:
-    """The config's `latency.targets[target]` (device, backend, threads), or a clear error."""
+    """The config's `latency.targets[target]` (device, backend, threads), or a clear error;
+    its `slurm` placement is the workflow's, not the measurement's."""
     targets = config["latency"]["targets"]
     if target not in targets:
         raise ConfigError(
             f"config key latency.targets has no target {target!r} (known: {sorted(targets)})"
         )
-    return dict(targets[target])
+    return {key: value for key, value in targets[target].items() if key != "slurm"}
 
 
 def dataset_settings(config: Config, target: str, overrides: dict[str, Any]) -> Any:

@@ -252,6 +252,16 @@ def _check_search(config: Config) -> list[str]:
             f"config key search.latency_target ({search.get('latency_target')!r}) must name a "
             f"latency.targets entry ({', '.join(targets)})"
         )
+    placed = [name for name, spec in targets.items() if (spec.get("slurm") or {}).get("partition")]
+    if placed and len(placed) < len(targets):
+        unplaced = ", ".join(
+            f"latency.targets.{name}.slurm.partition" for name in targets if name not in placed
+        )
+        problems.append(
+            f"config key {unplaced}: needed because latency.targets.{placed[0]}.slurm.partition "
+            "is set (rule latency_dataset serves every target: where one names a partition, "
+            "the others cannot fall back to the profile's)"
+        )
     for name, method in methods.items():
         iterations = method.get("iterations", 0)
         for i, segment in enumerate(method.get("segments", [])):

@@ -188,6 +188,15 @@ def table11_gpu(wildcards):
     return 0 if wildcards.scope == "paper" else uses_gpu("train")(wildcards)
 
 
+def table11_runtime(wildcards, attempt):
+    """Minutes of Table 11: the supernet scores every architecture of the experiment's own set
+    (nothing runs a model on the released sets)."""
+    if wildcards.scope == "paper":
+        return estimate.per_attempt(30, attempt)
+    gpu = table11_gpu(wildcards) > 0
+    return estimate.supernet_scoring_minutes(config, len(TFS_ARCHS), gpu, attempt)
+
+
 def paper_tables():
     """Tables 1 and 11 and LLM-PP's robustness (A.8.4) on the released TFS-Eval sets, when
     they are available."""

@@ -25,13 +25,6 @@ def text_prediction_case_study(group):
     return path_of(rules.lts_case_study.output.csv, exp=EXP)
 
 
-def text_prediction_runtime(phase):
-    """Minutes a SLURM job of a training phase asks for: 20 ms per 1,000 training tokens (the
-    scaled decoders on 2 CPU cores run at about half that), at least 30."""
-    settings = TP[phase]
-    return max(30, int(settings["steps"] * settings["batch_tokens"] / 1000 * 0.02 / 60))
-
-
 def text_prediction_targets():
     """The stage's artifacts (the tables, and the d_inner/d_model analysis when enabled);
     nothing, with the reason, when disabled or a corpus is missing."""

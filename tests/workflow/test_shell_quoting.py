@@ -156,7 +156,7 @@ def test_a_dry_run_passes_hostile_config_paths_intact(tmp_path):
         assert option(cmd, "--cache") == f"{values['cache_dir']}/wmt"
     for cmd in each("prepare_data"):
         assert option(cmd, "--local-dir") == values["local_dir"]
-        assert option(cmd, "--cache-dir") == values["cache_dir"]
+        assert option(cmd, "--cache") == values["cache_dir"]
         for split in ("train", "valid", "test"):
             assert option(cmd, f"--{split}") == values[split]
     for cmd in each("table1_baselines"):

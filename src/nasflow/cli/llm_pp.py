@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from nasflow.config.options import add_config_options, config_given, read_config
 from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic, write_text_atomic
-from nasflow.core.log import log
 from nasflow.predictors.llm import read_predictions
 from nasflow.predictors.llm_options import (
     add_llm_options,
@@ -20,6 +20,9 @@ from nasflow.predictors.llm_options import (
     task_examples,
 )
 from nasflow.report.table1_rows import add_table1_options
+from nasflow.tfs.format import add_task_option
+
+logger = logging.getLogger(__name__)
 
 # The config sections `llm-pp predict` reads (what the rules pass as --config-json).
 PREDICT_SECTIONS = ("llm",)
@@ -51,13 +54,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     train = parse_train_corpora(_examples_train(args, config))
     examples = task_examples(folder, info, args.examples_dir, train)
     records = llm_pp_predictions(
-        table, info, tasks, provider, cache, prompts, predict, examples, log
+        table, info, tasks, provider, cache, prompts, predict, examples, logger.info
     )
     lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
     write_text_atomic(args.out, lines)
     usage = usage_summary(records, provider, prompts, predict, prices)
     write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), usage)
-    log(
+    logger.info(
         f"{len(records)} predictions ({usage['failed']} failed): {usage['requests']} requests, "
         f"{usage['cache_hits']} cache hits -> {args.out}"
     )
@@ -135,7 +138,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             ignore_index=True,
         )
         plot_llm_pp_vs_tfs(points, args.plot, tasks)
-        log(f"{len(points)} (predictor, architecture) points -> {args.plot}")
+        logger.info(f"{len(points)} (predictor, architecture) points -> {args.plot}")
     return 0
 
 
@@ -146,7 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     predict = sub.add_parser("predict", help="LLM-PP predictions for TFS-Eval test architectures")
     predict.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
-    predict.add_argument("--task", nargs="+", help="tasks (default: every task found)")
+    add_task_option(predict, help="tasks, or all (default: every task found)")
     predict.add_argument("--seeds", type=int, nargs="+", help="seeds (default: all)")
     add_config_options(predict, sections=PREDICT_SECTIONS)
     add_llm_options(predict)
@@ -170,7 +173,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = sub.add_parser("evaluate", help="MAE / Kendall tau of LLM-PP predictions")
     evaluate.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
-    evaluate.add_argument("--task", nargs="+", help="tasks (default: every task found)")
+    add_task_option(evaluate, help="tasks, or all (default: every task found)")
     evaluate.add_argument("--predictions", type=Path, nargs="+", required=True)
     evaluate.add_argument("--baselines", action="store_true", help="add supernet and count rows")
     add_table1_options(evaluate)  # with --baselines

@@ -10,7 +10,6 @@ from typing import Any
 
 from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
-from nasflow.core.log import log
 
 
 def _mirror_path(*parts: str) -> Path | None:
@@ -29,7 +28,7 @@ def task_examples(
     development set newstest2013 in `folder` (default `$NASFLOW_MIRROR/newstest`)."""
     from nasflow.llm.examples import example_source
 
-    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora, log)
+    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora)
 
 
 def provider_from_options(args: argparse.Namespace):

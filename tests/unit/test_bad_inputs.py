@@ -142,11 +142,11 @@ ARCH_TRAIN = (
 )
 PREDICT = f"llm-pp predict {TFS} --out {{t}}/out/p.jsonl"
 DISTILL = f"distill dataset {TFS} --seed 1 --out {{t}}/out/d.jsonl"
-PROXY = "lts proxy-check --corpus {t}/ptb --k 2 --steps 1 --out {t}/out/p.json"
+PROXY = "lts proxy-check --corpus {t}/ptb --n 2 --steps 1 --out {t}/out/p.json"
 PTB = {f"{{t}}/ptb/ptb.{s}.txt": "a b c d\n" * 400 for s in ("train", "valid", "test")}
 PTB_TRAIN = "{t}/ptb/ptb.train.txt"
 EVAL = f"predictors evaluate {TFS} --out {{t}}/out/e.json"
-LAT = f"latency dataset {CFG} --size 2 --runs 1 --out {{t}}/out/lat.csv --state {{t}}/state"
+LAT = f"latency dataset {CFG} --n 2 --runs 1 --out {{t}}/out/lat.csv --state-dir {{t}}/state"
 PREP = (
     "data prepare --corpus custom --source local --local-dir {t}/corpus --source-lang en"
     " --target-lang de --train train --valid val --test test --vocab-size 100 --out {t}/out/prep"
@@ -404,7 +404,7 @@ CASES = [
     ),
     case(
         "cache: junk LTS cache",
-        "lts search --config {t}/c.yaml --out-dir {t}/out/lts --cache {t}/m.sqlite",
+        "lts search --config {t}/c.yaml --out {t}/out/lts --cache {t}/m.sqlite",
         ["m.sqlite", "is damaged"],
         {
             C: LTS + "lts: {text: {corpus: '{t}/ptb', vocab_size: 264}}\n",
@@ -438,7 +438,7 @@ CASES = [
     ),
     case(
         "state: proxy-check row without id",
-        PROXY + " --state {t}/s/state.jsonl",
+        PROXY + " --state-file {t}/s/state.jsonl",
         ["state.jsonl:2", "lacks id"],
         {**PTB, "{t}/s/state.jsonl": _lines({"id": "a", "fingerprint": "f"}, {"fingerprint": "f"})},
         "{t}/out/p.json",

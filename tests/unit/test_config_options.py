@@ -90,7 +90,7 @@ def test_every_config_reading_command_declares_its_sections() -> None:
             "1",
             "--data",
             "d",
-            "--out-dir",
+            "--out",
             "o",
             "--state-root",
             "s",

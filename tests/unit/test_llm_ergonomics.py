@@ -128,7 +128,8 @@ def _config(tmp_path: Path, server, tfs_eval: Path) -> Path:
 
 
 def _estimate_line(log: str) -> str:
-    return next(line for line in log.splitlines() if line.startswith("estimate:"))
+    # a log line: "<date> <time> INFO nasflow.cli.llm_pp: estimate: ..."
+    return next(line[line.index("estimate:") :] for line in log.splitlines() if "estimate:" in line)
 
 
 def _total(out: str) -> int:

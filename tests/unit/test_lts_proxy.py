@@ -178,8 +178,8 @@ def test_state_torn_last_line_is_dropped(toy: Path, tmp_path: Path) -> None:
 
 def test_proxy_check_cli(toy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, rows = tmp_path / "result.json", tmp_path / "rows.csv"
-    argv = ["lts", "proxy-check", "--corpus", str(toy), "--space", "lts-demo", "--k", "2"]
-    argv += ["--steps", "5", "--batch", "4", "--seq-len", "16", "--out", str(out)]
+    argv = ["lts", "proxy-check", "--corpus", str(toy), "--space", "lts-demo", "--n", "2"]
+    argv += ["--steps", "5", "--batch-size", "4", "--seq-len", "16", "--out", str(out)]
     assert main([*argv, "--csv", str(rows)]) == 0
     result = json.loads(out.read_text())
     assert result["trained"] == 2 and result["settings"]["steps"] == 5

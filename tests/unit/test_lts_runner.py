@@ -49,12 +49,12 @@ def test_search_then_case_study_measure_each_arch_once(tmp_path: Path, capsys) -
     # The text set once (as rule lts_text does); the search below builds its own from the
     # config's corpus, the case study reads this one: the same tokenizer, the same cache key.
     text = tmp_path / "text"
-    assert main(["lts", "text", "--config-json", config, "--out-dir", str(text)]) == 0
+    assert main(["lts", "text", "--config-json", config, "--out", str(text)]) == 0
     info = json.loads((text / "text.json").read_text())
     assert info["vocab_size"] == 290 and info["heldout_source"].startswith("last 10 of 200")
     assert info["chars_per_token"] == pytest.approx(info["heldout_chars"] / info["heldout_tokens"])
     assert info["chars_per_token"] > 1.5 and info["lines_altered_by_decoding"] == 0
-    argv = ["lts", "search", "--config-json", config, "--out-dir", str(out)]
+    argv = ["lts", "search", "--config-json", config, "--out", str(out)]
     argv += ["--state-dir", str(tmp_path / "state"), "--cache", str(cache)]
     assert main(argv) == 0
     frontier = pd.read_csv(out / "frontier.csv")
@@ -99,7 +99,7 @@ def test_search_then_case_study_measure_each_arch_once(tmp_path: Path, capsys) -
 def test_no_text_corpus_fails_before_any_work(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.delenv("NASFLOW_MIRROR", raising=False)
     out, cache = tmp_path / "o", tmp_path / "c.sqlite"
-    argv = ["lts", "search", "--config-json", _config(), "--out-dir", str(out)]
+    argv = ["lts", "search", "--config-json", _config(), "--out", str(out)]
     assert main([*argv, "--cache", str(cache)]) == 2
     assert "config key lts.text.corpus" in capsys.readouterr().err
     assert not out.exists() and not cache.exists()
@@ -107,7 +107,7 @@ def test_no_text_corpus_fails_before_any_work(tmp_path: Path, capsys, monkeypatc
 
 def test_bad_measure_settings_name_the_key(tmp_path: Path, capsys) -> None:
     config = _config(measure={"new_tokens": 1})
-    argv = ["lts", "search", "--config-json", config, "--out-dir", str(tmp_path / "o")]
+    argv = ["lts", "search", "--config-json", config, "--out", str(tmp_path / "o")]
     assert main([*argv, "--cache", str(tmp_path / "c.sqlite")]) == 2
     assert "lts.measure.new_tokens" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

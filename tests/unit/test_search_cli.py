@@ -105,7 +105,7 @@ def make_config(latency_limit: float = 1e6, **search: Any) -> str:
 def search_args(config: str, method: str, constraint: str, out: Path, data: Path, *extra: str):
     return [
         "search", "run", "--config-json", config, "--method", method, "--constraint", constraint,
-        "--seed", "3", "--data", str(data), "--out-dir", str(out / "run"),
+        "--seed", "3", "--data", str(data), "--out", str(out / "run"),
         "--state-dir", str(out / "state"), *extra,
     ]  # fmt: skip
 
@@ -345,7 +345,7 @@ def run_dirs(tmp_path: Path) -> list[Path]:
 
 def test_tables(run_dirs: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "tables"
-    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out-dir", str(out)]
+    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out", str(out)]
     assert main(argv) == 0
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 7 and results["predictor_seconds_distill"].isna().sum() == 4
@@ -397,7 +397,7 @@ def test_tables(run_dirs: list[Path], tmp_path: Path) -> None:
 
 def test_tables_options(run_dirs: list[Path], tmp_path: Path, capsys) -> None:
     out = tmp_path / "tables"
-    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out-dir", str(out),
+    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out", str(out),
             "--hsnas-methods", "hsnas-16-30", "absent", "--bleu", "tokenized"]  # fmt: skip
     assert main(argv) == 0
     assert "absent" in capsys.readouterr().err
@@ -419,7 +419,7 @@ def test_tables_with_distilled_hat_and_mixed_protocols(tmp_path: Path, capsys) -
         write_run(root, "hat-15", "lat-100", 2, seconds=45, bleu=26, iterations=15, protocol=None),
     ]
     out = tmp_path / "tables"
-    assert main(["search", "tables", "--runs", *map(str, runs), "--out-dir", str(out)]) == 0
+    assert main(["search", "tables", "--runs", *map(str, runs), "--out", str(out)]) == 0
     assert "mix scoring protocols" in capsys.readouterr().err
     table16 = pd.read_csv(out / "table16.csv")
     assert table16["method"].tolist() == ["hat", "hat-15", "distilled-hat", "hsnas"]
@@ -454,7 +454,7 @@ def test_flops_constraints_and_search_seeds_get_tables_12_and_13(tmp_path: Path)
         ),
     ]  # fmt: skip
     out = tmp_path / "tables"
-    assert main(["search", "tables", "--runs", *map(str, runs), "--out-dir", str(out)]) == 0
+    assert main(["search", "tables", "--runs", *map(str, runs), "--out", str(out)]) == 0
     table3 = pd.read_csv(out / "table3.csv")  # latency budgets only
     assert "lat-100 BLEU" in table3 and not any(c.startswith("gflops") for c in table3)
     table13 = pd.read_csv(out / "table13.csv")  # GFLOPs-only constraints
@@ -475,7 +475,7 @@ def test_flops_constraints_and_search_seeds_get_tables_12_and_13(tmp_path: Path)
 def test_tables_missing_or_mismatched_final_files(run_dirs: list[Path], tmp_path: Path, capsys):
     latency = run_dirs[2] / "final" / "latency.json"
     latency.unlink()
-    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out-dir", str(tmp_path / "t")]
+    argv = ["search", "tables", "--runs", *map(str, run_dirs), "--out", str(tmp_path / "t")]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{latency}: file not found" in err and "nasflow latency measure" in err

@@ -73,7 +73,7 @@ def run(method: str, out: Path, data: Path, *extra: str) -> list[str]:
     return [
         "search", "run", "--config-json", config_json(), "--method", method,
         "--constraint", "any", "--seed", "5", "--data", str(data),
-        "--out-dir", str(out / method), "--state-dir", str(out / f"state-{method}"), *extra,
+        "--out", str(out / method), "--state-dir", str(out / f"state-{method}"), *extra,
     ]  # fmt: skip
 
 

@@ -151,7 +151,7 @@ def test_the_data_command_refuses_bad_corpora_before_writing(tmp_path, capsys):
         out = tmp_path / f"out-{bad.stem}"
         code = main(
             ["text-prediction", "data", "--config-json", config, "--pretrain-corpus", str(good),
-             "--finetune-corpus", str(bad), "--out-dir", str(out)]
+             "--finetune-corpus", str(bad), "--out", str(out)]
         )  # fmt: skip
         assert code != 0
         assert str(bad) in capsys.readouterr().err

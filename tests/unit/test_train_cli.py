@@ -70,7 +70,7 @@ def test_arch_train_score_translate(tiny_data: Path, tmp_path: Path, capsys) -> 
     source.write_text("kan los mir\ntup\n")
     output = tmp_path / "output.txt"
     code = main(["translate", "--model", str(model), "--data", str(tiny_data),
-                 "--input", str(source), "--output", str(output),
+                 "--input", str(source), "--out", str(output),
                  "--device", "cpu", "--beam", "2"])  # fmt: skip
     assert code == 0
     assert len(output.read_text().splitlines()) == 2

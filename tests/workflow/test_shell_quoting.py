@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nasflow.cli import build_parser
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.workflow
@@ -80,6 +82,19 @@ def planned_commands(stdout: str) -> dict[str, list[str]]:
 
 def option(words: list[str], name: str) -> str:
     return words[words.index(name) + 1]
+
+
+def nasflow_calls(commands: list[list[str]]) -> list[list[str]]:
+    """The arguments of every `nasflow` call in split shell commands (up to a redirection or
+    another shell operator)."""
+    calls = []
+    for words in commands:
+        for start in [i for i, word in enumerate(words) if word == "nasflow"]:
+            end = start + 1
+            while end < len(words) and words[end] not in {">", "2>&1", "&&", "||", ";", "|"}:
+                end += 1
+            calls.append(words[start + 1 : end])
+    return calls
 
 
 def strings_in(value) -> list[str]:
@@ -147,6 +162,13 @@ def test_a_dry_run_passes_hostile_config_paths_intact(tmp_path):
     plan = planned_commands(result.stdout)
     words = {rule: [shlex.split(cmd) for cmd in cmds] for rule, cmds in plan.items()}
 
+    parser = build_parser()
+    assert len(nasflow_calls([w for cmds in words.values() for w in cmds])) > 20
+    for rule, commands in words.items():  # the rules use the commands' canonical flags
+        for argv in nasflow_calls(commands):
+            args = parser.parse_args(argv)
+            assert args.deprecated_flags == [], (rule, args.deprecated_flags)
+
     def each(rule: str) -> list[list[str]]:
         assert words.get(rule), (rule, sorted(words))
         return words[rule]
@@ -156,7 +178,7 @@ def test_a_dry_run_passes_hostile_config_paths_intact(tmp_path):
         assert option(cmd, "--cache") == f"{values['cache_dir']}/wmt"
     for cmd in each("prepare_data"):
         assert option(cmd, "--local-dir") == values["local_dir"]
-        assert option(cmd, "--cache-dir") == values["cache_dir"]
+        assert option(cmd, "--cache") == values["cache_dir"]
         for split in ("train", "valid", "test"):
             assert option(cmd, f"--{split}") == values[split]
     for cmd in each("table1_baselines"):

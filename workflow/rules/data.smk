@@ -84,7 +84,7 @@ rule prepare_data:
         " --source-lang {params.src:q} --target-lang {params.tgt:q}"
         " --train {params.train:q} --valid {params.valid:q} --test {params.test:q}"
         " --source {params.source:q} {params.local_dir:q}"
-        " --cache-dir {params.cache_dir:q} --vocab-size {params.vocab_size:q}"
+        " --cache {params.cache_dir:q} --vocab-size {params.vocab_size:q}"
         " --model-type {params.model_type:q} --character-coverage {params.coverage:q}"
         " --seed {params.seed:q} --threads {threads:q} --out {params.out:q}"
         " > {log:q} 2>&1"

@@ -27,7 +27,7 @@ rule latency_dataset:
         state="state/{exp}/latency/{target}",
     shell:
         "nasflow latency dataset --config-json {params.config:q} --target {wildcards.target:q}"
-        " --out {output.csv:q} --state {params.state:q} > {log:q} 2>&1"
+        " --out {output.csv:q} --state-dir {params.state:q} > {log:q} 2>&1"
 
 
 rule latency_predictor:

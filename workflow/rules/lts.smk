@@ -33,7 +33,7 @@ rule lts_text:
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
         "nasflow lts text --config-json {params.config:q} --corpus {input.corpus:q}"
-        " --out-dir {params.out:q} > {log:q} 2>&1"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule lts_search:
@@ -69,7 +69,7 @@ rule lts_search:
         cache=config["lts"]["cache"],
         text=lambda wildcards, input: Path(input.text).parent,
     shell:
-        "nasflow lts search --config-json {params.config:q} --out-dir {params.out:q}"
+        "nasflow lts search --config-json {params.config:q} --out {params.out:q}"
         " --state-root {params.state:q} --cache {params.cache:q} --text {params.text:q}"
         " > {log:q} 2>&1"
 
@@ -129,9 +129,9 @@ rule lts_proxy_check:
         state="state/{exp}/lts/proxy_check.jsonl",
     shell:
         "nasflow lts proxy-check --corpus {input.corpus:q} --space {params.check[space]:q}"
-        " --k {params.check[k]:q} --steps {params.check[steps]:q} --batch {params.check[batch]:q}"
+        " --n {params.check[k]:q} --steps {params.check[steps]:q} --batch-size {params.check[batch]:q}"
         " --seq-len {params.check[seq_len]:q} --lr {params.check[lr]:q} --threads {threads:q}"
-        " --state {params.state:q} --out {output.json:q} --csv {output.csv:q} > {log:q} 2>&1"
+        " --state-file {params.state:q} --out {output.json:q} --csv {output.csv:q} > {log:q} 2>&1"
 
 
 rule lts:

@@ -28,7 +28,7 @@ rule table1_baselines:
         mem_mb=2000,
         runtime=per_attempt(10),
     params:
-        tasks=",".join(config["paper"]["tasks"]),
+        tasks=config["paper"]["tasks"],
         options=lambda wildcards, input: table1_options("paper", input),
     shell:
         "nasflow predictors evaluate --tfs-eval {input.tfs_eval:q} --task {params.tasks:q}"

@@ -36,7 +36,7 @@ rule run_search:
         "nasflow search run --config-json {params.config:q} --method {wildcards.method:q}"
         " --constraint {wildcards.constraint:q} --seed {wildcards.seed:q}"
         " --supernet {input.supernet:q} --data {params.data:q} {params.options:q}"
-        " --out-dir {params.out:q} --state-root {params.state:q} > {log:q} 2>&1"
+        " --out {params.out:q} --state-root {params.state:q} > {log:q} 2>&1"
 
 
 STAGE_ARTIFACTS["search"] = search_artifacts

@@ -55,7 +55,7 @@ rule search_tables:
         runs=search_run_dirs(),
         out=lambda wildcards, output: Path(output.results).parent,
     shell:
-        "nasflow search tables --runs {params.runs:q} --out-dir {params.out:q} > {log:q} 2>&1"
+        "nasflow search tables --runs {params.runs:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 # Table 15 on request (`snakemake table15`): the searches over the Neuron-wise MoS supernet, with
@@ -76,7 +76,7 @@ rule table15_tables:
     params:
         runs=lambda wildcards: search_run_dirs(table15_runs()),
     shell:
-        "nasflow search tables --runs {params.runs:q} --out-dir {output:q} > {log:q} 2>&1"
+        "nasflow search tables --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
 
 
 STAGE_ARTIFACTS["tables"] = tables_artifacts

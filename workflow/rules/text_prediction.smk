@@ -30,7 +30,7 @@ rule text_prediction_data:
     shell:
         "nasflow text-prediction data --config-json {params.config:q}"
         " --pretrain-corpus {input.pretrain:q} --finetune-corpus {input.finetune:q}"
-        " --out-dir {params.out:q} > {log:q} 2>&1"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule text_prediction_pretrain:
@@ -66,7 +66,7 @@ rule text_prediction_pretrain:
         ),
     shell:
         "nasflow text-prediction pretrain --config-json {params.config:q} --data {params.data:q}"
-        " --group {wildcards.group:q} {params.case_study:q} --out-dir {params.out:q}"
+        " --group {wildcards.group:q} {params.case_study:q} --out {params.out:q}"
         " --state-root {params.state:q} > {log:q} 2>&1"
 
 
@@ -99,7 +99,7 @@ rule text_prediction_finetune:
         state="state/{exp}/text_prediction/finetune/{group}",
     shell:
         "nasflow text-prediction finetune --config-json {params.config:q} --data {params.data:q}"
-        " --pretrained {input.pretrained:q} --out-dir {params.out:q}"
+        " --pretrained {input.pretrained:q} --out {params.out:q}"
         " --state-dir {params.state:q} > {log:q} 2>&1"
 
 
@@ -224,7 +224,7 @@ rule text_prediction_tables:
         " --finetuned-candidate {input.candidate:q} --dev-baseline {input.dev_baseline:q}"
         " --test-baseline {input.test_baseline:q} --dev-candidate {input.dev_candidate:q}"
         " --test-candidate {input.test_candidate:q} --latency {input.latency:q}"
-        " --out-dir {params.out:q} > {log:q} 2>&1"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule text_prediction_inner_ratio:
@@ -256,7 +256,7 @@ rule text_prediction_inner_ratio:
         state="state/{exp}/text_prediction/inner_ratio",
     shell:
         "nasflow text-prediction inner-ratio --config-json {params.config:q}"
-        " --data {params.data:q} --out-dir {params.out:q} --state-root {params.state:q}"
+        " --data {params.data:q} --out {params.out:q} --state-root {params.state:q}"
         " > {log:q} 2>&1"
 
 

@@ -21,7 +21,7 @@ rule zero_cost_scores:
         mem_mb=memory(8000),
         runtime=per_attempt(120),
     params:
-        tasks=lambda wildcards: ",".join(llm_scope_tasks(wildcards.scope)),
+        tasks=lambda wildcards: llm_scope_tasks(wildcards.scope),
         source=zero_cost_source,
         work="state/{scope}/zero_cost",
         batch_tokens=ZERO_COST["batch_tokens"],

@@ -1,17 +1,22 @@
 """The `nasflow` command: one module per command group, each with `register(subparsers)`.
 
 Every subcommand sets `func(args) -> int`; the modules import the library, never each other.
-Errors derived from `NasflowError` are printed as one line, without traceback.
+Errors derived from `NasflowError` are printed as one line, without traceback. Log records go
+to standard error in one format (`nasflow.core.logs`); standard output carries only a command's
+result (tables, JSON, summaries).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 from nasflow import __version__
 from nasflow.core.errors import NasflowError
+from nasflow.core.flags import ArgumentParser
+from nasflow.core.logs import LEVELS, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         zero_cost,
     )
 
-    parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="nasflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nasflow {__version__}")
+    parser.add_argument(
+        "--log-level", choices=LEVELS, default="INFO", help="nasflow log records shown (INFO)"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = (
         config,
@@ -63,9 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    for old, new in getattr(args, "deprecated_flags", []):
+        logging.getLogger("nasflow.cli").warning("%s is deprecated: use %s", old, new)
     try:
         return int(args.func(args) or 0)
     except NasflowError as error:
+        # The one-line form of argparse's own usage errors, not a log record.
         print(f"nasflow: error: {error}", file=sys.stderr)
         return 2
 

@@ -4,6 +4,7 @@ scored (loss and BLEU), or used to translate raw text."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -15,14 +16,16 @@ from nasflow.config.options import (
 )
 from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
+from nasflow.core.flags import add_flag
 from nasflow.core.io import write_json_atomic
-from nasflow.core.log import log
 from nasflow.space.hat import parse_arch
 from nasflow.train.job import add_training_options, train_job
 
+logger = logging.getLogger(__name__)
+
 
 def _cmd_arch_train(args: argparse.Namespace) -> int:
-    return train_job(args, "train", log)
+    return train_job(args, "train")
 
 
 def _cmd_arch_score(args: argparse.Namespace) -> int:
@@ -63,7 +66,7 @@ def _cmd_arch_score(args: argparse.Namespace) -> int:
     }
     write_json_atomic(args.out, scores)
     summary = {role: scores[role]["bleu"] for role in args.roles.split(",") if role in scores}
-    log(f"{args.out}: BLEU {summary}")
+    logger.info(f"{args.out}: BLEU {summary}")
     return 0
 
 
@@ -141,7 +144,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--data", type=Path, required=True, help="prepared data folder (for spm.model)")
     add("--arch", help="subnet to use when --model is a supernet (JSON text or file)")
     add("--input", default="-", help="input text file (.gz allowed), - for stdin")
-    add("--output", default="-", help="output file, - for stdout")
+    add_flag(
+        parser, "--out", "--output", dest="output", default="-", help="output file, - for stdout"
+    )
     decode = schema_defaults("evaluate")  # the workflow's decoding (HAT: beam 4, lenpen 0.6)
     add("--beam", type=int, default=decode["beam"])
     add("--lenpen", type=float, default=decode["lenpen"])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
+from nasflow.core.flags import add_flag
 from nasflow.data.corpora import CORPORA, SOURCES
 from nasflow.data.prepare import MODEL_TYPES, prepare_corpus
 from nasflow.data.recipes import (
@@ -15,6 +17,8 @@ from nasflow.data.recipes import (
     fetch_wmt,
     optional_sources,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +42,14 @@ def register(subparsers: Any) -> None:
     add("--model-type", default="bpe", choices=MODEL_TYPES)
     add("--source", default="auto", choices=SOURCES)
     add("--local-dir", help="folder with {split}.{lang}[.gz] files")
-    add("--cache-dir", default="resources/corpora")
+    add_flag(
+        prepare,
+        "--cache",
+        "--cache-dir",
+        dest="cache_dir",
+        default="resources/corpora",
+        help="download cache folder (default resources/corpora)",
+    )
     add("--url-template", help="override the download URL ({split}, {lang}, {name}, {path})")
     add("--seed", type=int, default=1)
     add("--threads", type=int, default=1)
@@ -102,7 +113,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         settings=settings,
         holdout_every=args.holdout_every,
         include=args.include,
-        progress=lambda message: print(message, flush=True),
+        progress=logger.info,
     )
     for name, split in manifest["splits"].items():
         counts = split["counts"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,11 @@ from typing import Any
 from nasflow.config.resolve import parse_json_object
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import atomic_path, read_state_rows, write_json_atomic
-from nasflow.core.log import log
 from nasflow.predictors.base import Predictor
 from nasflow.predictors.distilled import sidecar
 from nasflow.space.hat import Arch
+
+logger = logging.getLogger(__name__)
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
@@ -22,14 +24,14 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     from nasflow.predictors.llm import usage_summary
     from nasflow.predictors.llm_jobs import prepare_dataset
 
-    job = prepare_dataset(args, log)
-    log(job.estimate().line())  # before any request
+    job = prepare_dataset(args)
+    logger.info(job.estimate().line())  # before any request
     batches = None
     if args.batch_api:
         from nasflow.llm.batch import run_batches
 
-        batches = run_batches(job.provider, job.cache, job.texts, job.predict, log)
-    progress = job.progress(log)
+        batches = run_batches(job.provider, job.cache, job.texts, job.predict, logger.info)
+    progress = job.progress(logger.info)
     extra = job.extra
     frame, usage = label_archs(
         extra["archs"], job.texts, extra["task"], extra["task_examples"], job.provider,
@@ -43,7 +45,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     if batches is not None:  # requests answered through the Batch API (then read from the cache)
         summary["batch_api"] = batches.to_dict()
     write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), summary)
-    log(
+    logger.info(
         f"{len(frame)} architectures labelled ({summary['failed']} failed): "
         f"{summary['requests']} requests, {summary['cache_hits']} cache hits -> {args.out}"
     )
@@ -93,7 +95,7 @@ def _cmd_score_supernet(args: argparse.Namespace) -> int:
                 handle.flush()
                 done[arch.id] = score
                 if number % 25 == 0 or number == len(todo):
-                    log(f"supernet scores: {len(archs) - len(todo) + number}/{len(archs)}")
+                    logger.info(f"supernet scores: {len(archs) - len(todo) + number}/{len(archs)}")
     rows = [
         {
             "arch_id": arch.id,
@@ -108,7 +110,7 @@ def _cmd_score_supernet(args: argparse.Namespace) -> int:
     with atomic_path(args.out) as tmp:
         pd.DataFrame(rows, columns=list(DATASET_COLUMNS)).to_csv(tmp, index=False)
     state.unlink()
-    log(f"{len(rows)} supernet scores ({len(archs) - len(todo)} resumed) -> {args.out}")
+    logger.info(f"{len(rows)} supernet scores ({len(archs) - len(todo)} resumed) -> {args.out}")
     return 0
 
 
@@ -138,9 +140,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     speed = _throughput(predictor, archs)
     meta["throughput_archs_per_s"] = speed
     write_json_atomic(sidecar(args.out), meta)
-    log(f"{args.name}: trained on {len(archs)} architectures -> {args.out}")
+    logger.info(f"{args.name}: trained on {len(archs)} architectures -> {args.out}")
     if "tfs_eval" in meta:
-        log(f"on the TFS-Eval test split: {meta['tfs_eval']}")
+        logger.info(f"on the TFS-Eval test split: {meta['tfs_eval']}")
     return 0
 
 

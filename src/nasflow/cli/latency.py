@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ from nasflow.config.options import (
 )
 from nasflow.config.resolve import Config, parse_json_object
 from nasflow.core.errors import ConfigError
+from nasflow.core.flags import add_flag
 from nasflow.core.io import write_json_atomic
-from nasflow.core.log import log
 from nasflow.efficiency.robust import PROTOCOLS
 from nasflow.space.hat import Arch, parse_arch
+
+logger = logging.getLogger(__name__)
 
 
 def target_settings(config: Config, target: str) -> dict[str, Any]:
@@ -58,8 +60,7 @@ def dataset_settings(config: Config, target: str, overrides: dict[str, Any]) -> 
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from nasflow.core.logs import progress
     from nasflow.efficiency.latency_dataset import collect_latency_dataset
 
     config = read_config(args)
@@ -74,17 +75,12 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     }
     settings = dataset_settings(config, args.target, overrides)
     state = args.state or args.out.parent / "state"
-    with tqdm(total=settings.size, desc="latency dataset", unit="arch", file=sys.stderr) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total, bar.n = total, done
-            bar.refresh()
-
+    with progress(settings.size, "latency dataset", unit="arch", log=logger) as bar:
         frame = collect_latency_dataset(
-            settings, args.out, state, fresh=args.fresh, progress=progress
+            settings, args.out, state, fresh=args.fresh, progress=bar.set_progress
         )
     total = frame["total_ms"]
-    log(
+    logger.info(
         f"{len(frame)} architectures on {settings.device}/{settings.backend} "
         f"({settings.threads} threads, {settings.protocol} protocol, "
         f"{int(frame['retries'].sum())} re-measurements): "
@@ -174,7 +170,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         predicted = f" (predicted {record['predicted_ms']:.2f} ms)"
     if args.out:
         write_json_atomic(args.out, record)
-    log(
+    logger.info(
         f"{arch.id} {settings.backend} ({settings.protocol} protocol): encoder "
         f"{result.encoder_ms:.2f} ± {result.encoder_std_ms:.2f} ms, decoder "
         f"{result.decoder_ms:.2f} ± {result.decoder_std_ms:.2f} ms, "
@@ -202,7 +198,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"ONNX Runtime and PyTorch disagree by {difference:.2e} (> {args.tolerance:g}) "
             f"for {args.model}"
         )
-    log(f"exported {exported.meta['arch_id']} to {args.out} (max |ORT - torch| {difference:.1e})")
+    logger.info(
+        f"exported {exported.meta['arch_id']} to {args.out} (max |ORT - torch| {difference:.1e})"
+    )
     return 0
 
 
@@ -319,9 +317,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_options(dataset, sections=MEASURE_SECTIONS)
     dataset.add_argument("--target", default="cpu", help="latency.targets entry (default cpu)")
     dataset.add_argument("--out", type=Path, required=True, help="dataset CSV")
-    dataset.add_argument("--state", type=Path, help="resumable state folder (default OUT/../state)")
+    add_flag(
+        dataset,
+        "--state-dir",
+        "--state",
+        dest="state",
+        type=Path,
+        help="resumable state folder (default OUT/../state)",
+    )
     dataset.add_argument("--fresh", action="store_true", help="discard rows measured before")
-    dataset.add_argument("--size", type=int, help="override latency.dataset_size")
+    add_flag(
+        dataset,
+        "--n",
+        "--size",
+        dest="size",
+        type=int,
+        help="architectures measured (override latency.dataset_size)",
+    )
     dataset.add_argument("--backend", choices=["torch", "onnxruntime"], help="override")
     dataset.add_argument("--threads", type=int, help="override the target's threads")
     dataset.add_argument("--device", choices=["cpu", "cuda"], help="override the target's device")

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 from pathlib import Path
 
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic, write_text_atomic
-from nasflow.core.log import log
 from nasflow.predictors.llm import read_predictions
 from nasflow.predictors.llm_jobs import add_predict_arguments
 from nasflow.report.table1_rows import add_table1_options
+from nasflow.tfs.format import add_task_option
+
+logger = logging.getLogger(__name__)
 
 
 def _tfs_eval_dir(args: argparse.Namespace) -> Path:
@@ -26,9 +29,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from nasflow.predictors.llm import llm_pp_predictions, usage_summary
     from nasflow.predictors.llm_jobs import prepare_predict
 
-    job = prepare_predict(args, log)
-    log(job.estimate().line())  # before any request
-    progress = job.progress(log)
+    job = prepare_predict(args)
+    logger.info(job.estimate().line())  # before any request
+    progress = job.progress(logger.info)
     records = llm_pp_predictions(
         job.extra["groups"], job.provider, job.cache, job.prompts, job.predict, progress
     )
@@ -37,7 +40,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     write_text_atomic(args.out, lines)
     usage = usage_summary(records, job.provider, job.prompts, job.predict, job.prices)
     write_json_atomic(args.usage or args.out.with_suffix(".usage.json"), usage)
-    log(
+    logger.info(
         f"{len(records)} predictions ({usage['failed']} failed): {usage['requests']} requests, "
         f"{usage['cache_hits']} cache hits -> {args.out}"
     )
@@ -65,7 +68,6 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         parsers[command] = argparse.ArgumentParser(prog=f"estimate {command}")
         add(parsers[command])
     prepare = {"predict": prepare_predict, "dataset": prepare_dataset}
-    quiet = lambda message: None  # noqa: E731  (the prompts' own notes: not estimate lines)
     totals = {"requests": 0, "cached": 0, "prompt": 0, "completion": 0}
     cost: float | None = 0.0
     pending = []
@@ -81,7 +83,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         job_args = parsers[planned.command].parse_args(planned.argv)
         if args.cache is not None:
             job_args.cache = args.cache
-        job = prepare[planned.command](job_args, quiet)
+        job = prepare[planned.command](job_args)
         estimate = job.estimate(planned.name, seen)
         print(estimate.line())
         totals["requests"] += estimate.requests
@@ -160,7 +162,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             ignore_index=True,
         )
         plot_llm_pp_vs_tfs(points, args.plot, tasks)
-        log(f"{len(points)} (predictor, architecture) points -> {args.plot}")
+        logger.info(f"{len(points)} (predictor, architecture) points -> {args.plot}")
     return 0
 
 
@@ -187,7 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = sub.add_parser("evaluate", help="MAE / Kendall tau of LLM-PP predictions")
     evaluate.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
-    evaluate.add_argument("--task", nargs="+", help="tasks (default: every task found)")
+    add_task_option(evaluate, help="tasks, or all (default: every task found)")
     evaluate.add_argument("--predictions", type=Path, nargs="+", required=True)
     evaluate.add_argument("--baselines", action="store_true", help="add supernet and count rows")
     add_table1_options(evaluate)  # with --baselines

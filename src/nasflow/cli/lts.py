@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from nasflow.core.errors import ConfigError, NasflowError
-from nasflow.core.log import log
+from nasflow.core.flags import add_flag
 from nasflow.report.lts_tables import case_study_markdown
 from nasflow.space.files import looks_like_file, read_space_file
 from nasflow.space.gpt import SPACES, GPTArch, LTSSpace, resolve_space
 from nasflow.space.gpt_params import GPT2_POSITIONS, GPT2_VOCAB, format_count, param_summary
+
+logger = logging.getLogger(__name__)
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -124,7 +127,7 @@ def _cmd_proxy_check(args: argparse.Namespace) -> int:
 
     space = load_space(args.space)
     corpus = load_corpus(args.corpus)
-    log(
+    logger.info(
         f"corpus {args.corpus}: vocab {corpus.vocab_size}, train {corpus.train.numel()} tokens, "
         f"valid {corpus.valid.numel()} ({corpus.valid_source})"
     )
@@ -134,7 +137,7 @@ def _cmd_proxy_check(args: argparse.Namespace) -> int:
     def report(row: dict[str, Any]) -> None:
         count["i"] += 1
         how = "resumed" if row["resumed"] else f"trained in {row['train_seconds']:.1f} s"
-        log(
+        logger.info(
             f"[{count['i']}/{args.k}] {row['id']} {row['label']}: decoder "
             f"{row['decoder_params']:,}, valid ppl {row['valid_ppl']:.2f} ({how})"
         )
@@ -164,7 +167,7 @@ def _cmd_proxy_check(args: argparse.Namespace) -> int:
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:+.3f}"
 
-    log(
+    logger.info(
         f"{args.out}: {corr['n']} archs ({result['trained']} trained, {result['resumed']} "
         f"resumed); vs -log(valid ppl): decoder params spearman "
         f"{fmt(corr['decoder_params']['spearman'])} kendall "
@@ -191,7 +194,7 @@ def _cmd_text(args: argparse.Namespace) -> int:
         {} if given else _lts_section(args), args.out_dir, args.corpus, args.vocab_size
     )
     info = text.info
-    log(
+    logger.info(
         f"{args.out_dir}: {text.vocab_size}-piece tokenizer trained on {info['corpus']} "
         f"({info['train_lines']} lines); held-out {info['heldout_source']}: "
         f"{info['heldout_chars']} characters / {text.tokens} tokens = "
@@ -213,10 +216,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         state_root=args.state_root,
         text_dir=args.text,
         fresh=args.fresh,
-        progress=log,
+        progress=logger.info,
     )
     plot_outputs(args.out_dir)
-    log(
+    logger.info(
         f"{args.out_dir}: frontier of {timing.get('frontier_size')} architectures, "
         f"{timing.get('measured')} measured, {timing.get('cache_hits')} from the cache, "
         f"{timing.get('wall_seconds', 0.0):.1f} s"
@@ -229,7 +232,7 @@ def _cmd_case_study(args: argparse.Namespace) -> int:
     from nasflow.lts.runner import case_study
 
     study = case_study(
-        _lts_section(args), args.frontier, args.cache, progress=log, text_dir=args.text
+        _lts_section(args), args.frontier, args.cache, progress=logger.info, text_dir=args.text
     )
     with atomic_path(args.out) as tmp:
         study.table.round(4).to_csv(tmp, index=False)
@@ -267,7 +270,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     space = sub.add_parser("space", help="print a space's config, parameter range and samples")
     space.add_argument("--space", required=True, help=f"{', '.join(SPACES)} or a YAML/JSON file")
-    space.add_argument("--sample", type=int, default=0, help="also draw N distinct architectures")
+    add_flag(
+        space,
+        "--n",
+        "--sample",
+        dest="sample",
+        type=int,
+        default=0,
+        help="also draw N distinct architectures",
+    )
     space.add_argument("--seed", type=int, default=1)
     space.set_defaults(func=_cmd_space)
 
@@ -277,9 +288,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--corpus", type=Path, required=True, help="folder with ptb.*.txt(.gz)")
     check.add_argument("--space", default="lts-demo", help="space name or YAML/JSON file")
-    check.add_argument("--k", type=int, default=8, help="architectures to train")
+    add_flag(check, "--n", "--k", dest="k", type=int, default=8, help="architectures to train")
     check.add_argument("--steps", type=int, default=300, help="optimizer steps per architecture")
-    check.add_argument("--batch", type=int, default=16)
+    add_flag(check, "--batch-size", "--batch", dest="batch", type=int, default=16)
     check.add_argument("--seq-len", type=int, default=64)
     check.add_argument("--lr", type=float, default=1e-3)
     check.add_argument("--warmup", type=int, help="warm-up steps (default 10%% of --steps)")
@@ -290,8 +301,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--threads", type=int, default=1)
     check.add_argument("--out", type=Path, required=True, help="result JSON")
     check.add_argument("--csv", type=Path, help="also write one CSV row per architecture")
-    check.add_argument(
-        "--state", type=Path, help="resume state (jsonl; default: <out>.state.jsonl)"
+    add_flag(
+        check,
+        "--state-file",
+        "--state",
+        dest="state",
+        type=Path,
+        help="resume state (jsonl; default: <out>.state.jsonl)",
     )
     check.set_defaults(func=_cmd_proxy_check)
 
@@ -309,7 +325,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "text", help="train the latency protocol's tokenizer; encode the held-out prompts"
     )
     add_config_options(text, sections=sections)
-    text.add_argument("--out-dir", type=Path, required=True, help="spm.model, heldout.npz, ...")
+    add_flag(
+        text,
+        "--out",
+        "--out-dir",
+        dest="out_dir",
+        type=Path,
+        required=True,
+        help="folder: spm.model, heldout.npz, ...",
+    )
     text.add_argument("--corpus", type=Path, help=corpus_help)
     text.add_argument(
         "--vocab-size", type=int, help="tokenizer pieces (default: as lts.text.vocab_size)"
@@ -318,7 +342,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     search = sub.add_parser("search", help="Pareto search: decoder params vs latency and memory")
     add_config_options(search, sections=sections)
-    search.add_argument("--out-dir", type=Path, required=True, help="frontier, history, plots")
+    add_flag(
+        search,
+        "--out",
+        "--out-dir",
+        dest="out_dir",
+        type=Path,
+        required=True,
+        help="folder: frontier, history, plots",
+    )
     state = search.add_mutually_exclusive_group()
     state.add_argument("--state-dir", type=Path, help="resumable search state")
     state.add_argument(

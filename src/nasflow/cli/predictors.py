@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nasflow.core.errors import ConfigError, DataError
+from nasflow.core.flags import add_flag
 from nasflow.core.io import write_text_atomic
 from nasflow.report.markdown import DECIMALS, to_markdown
 from nasflow.report.table1_rows import add_table1_options
-from nasflow.tfs.format import TASK_VOCAB_SIZES, parse_task_list, read_tfs_eval
+from nasflow.tfs.format import TASK_VOCAB_SIZES, add_task_option, read_tfs_eval
 
 if TYPE_CHECKING:  # pandas/scipy load only when a subcommand runs
     from nasflow.predictors.base import Predictor
@@ -60,7 +61,7 @@ def _cmd_table11(args: argparse.Namespace) -> int:
     from nasflow.report.predictor_tables import table11_document, table11_markdown, write_csv
 
     if args.archs < 1:
-        raise ConfigError(f"--archs must be >= 1, got {args.archs}")
+        raise ConfigError(f"--n must be >= 1, got {args.archs}")
     records = read_predictions(args.predictions or [])
     seeds = sorted({int(r["seed"]) for r in records}) or None
     table = read_tfs_eval(args.tfs_eval, tasks=args.task, seeds=seeds)
@@ -176,13 +177,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--tfs-eval", type=Path, required=True, metavar="DIR", help="{seed}/{task}/ folder"
     )
-    evaluate.add_argument(
-        "--task",
+    add_task_option(
+        evaluate,
         required=True,
-        type=parse_task_list,
-        metavar="TASK[,TASK...]|all",
-        help=f"tasks of the folder (comma-separated; released: {', '.join(TASK_VOCAB_SIZES)}), "
-        "or all",
+        help=f"tasks of the folder (released: {', '.join(TASK_VOCAB_SIZES)}), or all",
     )
     add_table1_options(evaluate)
     evaluate.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
@@ -197,9 +195,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Table 11: time to predict 10 architectures, and MAE / Kendall tau, per predictor",
     )
     timing.add_argument("--tfs-eval", type=Path, required=True, metavar="DIR")
-    timing.add_argument(
-        "--task", type=parse_task_list, metavar="TASK[,TASK...]|all", help="default: all"
-    )
+    add_task_option(timing, help="tasks, or all (default: all)")
     timing.add_argument(
         "--predictions", type=Path, nargs="+", help="LLM-PP predictions (`llm-pp predict`)"
     )
@@ -213,7 +209,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # The supernet's settings (read only with --supernet).
     add_config_options(timing, sections=(*BASE_SECTIONS, "train", "evaluate"))
     timing.add_argument("--device", help="override train.device for the supernet")
-    timing.add_argument("--archs", type=int, default=10, help="architectures timed (10)")
+    add_flag(
+        timing,
+        "--n",
+        "--archs",
+        dest="archs",
+        type=int,
+        default=10,
+        help="architectures timed (10)",
+    )
     timing.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
     timing.add_argument("--markdown", type=Path, metavar="FILE.md")
     timing.set_defaults(func=_cmd_table11)

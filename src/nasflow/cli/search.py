@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from nasflow.config.options import BASE_SECTIONS, add_config_options, read_config
 from nasflow.core.errors import DataError
-from nasflow.core.log import log
+from nasflow.core.flags import add_flag
+
+logger = logging.getLogger(__name__)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -62,7 +65,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     latency = (
         runner.load_latency(files["latency-predictor"], plan) if args.latency_predictor else None
     )
-    log(f"loaded {', '.join(predictors)} in {time.perf_counter() - started:.1f} s")
+    logger.info(f"loaded {', '.join(predictors)} in {time.perf_counter() - started:.1f} s")
     # The models that shape the search (a latency model that only reports is not one of them).
     searched = {
         k: v
@@ -76,7 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runner.build_constraints(plan, vocab, latency if plan.needs_latency else None),
         plan.settings,
         state_dir,
-        lambda row: log(runner.progress_line(plan, row)),
+        lambda row: logger.info(runner.progress_line(plan, row)),
         fresh=args.fresh,
         fingerprint_extra=runner.fingerprint_extra(
             searched, args.data, config, plan, calibration, args.calibration
@@ -99,9 +102,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     write_outputs(result, args.out_dir, extra)
     write_text_atomic(args.out_dir / "best_arch.json", result.best_arch.to_json() + "\n")
     for name, check in (result.valid_subset or {}).items():
-        log(runner.subset_line(name, check))
+        logger.info(runner.subset_line(name, check))
     resumed = f" (resumed after iteration {result.resumed_from})" if result.resumed_from else ""
-    log(
+    logger.info(
         f"{args.out_dir}: best {result.best_arch.id} score {result.best_score:.4f} "
         f"[{result.predictor}] after {result.timing['search_seconds']:.1f} s of search "
         f"({result.protocol} protocol){resumed}"
@@ -113,9 +116,13 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     from nasflow.report.search_tables import write_tables
 
     paths = write_tables(
-        args.runs, args.out_dir, hsnas_methods=args.hsnas_methods, bleu=args.bleu, log=log
+        args.runs,
+        args.out_dir,
+        hsnas_methods=args.hsnas_methods,
+        bleu=args.bleu,
+        log=logger.warning,
     )
-    log(f"{args.out_dir}: {', '.join(sorted(p.name for p in paths))}")
+    logger.info(f"{args.out_dir}: {', '.join(sorted(p.name for p in paths))}")
     return 0
 
 
@@ -169,7 +176,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--latency-predictor", type=Path, help="latency predictor model.pt (latency_ms constraints)"
     )
-    run.add_argument("--out-dir", type=Path, required=True, help="folder for the search outputs")
+    add_flag(
+        run,
+        "--out",
+        "--out-dir",
+        dest="out_dir",
+        type=Path,
+        required=True,
+        help="folder for the search outputs",
+    )
     state = run.add_mutually_exclusive_group(required=True)
     state.add_argument("--state-dir", type=Path, help="resumable state (outside declared outputs)")
     state.add_argument(
@@ -190,7 +205,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="run folders .../{method}/{constraint}/seed{S}",
     )
-    tables.add_argument("--out-dir", type=Path, required=True, help="folder for tables and plot")
+    add_flag(
+        tables,
+        "--out",
+        "--out-dir",
+        dest="out_dir",
+        type=Path,
+        required=True,
+        help="folder for tables and plot",
+    )
     tables.add_argument(
         "--hsnas-methods", nargs="+", help="Table 5 rows (default: methods with a distill segment)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from nasflow.config.options import (
@@ -13,12 +14,13 @@ from nasflow.config.options import (
 )
 from nasflow.core.errors import ConfigError
 from nasflow.core.io import write_json_atomic
-from nasflow.core.log import log
 from nasflow.train.job import add_training_options, train_job
+
+logger = logging.getLogger(__name__)
 
 
 def _cmd_supernet_train(args: argparse.Namespace) -> int:
-    return train_job(args, "supernet", log)
+    return train_job(args, "supernet")
 
 
 def _cmd_supernet_quality(args: argparse.Namespace) -> int:
@@ -46,7 +48,7 @@ def _cmd_supernet_quality(args: argparse.Namespace) -> int:
         summary["seconds_per_arch"] = round(predictor.seconds_per_arch, 4)
         summaries.append(summary)
         env = environment(predictor.device, predictor.dtype)
-        log(
+        logger.info(
             f"{summary['predictor']} over {summary['architectures']} architectures: "
             f"Kendall tau vs valid BLEU {summary['kendall_valid_bleu']}"
         )
@@ -57,7 +59,7 @@ def _cmd_supernet_quality(args: argparse.Namespace) -> int:
         "environment": env,
     }
     write_json_atomic(args.out, result)
-    log(f"{args.out}: {len(summaries)} supernet(s)")
+    logger.info(f"{args.out}: {len(summaries)} supernet(s)")
     return 0
 
 

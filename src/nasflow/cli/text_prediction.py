@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from nasflow.core.errors import DataError
-from nasflow.core.log import log
+from nasflow.core.flags import add_flag
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ("experiment", "seed", "threads", "text_prediction")
 
@@ -55,7 +58,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         args.out_dir,
         section["vocab_size"],
     )
-    log(f"{args.out_dir}: {data.vocab_size}-piece vocabulary; {data.describe()}")
+    logger.info(f"{args.out_dir}: {data.vocab_size}-piece vocabulary; {data.describe()}")
     return 0
 
 
@@ -65,7 +68,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     config = _config(args)
     specs = group_specs(args.group, config["lts"], args.case_study)
-    log(f"pretraining {len(specs)} model(s): {', '.join(s.name for s in specs)}")
+    logger.info(f"pretraining {len(specs)} model(s): {', '.join(s.name for s in specs)}")
     pretrain(
         specs,
         _data(args),
@@ -74,7 +77,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         args.out_dir,
         args.state_root,
         threads=int(config["threads"]),
-        progress=log,
+        progress=logger.info,
     )
     return 0
 
@@ -92,7 +95,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         args.out_dir,
         args.state_dir,
         threads=int(config["threads"]),
-        progress=log,
+        progress=logger.info,
     )
     return 0
 
@@ -120,7 +123,7 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
             max_sentences=suggest["max_sentences"],
         )
         records.save(out)
-        log(
+        logger.info(
             f"{out}: {finetuned['name']}, {len(records)} positions in {records.sentences} sentences"
         )
     return 0
@@ -140,7 +143,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
         data,
         config["lts"],
         config["text_prediction"],
-        progress=log,
+        progress=logger.info,
     )
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
@@ -200,7 +203,9 @@ def _cmd_inner_ratio(args: argparse.Namespace) -> int:
     from nasflow.report.text_prediction_tables import inner_ratio_markdown
     from nasflow.text_prediction.inner_ratio import inner_ratio
 
-    table = inner_ratio(_config(args), _data(args), args.out_dir, args.state_root, progress=log)
+    table = inner_ratio(
+        _config(args), _data(args), args.out_dir, args.state_root, progress=logger.info
+    )
     out = Path(args.out_dir)
     with atomic_path(out / "inner_ratio.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -226,7 +231,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument(
         "--finetune-corpus", type=Path, help="default: text_prediction.finetune_corpus"
     )
-    data.add_argument("--out-dir", type=Path, required=True)
+    add_flag(data, "--out", "--out-dir", dest="out_dir", type=Path, required=True, help="folder")
     data.set_defaults(func=_cmd_data)
 
     pre = sub.add_parser("pretrain", help="pretrain the baseline or the case study's candidates")
@@ -234,8 +239,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pre.add_argument("--data", type=Path, required=True, help=data_help)
     pre.add_argument("--group", choices=("baseline", "candidates"), required=True)
     pre.add_argument("--case-study", type=Path, help="case_study.csv (group candidates)")
-    pre.add_argument(
-        "--out-dir", type=Path, required=True, help="models.json and one folder per model"
+    add_flag(
+        pre,
+        "--out",
+        "--out-dir",
+        dest="out_dir",
+        type=Path,
+        required=True,
+        help="folder: models.json and one folder per model",
     )
     pre.add_argument("--state-root", type=Path, required=True, help="resumable state per model")
     pre.set_defaults(func=_cmd_pretrain)
@@ -244,7 +255,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_options(fine, sections=SECTIONS)
     fine.add_argument("--data", type=Path, required=True, help=data_help)
     fine.add_argument("--pretrained", type=Path, required=True, help="the group's models.json")
-    fine.add_argument("--out-dir", type=Path, required=True)
+    add_flag(fine, "--out", "--out-dir", dest="out_dir", type=Path, required=True, help="folder")
     fine.add_argument("--state-dir", type=Path, required=True, help="resumable training state")
     fine.set_defaults(func=_cmd_finetune)
 
@@ -273,12 +284,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         for split in ("dev", "test"):
             tab.add_argument(f"--{split}-{who}", type=Path, required=True)
     tab.add_argument("--latency", type=Path, required=True, help="latency CSV")
-    tab.add_argument("--out-dir", type=Path, required=True)
+    add_flag(tab, "--out", "--out-dir", dest="out_dir", type=Path, required=True, help="folder")
     tab.set_defaults(func=_cmd_tables)
 
     ratio = sub.add_parser("inner-ratio", help="d_inner/d_model < 2 vs >= 2 at equal parameters")
     add_config_options(ratio, sections=(*SECTIONS, "lts.baseline"))
     ratio.add_argument("--data", type=Path, required=True, help=data_help)
-    ratio.add_argument("--out-dir", type=Path, required=True)
+    add_flag(ratio, "--out", "--out-dir", dest="out_dir", type=Path, required=True, help="folder")
     ratio.add_argument("--state-root", type=Path, required=True)
     ratio.set_defaults(func=_cmd_inner_ratio)

@@ -4,12 +4,14 @@ at initialisation (the zero-cost baselines of Table 1 / Table 8)."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from nasflow.config.options import add_config_options, config_given, read_config
 from nasflow.core.errors import ConfigError
-from nasflow.core.log import log
-from nasflow.tfs.format import parse_task_list
+from nasflow.tfs.format import add_task_option
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ("model",)
 """The config sections `zero-cost score` reads (the model's dropout is off in eval mode;
@@ -51,10 +53,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
             )
 
     frame, sidecar = score_tfs_eval(
-        args.tfs_eval, args.task, batch_for, model_config=config, seed=args.seed, log=log
+        args.tfs_eval, args.task, batch_for, model_config=config, seed=args.seed
     )
     json_path = write_scores(frame, sidecar, args.out, args.json)
-    log(f"{args.out}: {len(frame)} scores ({json_path})")
+    logger.info(f"{args.out}: {len(frame)} scores ({json_path})")
     return 0
 
 
@@ -67,9 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_options(score, sections=SECTIONS)
     score.add_argument("--tfs-eval", type=Path, required=True, help="TFS-Eval folder")
-    score.add_argument(
-        "--task", type=parse_task_list, default=None, help="T[,T...] or all (default all)"
-    )
+    add_task_option(score, help="tasks, or all (default all)")
     source = score.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="prepared data folder (its train split)")
     source.add_argument(

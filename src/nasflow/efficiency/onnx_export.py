@@ -10,12 +10,20 @@
 
 Batch, source length and cache length are dynamic, so one export serves beam search (tile the
 cross keys/values to the beam) and any sentence length up to `max_positions`.
+
+Exporter: the TorchScript exporter (`dynamo=False`), on purpose. The torch.export-based one
+(`dynamo=True`, the default since PyTorch 2.9) needs `onnxscript`, which nasflow does not depend
+on, and `nasflow.lts.graph_template` patches the TorchScript exporter's graphs node by node (its
+tests compare them with `export_lts`). `exporter_warnings()` silences only the warnings this
+choice brings, each named.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,31 @@ OPSET = 18
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 META_FILE = "export.json"
+
+
+@contextmanager
+def exporter_warnings() -> Iterator[None]:
+    """Silence the warnings of a TorchScript export of our graphs, and only those."""
+    with warnings.catch_warnings():
+        # The exporter is chosen on purpose (module docstring).
+        warnings.filterwarnings(
+            "ignore", message="You are using the legacy TorchScript-based ONNX export",
+            category=DeprecationWarning,
+        )  # fmt: skip
+        # Raised inside torch.onnx by its own exporter_context helper, not by our call.
+        warnings.filterwarnings(
+            "ignore", message="The feature will be removed", category=DeprecationWarning,
+            module=r"torch\.onnx",
+        )  # fmt: skip
+        # Python conditions on traced shapes (`_prefix`'s full-size test, the causal flag, the
+        # embedding's padding check): one export is of one architecture, so the sizes they read
+        # are that architecture's fixed widths; the varying axes (batch, lengths) are declared
+        # dynamic and checked against eager PyTorch by `verify_export` and the tests.
+        warnings.filterwarnings(
+            "ignore", message="Converting a tensor to a Python boolean",
+            category=torch.jit.TracerWarning,
+        )  # fmt: skip
+        yield
 
 
 class ExportError(NasflowError):
@@ -147,8 +180,7 @@ def export_onnx(
     folder.mkdir(parents=True, exist_ok=True)
     names = cache_names(arch.decoder_layer_num)
     batch, src_len, tgt_len = "batch", "source_length", "cache_length"
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with torch.no_grad(), exporter_warnings():
         src = torch.full((2, 6), 7, dtype=torch.long)
         src[:, -1] = EOS
         enc_dynamic = {"src_tokens": {0: batch, 1: src_len}, "padding_mask": {0: batch, 1: src_len}}

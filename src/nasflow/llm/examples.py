@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +34,9 @@ from typing import Any
 
 from nasflow.core.errors import ConfigError, DataError
 from nasflow.core.io import gzip_errors
-from nasflow.core.log import log as log_line
 from nasflow.data.checks import refuse_test_set
+
+logger = logging.getLogger(__name__)
 
 ORIGIN_TRAIN = "train"
 ORIGIN_DEV = "dev fallback"
@@ -255,10 +257,9 @@ def example_source(
     info,
     dev_folder: Path | None,
     train_corpora: Mapping[str, Path] | None = None,
-    log: Callable[[str], None] = log_line,
 ) -> Callable[[str], TaskExamples | None]:
     """Per task, its pool: a named training corpus, a built set's pool, else the released task's
-    dev fallback in `dev_folder`; None (and a log line) when none is available."""
+    dev fallback in `dev_folder`; None (and a logged warning) when none is available."""
     corpora = dict(train_corpora or {})
 
     def examples(task: str) -> TaskExamples | None:
@@ -268,19 +269,19 @@ def example_source(
         if pool is not None:
             return pool
         if task not in DEV_FALLBACK:
-            log(f"nasflow: no task examples for {task}: its TFS-Eval set has no example pool")
+            logger.warning("no task examples for %s: its TFS-Eval set has no example pool", task)
             return None
         fallback = dev_fallback(task, dev_folder) if dev_folder is not None else None
         if fallback is None:
             where = dev_folder or "$NASFLOW_MIRROR/newstest (NASFLOW_MIRROR is unset)"
-            log(
-                f"nasflow: no task examples for {task}: no training corpus (--examples-train "
+            logger.warning(
+                f"no task examples for {task}: no training corpus (--examples-train "
                 f"{task}=DIR) and no {DEV_FALLBACK[task][1]} in {where}; the prompt leaves the "
                 "examples instruction out"
             )
             return None
-        log(
-            f"nasflow: task examples for {task} from {fallback.split} (dev fallback: no training "
+        logger.info(
+            f"task examples for {task} from {fallback.split} (dev fallback: no training "
             f"corpus given with --examples-train {task}=DIR / llm.task_example_corpora)"
         )
         return fallback

@@ -31,6 +31,11 @@ of a dense fp32 graph does not depend on the values); `weight_arrays(model)` a t
 With the same weights, the sessions compute exactly what `export_lts`'s graphs compute and run
 the same nodes after ONNX Runtime's optimisation (`tests/unit/test_lts_fast_measure.py`).
 Transformer-XL decoders have no template.
+
+The template is a TorchScript-exporter graph (`dynamo=False`, as `export_lts`): the rewrites
+above read that exporter's nodes (its `Split`/`Reshape` constants, its `Transpose` of weights).
+The torch.export-based exporter builds a different graph, and needs `onnxscript`, which nasflow
+does not install; see `nasflow.efficiency.onnx_export`.
 """
 
 from __future__ import annotations
@@ -39,7 +44,6 @@ import functools
 import io
 import math
 import re
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,6 +97,7 @@ def _weightless(n_layer: int, n_head: tuple[int, ...]) -> tuple[bytes, bytes]:
     head counts, weights as inputs."""
     import torch
 
+    from nasflow.efficiency.onnx_export import exporter_warnings
     from nasflow.lts.model import build_decoder
     from nasflow.lts.onnx_export import OPSET, gpt_graph_specs
 
@@ -106,8 +111,7 @@ def _weightless(n_layer: int, n_head: tuple[int, ...]) -> tuple[bytes, bytes]:
     graphs = []
     for graph, inputs, (input_names, outputs), dynamic in gpt_graph_specs(model):
         buffer = io.BytesIO()
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with torch.no_grad(), exporter_warnings():
             torch.onnx.export(
                 graph,
                 inputs,

@@ -12,7 +12,8 @@
 Batch, prompt length and cache length are dynamic. Layers may differ in `n_head` and `d_inner`
 (each layer's cache has its own head count). `export.json` records the architecture, vocabulary,
 positions, parameter counts, opset and library versions. Export uses the TorchScript exporter
-(`dynamo=False`) at opset 18, fp32 on CPU, as `nasflow.efficiency.onnx_export` does.
+(`dynamo=False`) at opset 18, fp32 on CPU, as `nasflow.efficiency.onnx_export` does (its module
+docstring says why: no `onnxscript`, and `nasflow.lts.graph_template` patches these graphs).
 
 A Transformer-XL decoder (`nasflow.lts.txl_model`) has no key/value cache: its "cache" is the
 recurrence memory, an input of both graphs (`TXLGraph`):
@@ -29,7 +30,6 @@ recurrence memory, an input of both graphs (`TXLGraph`):
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from nasflow.core.io import atomic_path, write_json_atomic
-from nasflow.efficiency.onnx_export import ExportError
+from nasflow.efficiency.onnx_export import ExportError, exporter_warnings
 from nasflow.lts.model import Decoder, GPTDecoder, KVCache
 from nasflow.lts.txl_model import TXLDecoder
 from nasflow.space.gpt import GPTArch
@@ -208,8 +208,7 @@ def export_lts(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with torch.no_grad(), exporter_warnings():
             for (graph, inputs, names, dynamic), file in zip(
                 gpt_graph_specs(model), (PROMPT_FILE, STEP_FILE), strict=True
             ):
@@ -316,8 +315,7 @@ def _export_txl(model: TXLDecoder, folder: Path, meta: dict[str, Any] | None) ->
     graph = TXLGraph(model)
     mems = [torch.zeros((1, 4, arch.d_model)) for _ in range(arch.n_layer)]
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with torch.no_grad(), exporter_warnings():
             for file, length, axis in ((PROMPT_FILE, 5, "prompt_length"), (STEP_FILE, 1, None)):
                 dynamic: dict[str, dict[int, str]] = {
                     "tokens": {0: "batch"} if axis is None else {0: "batch", 1: axis},

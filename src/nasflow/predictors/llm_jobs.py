@@ -28,6 +28,7 @@ from nasflow.predictors.llm_options import (
     resolve_llm_options,
     task_examples,
 )
+from nasflow.tfs.format import add_task_option
 
 # The config sections each command reads (what the rules pass as --config-json).
 PREDICT_SECTIONS = ("llm",)
@@ -71,7 +72,7 @@ class LabellingJob:
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `nasflow llm-pp predict` before its outputs."""
     parser.add_argument("--tfs-eval", type=Path, help="TFS-Eval folder (default: the mirror's)")
-    parser.add_argument("--task", nargs="+", help="tasks (default: every task found)")
+    add_task_option(parser, help="tasks, or all (default: every task found)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: all)")
     add_config_options(parser, sections=PREDICT_SECTIONS)
     add_llm_options(parser)
@@ -99,9 +100,8 @@ def tfs_eval_dir(folder: Path | None) -> Path:
     return Path(folder)
 
 
-def prepare_predict(args: argparse.Namespace, log: Callable[[str], None]) -> LabellingJob:
-    """`llm-pp predict` up to its prompts; `extra["groups"]` holds them per (task, seed).
-    `log` takes the notes on where task examples come from."""
+def prepare_predict(args: argparse.Namespace) -> LabellingJob:
+    """`llm-pp predict` up to its prompts; `extra["groups"]` holds them per (task, seed)."""
     from nasflow.llm.examples import parse_train_corpora
     from nasflow.predictors.llm import llm_pp_prompts
     from nasflow.tfs.format import read_tfs_eval, read_tfs_eval_info
@@ -117,7 +117,7 @@ def prepare_predict(args: argparse.Namespace, log: Callable[[str], None]) -> Lab
     tasks = args.task or list(table["task"].unique())
     provider, cache, prompts, predict, prices = llm_setup(args)
     train = parse_train_corpora(_examples_train(args, config))
-    examples = task_examples(folder, info, args.examples_dir, train, log)
+    examples = task_examples(folder, info, args.examples_dir, train)
     groups = llm_pp_prompts(table, info, tasks, prompts, examples)
     texts = [text for group in groups for text in group.texts]
     return LabellingJob(provider, cache, prompts, predict, prices, texts, {"groups": groups})
@@ -162,7 +162,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def prepare_dataset(args: argparse.Namespace, log: Callable[[str], None]) -> LabellingJob:
+def prepare_dataset(args: argparse.Namespace) -> LabellingJob:
     """`distill dataset` up to its prompts; `extra` holds `archs`, `task` and
     `task_examples` (where the prompt's task examples came from)."""
     from nasflow.predictors.distill_dataset import labelling_prompts, read_arch_file
@@ -193,7 +193,7 @@ def prepare_dataset(args: argparse.Namespace, log: Callable[[str], None]) -> Lab
             f"(e.g. {leaked[0]}); a distillation set must not hold the architectures its MLP "
             "is scored on"
         )
-    examples = task_examples(args.tfs_eval, info, args.examples_dir, None, log)(args.task)
+    examples = task_examples(args.tfs_eval, info, args.examples_dir)(args.task)
     texts, about = labelling_prompts(archs, table, info, args.task, args.seed, prompts, examples)
     extra = {"archs": archs, "task": args.task, "task_examples": about}
     return LabellingJob(provider, cache, prompts, predict, prices, texts, extra)

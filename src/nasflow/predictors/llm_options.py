@@ -10,7 +10,6 @@ from typing import Any
 
 from nasflow.config.schema import schema_defaults
 from nasflow.core.errors import ConfigError
-from nasflow.core.log import log
 
 
 def _mirror_path(*parts: str) -> Path | None:
@@ -23,14 +22,13 @@ def task_examples(
     info,
     folder: Path | None,
     train_corpora: dict[str, Path] | None = None,
-    emit=log,
 ):
     """Task-example pool per task (`nasflow.llm.examples.example_source`): a training corpus of
     `train_corpora`, a built set's own pool (its train split), else the released task's
     development set newstest2013 in `folder` (default `$NASFLOW_MIRROR/newstest`)."""
     from nasflow.llm.examples import example_source
 
-    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora, emit)
+    return example_source(tfs_eval, info, folder or _mirror_path("newstest"), train_corpora)
 
 
 def provider_from_options(args: argparse.Namespace):

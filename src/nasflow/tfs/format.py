@@ -12,6 +12,7 @@ task (vocabulary size, dataset, languages), read by `read_tfs_eval_info`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -112,16 +113,36 @@ COLUMNS: tuple[str, ...] = (
 
 
 def parse_task_list(text: str) -> list[str] | None:
-    """A `--task` argument: `all` (None: every task of the folder) or comma-separated distinct
+    """A `--task` word: `all` (None: every task of the folder) or comma-separated distinct
     task names, in order; names are checked against the folder when it is read."""
-    import argparse
-
     if text == "all":
         return None
     tasks = [t.strip() for t in text.split(",") if t.strip()]
     if not tasks or len(set(tasks)) != len(tasks):
         raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or distinct task names")
     return tasks
+
+
+class TaskListAction(argparse.Action):
+    """`--task T [T ...]`: task names as separate words (commas also split them), or `all`
+    (None: every task of the folder); each word goes through `parse_task_list`."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        if None in values and len(values) > 1:
+            parser.error(f"{option_string}: 'all' cannot be combined with task names")
+        tasks = None if None in values else [task for word in values for task in word]
+        if tasks is not None and len(set(tasks)) != len(tasks):
+            parser.error(f"{option_string} {' '.join(tasks)}: expected distinct task names")
+        setattr(namespace, self.dest, tasks)
+
+
+def add_task_option(parser: Any, **kwargs: Any) -> argparse.Action:
+    """The `--task T [T ...]` option of the commands that read several tasks (`TaskListAction`);
+    the value is a list of names, or None (`all` or not given: every task)."""
+    kwargs.setdefault("metavar", "TASK")
+    return parser.add_argument(
+        "--task", nargs="+", type=parse_task_list, action=TaskListAction, **kwargs
+    )
 
 
 def read_tfs_eval_info(root: str | Path) -> TfsEvalInfo:

@@ -4,13 +4,15 @@ or the `train` section (one architecture from scratch), and the command-line opt
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import logging
 from pathlib import Path
 from typing import Any
 
 from nasflow.config.options import add_config_options, read_config
 from nasflow.config.resolve import Config
 from nasflow.space.hat import parse_arch
+
+logger = logging.getLogger(__name__)
 
 
 def _settings_for(config: Config, section: str, device: str | None) -> Any:
@@ -22,7 +24,7 @@ def _settings_for(config: Config, section: str, device: str | None) -> Any:
     return settings
 
 
-def train_job(args: argparse.Namespace, section: str, log: Callable[[str], None]) -> int:
+def train_job(args: argparse.Namespace, section: str) -> int:
     """Train as `args` (see `add_training_options`) and the config's `section` say; under
     torchrun, as one of `gpus x nodes` data-parallel processes (rank 0 writes and logs)."""
     import torch
@@ -52,9 +54,9 @@ def train_job(args: argparse.Namespace, section: str, log: Callable[[str], None]
         if args.fresh and dist.is_main:
             trainer.state.clear()
         dist.barrier()
-        result = trainer.run(args.out, args.curve, log=log)
+        result = trainer.run(args.out, args.curve)
     if dist.is_main:
-        log(
+        logger.info(
             f"done: {result.updates} updates in {result.train_seconds:.1f} s "
             f"({result.wps:.0f} target tokens/s) on {dist.world_size} process(es), "
             f"valid {result.valid}"
@@ -78,5 +80,7 @@ def add_training_options(
     )
     parser.add_argument("--fresh", action="store_true", help="discard saved state first")
     parser.add_argument("--device", help="override the config's device (cpu, cuda, auto)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar or progress lines"
+    )
     return parser

@@ -26,20 +26,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from nasflow.core.device import autocast, environment, resolve_device, resolve_precision
 from nasflow.core.io import load_torch, one_line, write_text_atomic
+from nasflow.core.logs import progress
 from nasflow.core.state import (
     INPUTS_FILE,
     StateFolder,
@@ -71,6 +71,7 @@ CURVE_COLUMNS = (
     "wall_s",
 )
 LN2 = math.log(2.0)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -196,7 +197,6 @@ class Trainer:
         curve_path: str | Path | None = None,
         *,
         stop_after: int | None = None,
-        log: Callable[[str], None] | None = None,
     ) -> TrainResult:
         """Train to `max_updates` (resuming saved state) and write the model and curve.
 
@@ -205,7 +205,7 @@ class Trainer:
         """
         s = self.settings
         main = self.dist.is_main
-        say = log if log is not None and main else (lambda message: None)
+        say = logger.info if main else (lambda message: None)
         model = self._build_model()
         optimizer = self._optimizer(model)
         scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
@@ -251,13 +251,13 @@ class Trainer:
             )  # fmt: skip
 
         batches = epoch_batches(epoch)
-        bar = tqdm(
-            total=s.max_updates,
+        bar = progress(
+            s.max_updates,
+            f"train {s.mode}",
+            unit="update",
             initial=updates,
             disable=not self.progress,
-            desc=f"train {s.mode}",
-            mininterval=2.0,
-            dynamic_ncols=True,
+            log=logger,
         )
         model.train()
         while updates < s.max_updates:

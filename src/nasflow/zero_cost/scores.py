@@ -9,6 +9,7 @@ describes the run and, per task, the batch (`ScoringBatch.info`), vocabulary and
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ from nasflow.zero_cost.proxies import NAMES
 if TYPE_CHECKING:
     import pandas as pd
 
+logger = logging.getLogger(__name__)
+
 COLUMNS: tuple[str, ...] = ("task", "arch_id", *NAMES, "seconds")
 """Columns of the scores CSV."""
 
@@ -39,7 +42,6 @@ def score_tfs_eval(
     *,
     model_config: ModelConfig | None = None,
     seed: int = 1,
-    log: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Scores (`COLUMNS`) of every distinct architecture of each task (default: all), on the
     batch `batch_for(task)`, and the sidecar describing them."""
@@ -73,11 +75,10 @@ def score_tfs_eval(
             "seconds_per_arch": round(float(frame["seconds"].mean()), 3),
             "batch": scoring.info,
         }
-        if log is not None:
-            log(
-                f"zero-cost {task}: {len(archs)} architectures in {seconds:.1f} s "
-                f"({frame['seconds'].mean():.2f} s per architecture)"
-            )
+        logger.info(
+            "zero-cost %s: %d architectures in %.1f s (%.2f s per architecture)",
+            task, len(archs), seconds, frame["seconds"].mean(),
+        )  # fmt: skip
     sidecar = {
         "nasflow_version": __version__,
         "tfs_eval": str(root),

@@ -93,7 +93,7 @@ rule prepare_data:
 STAGE_ARTIFACTS["data"] = lambda: outputs_of(rules.prepare_data, exp=EXP)
 
 
-# Stage targets: `snakemake <stage>` builds one stage and what it needs (README, "Commands").
+# Stage targets: `snakemake <stage>` builds one stage and what it needs (docs/reference.md, "Workflow targets").
 # Each names every file its stage writes (`stage_artifacts`), the same files `rule all` names.
 rule data:
     """Stage target: the prepared corpus."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nasflow.cli import build_parser, main
+from nasflow.cli import COMMANDS, build_parser, command_word, main
 from nasflow.core.flags import ALIASES_ATTR, CANONICAL, visible_options
 from nasflow.tfs.format import TaskListAction
 
@@ -98,3 +98,20 @@ def test_task_lists_refuse_repeats(words: list[str], capsys) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(argv)
     assert "--task" in capsys.readouterr().err
+
+
+def test_each_command_is_built_from_its_own_module_alone() -> None:
+    """`COMMANDS` names the module of every command: a job's parser imports that module only,
+    and it parses the job's arguments as the full parser does."""
+    full = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(full.choices) == list(COMMANDS)
+    for command in COMMANDS:
+        alone = build_parser(command)
+        (action,) = [a for a in alone._actions if isinstance(a, argparse._SubParsersAction)]
+        assert command in action.choices
+        siblings = [c for c, module in COMMANDS.items() if module == COMMANDS[command]]
+        assert sorted(action.choices) == sorted(siblings)
+    argv = ["--log-level", "WARNING", "lts", "proxy-check", "--corpus", "c", "--n", "3",
+            "--out", "o.json"]  # fmt: skip
+    assert command_word(argv) == "lts" and command_word(["--help"]) is None
+    assert vars(build_parser("lts").parse_args(argv)) == vars(build_parser().parse_args(argv))

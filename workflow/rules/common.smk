@@ -205,9 +205,9 @@ def stage_artifacts(stage):
     return STAGE_ARTIFACTS[stage]()
 
 
-def all_targets():
+def all_targets(results_page=True):
     """Everything `rule all` builds for this config (every stage's artifacts of each enabled
-    chain)."""
+    chain, then the results page)."""
     targets = []
     if HSNAS:
         targets += [
@@ -221,6 +221,8 @@ def all_targets():
             )
     if "lts" in config["chains"]:
         targets += lts_targets() + text_prediction_targets()
+    if results_page:
+        targets += results_page_targets()
     return list(dict.fromkeys(targets))
 
 
@@ -236,3 +238,4 @@ include: "helpers/final.smk"
 include: "helpers/tables.smk"
 include: "helpers/lts.smk"
 include: "helpers/text_prediction.smk"
+include: "helpers/report.smk"

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from nasflow.core.log import log
-from nasflow.report.render_check import check_report
+from nasflow.report.render_check import check_report, find_chromium
 
 
 def _cmd_results_page(args: argparse.Namespace) -> int:
@@ -31,6 +31,12 @@ def _cmd_results_page(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    if args.skip_without_browser and find_chromium(args.browser) is None:
+        log(
+            f"{args.report}: not checked: no Chromium found (install chromium, or set "
+            "NASFLOW_CHROMIUM)"
+        )
+        return 0
     result = check_report(
         Path(args.report),
         Path(args.screenshot),
@@ -89,6 +95,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--results", action="store_true",
         help="require the results page's winner table and plots in the rendered page",
+    )  # fmt: skip
+    check.add_argument(
+        "--skip-without-browser", action="store_true",
+        help="exit 0, saying so, when no Chromium is found (the demo's check)",
     )  # fmt: skip
     check.add_argument("--browser", default=None, help="browser binary (default: Chromium)")
     check.add_argument("--width", type=int, default=1400)

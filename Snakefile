@@ -45,6 +45,13 @@ if "lts" in config["chains"]:
     include: "workflow/rules/text_prediction.smk"
 
 
+include: "workflow/rules/report.smk"
+
+
+# The report's landing page (`snakemake --report`): what ran and the results page.
+report: "workflow/report/workflow.rst"
+
+
 rule all:
     """Everything the config's chains build (each stage's artifacts)."""
     default_target: True

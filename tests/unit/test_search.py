@@ -18,6 +18,7 @@ from nasflow.predictors.base import Predictor
 from nasflow.search import (
     HISTORY_COLUMNS,
     PROTOCOLS,
+    SCORED_COLUMNS,
     EvolutionSettings,
     PredictorSchedule,
     SearchError,
@@ -462,6 +463,13 @@ def test_write_outputs(tmp_path: Path):
     history = pd.read_csv(paths["history.csv"])
     assert list(history.columns) == list(HISTORY_COLUMNS) and len(history) == 6
     assert history["best_score"].tolist() == [row["best_score"] for row in result.history]
+    scored = pd.read_csv(paths["scored.csv"])
+    assert list(scored.columns) == list(SCORED_COLUMNS)
+    assert sorted(set(scored["iteration"])) == list(range(1, 7))
+    assert not scored.duplicated(["iteration", "arch_id"]).any()
+    for row in result.history:  # each iteration's best is among its scored rows, same score
+        top = scored[scored["iteration"] == row["iteration"]].nlargest(1, "score").iloc[0]
+        assert top["score"] == pytest.approx(row["best_score"])
     best = json.loads(paths["best.json"].read_text())
     assert Arch.from_dict(best["arch"]) == result.best_arch
     assert best["arch_id"] == result.best_arch.id and best["score"] == result.best_score

@@ -227,6 +227,11 @@ def test_latency_constraint_with_distill_only(
     assert best["predictor"] == "distill" and best["predicted_latency_ms"] <= limit
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["predictor"].tolist() == ["distill"] * 3
+    scored = pd.read_csv(tmp_path / "run" / "scored.csv")
+    assert set(scored["iteration"]) == {1, 2, 3} and set(scored["predictor"]) == {"distill"}
+    archs = [Arch.from_json(text) for text in scored["arch"]]
+    assert scored["predicted_latency_ms"].to_numpy() == pytest.approx(predictor.predict_ms(archs))
+    assert (scored["predicted_latency_ms"] <= limit).all()
 
 
 @pytest.mark.parametrize(

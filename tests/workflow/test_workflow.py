@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nasflow.report.render_check import check_report, find_chromium
+from nasflow.report.render_check import check_report, find_chromium, results_content
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -434,27 +434,34 @@ def test_tiny_real_run_prepares_a_custom_corpus(tmp_path):
     (out / "tables" / "search" / "table3.md").unlink()
     (out / "tables" / "table1_llm_pp.md").unlink()
     dry = snakemake("-n", "--cores", "2", "--configfile", str(config), cwd=tmp_path)
-    assert set(dry_run_jobs(dry.stdout)) == {"search_tables", "llm_pp_evaluate", "all"}, dry.stdout
+    expected = {"search_tables", "llm_pp_evaluate", "results_page", "all"}
+    assert set(dry_run_jobs(dry.stdout)) == expected, dry.stdout
     # An intermediate artifact too: its job, then what reads it (by modification time).
     (out / "search" / "hat" / "small" / "seed1" / "final" / "model.pt").unlink()
     dry = snakemake("-n", "--cores", "2", "--configfile", str(config), cwd=tmp_path)
     jobs = dry_run_jobs(dry.stdout)
     assert set(jobs) == {"train_final", "score_final", "measure_final", "search_tables",
-                         "llm_pp_evaluate", "all"}, dry.stdout  # fmt: skip
+                         "llm_pp_evaluate", "results_page", "all"}, dry.stdout  # fmt: skip
     assert len(jobs["train_final"]) == 1
     assert "method=hat," in dry.stdout and "method=hsnas," not in dry.stdout
-    # The report: every captioned result, self-contained, rendered in headless Chromium.
+    # The results page: both searches' winners, their scored architectures, every table.
+    page = (out / "report" / "results.html").read_text()
+    rows, plots = results_content(page)
+    assert rows == 2 and len(plots) >= 4
+    assert "Search results (Tables 3/4)" in page and "LTS case study" in page
+    # The report: every captioned result, self-contained, rendered in headless Chromium; its
+    # landing page is the results page.
     again = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     report = tmp_path / "report.html"
     built = snakemake("--report", str(report), "--configfile", str(config), cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
     html = report.read_text()
-    for caption in ("Search (Tables 3/4, 5, 16)", "Predictor quality (Table 1)", "Latency", "LTS"):
+    for caption in ("0 Results", "Predictor quality (Table 1)", "Latency", "LTS", "What won"):
         assert caption in html
     if find_chromium() is not None:
-        shot = check_report(report, tmp_path / "report.png", expect=["Search (Tables 3/4, 5, 16)"])
-        assert shot.ink_fraction > 0.01
+        shot = check_report(report, tmp_path / "report.png", expect=["0 Results"], results=True)
+        assert shot.ink_fraction > 0.01 and shot.winner_rows == 2
 
 
 def job_config_json(stdout: str, command: str) -> dict:

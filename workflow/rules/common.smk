@@ -259,9 +259,9 @@ def stage_artifacts(stage):
     return STAGE_ARTIFACTS[stage]()
 
 
-def all_targets():
+def all_targets(results_page=True):
     """Everything `rule all` builds for this config (every stage's artifacts of each enabled
-    chain)."""
+    chain, then the results page)."""
     targets = []
     if HSNAS:
         targets += [
@@ -275,6 +275,8 @@ def all_targets():
             )
     if "lts" in config["chains"]:
         targets += lts_targets() + text_prediction_targets()
+    if results_page:
+        targets += results_page_targets()
     return list(dict.fromkeys(targets))
 
 
@@ -290,3 +292,4 @@ include: "helpers/final.smk"
 include: "helpers/tables.smk"
 include: "helpers/lts.smk"
 include: "helpers/text_prediction.smk"
+include: "helpers/report.smk"

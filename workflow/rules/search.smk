@@ -10,6 +10,7 @@ rule run_search:
         best="results/{exp}/search/{method}/{constraint}/seed{seed}/best.json",
         arch="results/{exp}/search/{method}/{constraint}/seed{seed}/best_arch.json",
         history="results/{exp}/search/{method}/{constraint}/seed{seed}/history.csv",
+        scored="results/{exp}/search/{method}/{constraint}/seed{seed}/scored.csv",
         timing="results/{exp}/search/{method}/{constraint}/seed{seed}/timing.json",
     log:
         "logs/{exp}/search/{method}-{constraint}-seed{seed}.log",

@@ -8,6 +8,12 @@ rule search_tables:
         runs=search_final_files(),
     output:
         results="results/{exp}/tables/search/results.csv",
+        table3_csv="results/{exp}/tables/search/table3.csv",
+        table5_csv="results/{exp}/tables/search/table5.csv",
+        table15_csv="results/{exp}/tables/search/table15.csv",
+        table16_csv="results/{exp}/tables/search/table16.csv",
+        table12_csv="results/{exp}/tables/search/table12.csv",
+        table13_csv="results/{exp}/tables/search/table13.csv",
         table3=report(
             "results/{exp}/tables/search/table3.md",
             caption="../report/table3.rst",

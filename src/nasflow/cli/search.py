@@ -99,6 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     }
     if latency is not None:
         extra["latency_target"] = plan.latency_target
+    result.scored = runner.add_predicted_latency(result.scored, latency)
     write_outputs(result, args.out_dir, extra)
     write_text_atomic(args.out_dir / "best_arch.json", result.best_arch.to_json() + "\n")
     for name, check in (result.valid_subset or {}).items():

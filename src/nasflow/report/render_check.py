@@ -2,17 +2,22 @@
 
 Snakemake's report is a single-file JavaScript application, so the HTML text alone says little:
 the check lets the page's scripts run (a virtual-time budget), then requires a screenshot that is
-not blank and a rendered DOM that holds the expected texts (e.g. the result categories).
+not blank and a rendered DOM that holds the expected texts (e.g. the result categories) and,
+with `results`, the results page's content: its winner table with at least one row and its plots,
+each a PNG that decodes (`nasflow.report.results_page`; the report's landing page includes it).
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 from nasflow.core.errors import NasflowError
@@ -47,6 +52,8 @@ class RenderResult:
     ink_fraction: float
     dom_chars: int
     found: list[str] = field(default_factory=list)
+    winner_rows: int = 0
+    plots: list[tuple[int, int]] = field(default_factory=list)
 
 
 def find_chromium(explicit: str | None = None) -> str | None:
@@ -72,6 +79,68 @@ def visible_markup(dom: str) -> str:
     return re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.DOTALL | re.IGNORECASE)
 
 
+class _ResultsContent(HTMLParser):
+    """The winner table's body rows and the plot images (PNG data URIs) of a rendered DOM."""
+
+    def __init__(self, table_id: str, plot_class: str) -> None:
+        super().__init__()
+        self.table_id, self.plot_class = table_id, plot_class
+        self.in_table = self.in_body = self.in_plot = 0
+        self.tables = self.rows = 0
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = dict(attrs)
+        if tag == "table" and attr.get("id") == self.table_id:
+            self.in_table, self.tables = 1, self.tables + 1
+        elif tag == "tbody" and self.in_table:
+            self.in_body = 1
+        elif tag == "tr" and self.in_body:
+            self.rows += 1
+        elif tag == "figure" and self.plot_class in (attr.get("class") or "").split():
+            self.in_plot = 1
+        elif tag == "img" and self.in_plot:
+            self.images.append(attr.get("src") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.in_table = self.in_body = 0
+        elif tag == "tbody":
+            self.in_body = 0
+        elif tag == "figure":
+            self.in_plot = 0
+
+
+def results_content(dom: str, source: str = "the page") -> tuple[int, list[tuple[int, int]]]:
+    """(winner-table rows, (width, height) of each plot) of the results page in `dom`;
+    RenderError when the table is missing or empty, no plot is there or a plot does not decode.
+    """
+    from PIL import Image
+
+    from nasflow.report.results_page import PLOT_CLASS, WINNERS_ID
+
+    parser = _ResultsContent(WINNERS_ID, PLOT_CLASS)
+    parser.feed(dom)
+    if not parser.tables or not parser.rows:
+        raise RenderError(
+            f"{source}: the rendered page has no winner table (table#{WINNERS_ID} rows)"
+        )
+    if not parser.images:
+        raise RenderError(f"{source}: the rendered page has no plots (figure.{PLOT_CLASS} img)")
+    sizes = []
+    prefix = "data:image/png;base64,"
+    for k, src in enumerate(parser.images, 1):
+        try:
+            if not src.startswith(prefix):
+                raise ValueError("not an embedded PNG")
+            with Image.open(io.BytesIO(base64.b64decode(src[len(prefix) :]))) as image:
+                image.load()
+                sizes.append(image.size)
+        except (ValueError, OSError) as error:
+            raise RenderError(f"{source}: plot {k} does not decode ({error})") from None
+    return parser.rows, sizes
+
+
 def image_ink(png: Path) -> tuple[int, int, int, float]:
     """(width, height, distinct colours, fraction of pixels that are not the background)."""
     from PIL import Image  # matplotlib's dependency
@@ -91,6 +160,7 @@ def check_report(
     screenshot: Path,
     *,
     expect: list[str] | None = None,
+    results: bool = False,
     browser: str | None = None,
     width: int = 1400,
     height: int = 1000,
@@ -98,7 +168,8 @@ def check_report(
     timeout: float = 180.0,
     min_ink: float = 0.01,
 ) -> RenderResult:
-    """Render `report` headless, write `screenshot` (PNG) and check it; raise RenderError."""
+    """Render `report` headless, write `screenshot` (PNG) and check it (with `results`: the
+    results page's winner table and plots too); raise RenderError."""
     report = Path(report).resolve()
     if not report.is_file():
         raise RenderError(f"{report}: no such report (build it with snakemake --report)")
@@ -126,5 +197,12 @@ def check_report(
     if missing:
         partial.unlink()
         raise RenderError(f"{report}: the rendered page lacks {', '.join(map(repr, missing))}")
+    rows, plots = 0, []
+    if results:
+        try:
+            rows, plots = results_content(dom, str(report))
+        except RenderError:
+            partial.unlink()
+            raise
     partial.replace(screenshot)
-    return RenderResult(screenshot, w, h, colors, ink, len(dom), list(expect or []))
+    return RenderResult(screenshot, w, h, colors, ink, len(dom), list(expect or []), rows, plots)

@@ -73,6 +73,9 @@ HISTORY_COLUMNS = (
     "scored",
     "protocol",
 )
+SCORED_COLUMNS = ("iteration", "predictor", "arch_id", "score", "arch")
+"""`scored.csv`: every distinct architecture of each iteration's population with its score (the
+report's score-vs-latency scatter); `nasflow search run` adds `predicted_latency_ms`."""
 PROTOCOLS = ("reference", "cached", "fast")
 """Scoring protocols: `reference` = HAT's (every population member scored every iteration),
 `cached` = a per-run score cache (elites and duplicates never re-scored), `fast` = `cached` on a
@@ -125,6 +128,8 @@ class SearchResult:
         resumed_from: iterations already done in a saved state when this call began.
         valid_subset: under `fast`, each checked predictor's `SubsetCheck.to_dict()` (without
             the sentence indices); else None.
+        scored: one row per distinct architecture of each iteration's population
+            (`SCORED_COLUMNS`), in iteration and population order.
     """
 
     best: ScoredArch
@@ -136,6 +141,7 @@ class SearchResult:
     protocol: str = DEFAULT_PROTOCOL
     resumed_from: int = 0
     valid_subset: dict[str, Any] | None = None
+    scored: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def best_arch(self) -> Arch:
@@ -381,6 +387,7 @@ class _Search(Evolution):
         self.checks: dict[str, SubsetCheck] = {}  # by predictor name, under `fast`
         self.scores: list[float] = []  # of the last scored population
         self.order: list[int] = []  # its indices, best first
+        self.scored: list[dict[str, Any]] = []  # `SCORED_COLUMNS` rows of every iteration
         # Scores by predictor and arch id; filled under the cached protocol only.
         self.cache: dict[str, dict[str, float]] = {name: {} for name in self.predictors}
         self.timing = {
@@ -442,6 +449,19 @@ class _Search(Evolution):
         self.scores = scores.tolist()
         self.order = _top(scores, self.settings.parents)
         best = archs[self.order[0]]
+        distinct = {
+            arch.id: (arch, float(value)) for arch, value in zip(archs, scores, strict=True)
+        }
+        self.scored.extend(
+            {
+                "iteration": iteration,
+                "predictor": name,
+                "arch_id": key,
+                "score": value,
+                "arch": arch.to_json(),
+            }
+            for key, (arch, value) in distinct.items()
+        )
         return {
             "iteration": iteration,
             "predictor": name,
@@ -542,6 +562,7 @@ class _Search(Evolution):
             "scores": self.scores,
             "cache": self.cache,
             "history": self.history,
+            "scored": self.scored,
             "timing": self.timing,
             "valid_subset": {name: check.to_dict() for name, check in self.checks.items()},
         }
@@ -554,6 +575,8 @@ class _Search(Evolution):
         for name, scores in state["cache"].items():
             self.cache[name] = {key: float(value) for key, value in scores.items()}
         self.history = [dict(row) for row in state["history"]]
+        # A state saved before `scored` existed resumes with the later iterations' rows only.
+        self.scored = [dict(row) for row in state.get("scored", [])]
         saved = state["timing"]
         self.timing.update(
             search_seconds=float(saved["search_seconds"]),
@@ -586,6 +609,7 @@ class _Search(Evolution):
             parents=parents,
             population=list(self.population),
             history=[dict(row) for row in self.history],
+            scored=[dict(row) for row in self.scored],
             timing=json.loads(json.dumps(self.timing)),
             protocol=self.protocol,
             resumed_from=resumed_from,
@@ -658,7 +682,8 @@ def _top(scores: np.ndarray, count: int) -> list[int]:
 def write_outputs(
     result: SearchResult, out_dir: str | Path, extra_best: Mapping[str, Any] | None = None
 ) -> dict[str, Path]:
-    """Write `history.csv`, `best.json`, `parents.json` and `timing.json` atomically.
+    """Write `history.csv`, `scored.csv`, `best.json`, `parents.json` and `timing.json`
+    atomically.
 
     `best.json` holds the arch dict, id, predicted score, predictor and scoring protocol, plus
     `extra_best` (e.g. predicted latency, GFLOPs, params); an extra key may not shadow one of
@@ -685,11 +710,17 @@ def write_outputs(
     if clash:
         raise ValueError(f"extra_best may not redefine {', '.join(clash)}")
     best.update(extra_best or {})
-    names = ("history.csv", "best.json", "parents.json", "timing.json")
+    names = ("history.csv", "scored.csv", "best.json", "parents.json", "timing.json")
     paths = {name: out / name for name in names}
     frame = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
     with atomic_path(paths["history.csv"]) as tmp:
         frame.to_csv(tmp, index=False)
+    extra = [
+        c for c in dict.fromkeys(k for row in result.scored for k in row) if c not in SCORED_COLUMNS
+    ]
+    scored = pd.DataFrame(result.scored, columns=[*SCORED_COLUMNS, *extra])
+    with atomic_path(paths["scored.csv"]) as tmp:
+        scored.to_csv(tmp, index=False)
     write_json_atomic(paths["best.json"], best)
     write_json_atomic(
         paths["parents.json"],

@@ -478,6 +478,18 @@ def describe_arch(
     return out
 
 
+def add_predicted_latency(
+    rows: list[dict[str, Any]], latency: LatencyPredictor | None
+) -> list[dict[str, Any]]:
+    """`rows` (the search's `scored` rows) with `predicted_latency_ms` (NaN without a latency
+    predictor); each distinct architecture is predicted once."""
+    archs = {row["arch_id"]: Arch.from_json(row["arch"]) for row in rows}
+    ms: dict[str, float] = {}
+    if latency is not None and archs:
+        ms = dict(zip(archs, map(float, latency.predict_ms(list(archs.values()))), strict=True))
+    return [{**row, "predicted_latency_ms": ms.get(row["arch_id"], float("nan"))} for row in rows]
+
+
 def progress_line(plan: SearchPlan, row: Mapping[str, Any]) -> str:
     """One line of search progress for an iteration's history row."""
     return (

@@ -4,10 +4,12 @@ Snakemake report (or the results page) in headless Chromium and check it."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
-from nasflow.core.log import log
 from nasflow.report.render_check import check_report, find_chromium
+
+logger = logging.getLogger(__name__)
 
 
 def _cmd_results_page(args: argparse.Namespace) -> int:
@@ -23,7 +25,7 @@ def _cmd_results_page(args: argparse.Namespace) -> int:
         figure=args.figure,
     )
     out = write_page(inputs, args.out)
-    log(
+    logger.info(
         f"{out}: {len(inputs.runs)} searches, {len(inputs.tables)} tables, "
         f"{len(inputs.figures)} figures"
     )
@@ -32,7 +34,7 @@ def _cmd_results_page(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     if args.skip_without_browser and find_chromium(args.browser) is None:
-        log(
+        logger.info(
             f"{args.report}: not checked: no Chromium found (install chromium, or set "
             "NASFLOW_CHROMIUM)"
         )

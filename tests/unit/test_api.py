@@ -1,4 +1,4 @@
-"""The documented Python API: every name of `nasflow.api` loads, and docs/api.md's example runs."""
+"""The documented Python API: every name of `nasflow.api` loads, and the README's example runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nasflow.api as api
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def python_blocks(markdown: str) -> list[str]:
@@ -29,7 +29,7 @@ def test_importing_the_api_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
-def test_the_docs_example_runs_as_written():
+def test_the_readme_example_runs_as_written():
     blocks = python_blocks(DOC.read_text(encoding="utf-8"))
     example = blocks[0]
     assert len(example.strip().splitlines()) <= 30

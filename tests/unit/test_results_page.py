@@ -135,6 +135,19 @@ def test_page_shows_what_won_every_table_and_plot(inputs: PageInputs):
     assert '{"' not in page.replace("&quot;", '"').split("<h2>Tables</h2>")[0]  # no JSON
 
 
+def test_an_empty_table_shows_its_notes(inputs: PageInputs, tmp_path: Path):
+    """A table written without rows (Table 12 of a one-seed run: a bare newline) is shown by its
+    notes, not an error."""
+    (tmp_path / "table12.csv").write_text("\n")
+    (tmp_path / "table12.md").write_text(
+        "# Table 12\n\nMethods searched with more than one seed: none.\n"
+    )
+    inputs.tables.append(("Per search seed (Table 12)", tmp_path / "table12.csv"))
+    page = build_page(inputs)
+    section = page.split("Per search seed (Table 12)")[1]
+    assert "more than one seed: none" in section and "No rows in this run." in section
+
+
 def test_page_errors_name_the_file(inputs: PageInputs, tmp_path: Path):
     with pytest.raises(DataError, match="expected TITLE=PATH"):
         parse_pairs(["no-title.csv"], "--table")

@@ -213,13 +213,18 @@ def markdown_notes(path: Path) -> str:
     return "\n".join(rendered)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A results CSV; DataError naming the file when it cannot be read."""
+def read_table(path: Path, allow_empty: bool = False) -> pd.DataFrame:
+    """A results CSV; DataError naming the file when it cannot be read. With `allow_empty`, a
+    table written without rows or columns (e.g. Table 12 of a one-seed run) is an empty frame."""
     try:
         return pd.read_csv(path)
     except FileNotFoundError:
         raise DataError(f"{path}: table not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except pd.errors.EmptyDataError as error:
+        if allow_empty:
+            return pd.DataFrame()
+        raise DataError(f"{path}: unreadable CSV ({error})") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: unreadable CSV ({error})") from None
 
 
@@ -383,10 +388,13 @@ def build_page(inputs: PageInputs) -> str:
     if inputs.tables:
         parts.append("<h2>Tables</h2>")
     for title, path in inputs.tables:
-        frame = _merge_std(_expand_arch_json(read_table(path)), 3)
+        frame = read_table(path, allow_empty=True)
         parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(markdown_notes(path.with_suffix(".md")))
-        parts.append(table_html(frame))
+        if frame.empty:  # its notes say why (one seed, no such runs configured...)
+            parts.append('<p class="note">No rows in this run.</p>')
+            continue
+        parts.append(table_html(_merge_std(_expand_arch_json(frame), 3)))
     body = "\n".join(parts)
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -30,7 +30,9 @@ LAYERS = (
     "search",
     "lts",
     "text_prediction",
+    "cluster",
     "report",
+    "api",
     "cli",
 )
 

@@ -1,4 +1,4 @@
-"""Scheduler resources estimated from the config (nasflow.config.resources): each estimate grows
+"""Scheduler resources estimated from the config (nasflow.cluster.resources): each estimate grows
 with the job's size in the config and with the attempt; latency placements become the SLURM
 plugin's resources and are checked before any job."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nasflow.config import resources as est
+from nasflow.cluster import resources as est
 from nasflow.config.resolve import resolve_config, validate_config
 from nasflow.core.errors import ConfigError
 from nasflow.space.hat import get_space

@@ -191,7 +191,10 @@ def test_en_de_is_cleaned_like_moses_and_deduplicated(server: Server, tmp_path: 
 
 
 def test_cli_options_and_the_archive_cache(
-    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _en_de_archives(server.root)
     _fetch(server, tmp_path)
@@ -205,14 +208,16 @@ def test_cli_options_and_the_archive_cache(
     args = parser.parse_args(
         [*command.split(), "--out", str(out), "--cache", cache, "--url-base", server.base]
     )
-    assert args.func(args) == 0
+    with caplog.at_level("INFO", logger="nasflow"):
+        assert args.func(args) == 0
     assert server.requests == requested  # every archive came from the cache
     printed = capsys.readouterr().out.splitlines()
     assert printed[-2:] == [
         "train: 9 of 12 pairs kept (invalid_utf8 1, empty 1, too_long 1, ratio 0, duplicate 0)",
         f"wmt14_en_de -> {out}",
     ]
-    assert printed[0].startswith(f"archive {server.base}/training-parallel-europarl-v7.tgz")
+    # progress goes to the log, the result to stdout
+    assert caplog.messages[0].startswith(f"archive {server.base}/training-parallel-europarl-v7.tgz")
     assert read_lines(out / "train.en.gz") == [
         "Hello world",
         "spaced out",

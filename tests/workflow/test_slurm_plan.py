@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from nasflow.config import resources as est
+from nasflow.cluster import resources as est
 from nasflow.config.resolve import resolve_config
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from nasflow.config.options import BASE_SECTIONS
-from nasflow.config import resources as estimate
-from nasflow.config.resources import slurm_placement
+from nasflow.cluster import resources as estimate
+from nasflow.cluster.resources import slurm_placement
 from nasflow.config.resolve import resolve_tfs_eval_dir
 from nasflow.llm.keys import required_key_envs
 from nasflow.llm import plan as llm_jobs
@@ -183,7 +183,7 @@ def per_attempt(minutes):
 
 
 def memory(base_mb):
-    """`mem_mb` growing on each retry (nasflow.config.resources.memory_mb)."""
+    """`mem_mb` growing on each retry (nasflow.cluster.resources.memory_mb)."""
     return lambda wildcards, attempt: estimate.memory_mb(base_mb, attempt)
 
 
@@ -194,7 +194,7 @@ def gpu_job(section, wildcards):
 
 def target_placement(target):
     """SLURM resources (partition, constraint, --exclusive) of the jobs that measure on a
-    latency target: its `slurm` entry (nasflow.config.resources.slurm_placement)."""
+    latency target: its `slurm` entry (nasflow.cluster.resources.slurm_placement)."""
     return slurm_placement(config["latency"]["targets"][target].get("slurm"))
 
 

@@ -3,6 +3,7 @@
 
 
 rule results_page:
+    """The results page: what was run and what won, every table and plot (one HTML file)."""
     input:
         results_page_inputs,
     output:
@@ -18,7 +19,7 @@ rule results_page:
         "../../envs/nasflow.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=per_attempt(10),
     params:
         options=results_page_options,
     shell:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -615,15 +615,27 @@ def held_out_sample(
     return space.sample_unique(n, seed=stream_seed(seed, stream), exclude=exclude)
 
 
+#: Resolves what is not a built-in name (`nasflow.space.registry.resolve_space`, installed by
+#: `nasflow.space` when the package is imported: the registry builds on this module, so this
+#: module does not import it).
+_resolve_other: Callable[[Any], SearchSpace] | None = None
+
+
+def set_space_resolver(resolve: Callable[[Any], SearchSpace]) -> None:
+    """Install the resolver `get_space` uses beyond the built-in names."""
+    global _resolve_other
+    _resolve_other = resolve
+
+
 def get_space(name: str | Path | Mapping[str, Any] | SearchSpace) -> SearchSpace:
     """The search space called `name`: a built-in (`hat-wmt`, `hat-iwslt`, `demo`, `m30k`), one
     registered with `register_space` or by a `nasflow.spaces` entry point, a YAML/JSON space
     file, a mapping or a `SearchSpace` (see `nasflow.space.registry`; those are registered)."""
     if isinstance(name, str) and name in SPACES:
         return SPACES[name]
-    from nasflow.space.registry import resolve_space
-
-    return resolve_space(name)
+    if _resolve_other is None:  # only if nasflow.space.registry failed to import
+        raise ArchError(f"unknown search space {name!r}; built in: {', '.join(SPACES)}")
+    return _resolve_other(name)
 
 
 def space_of(arch: Arch) -> SearchSpace:

@@ -43,7 +43,13 @@ from typing import Any
 from nasflow.core.checks import is_int, is_number
 from nasflow.core.errors import ConfigError, NasflowError
 from nasflow.space.files import looks_like_file, parse_choices, read_space_file
-from nasflow.space.hat import ARBITRARY_CHOICES, SPACES, ArchError, SearchSpace
+from nasflow.space.hat import (
+    ARBITRARY_CHOICES,
+    SPACES,
+    ArchError,
+    SearchSpace,
+    set_space_resolver,
+)
 
 __all__ = [
     "BUILTIN_SPACES",
@@ -300,3 +306,6 @@ def _from_env(name: str) -> SearchSpace | None:
         if space.name == name:
             return register_space(name, space)
     return None
+
+
+set_space_resolver(resolve_space)

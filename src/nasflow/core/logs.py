@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from abc import ABC, abstractmethod
 from typing import Any, TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -60,11 +61,12 @@ def stderr_is_terminal() -> bool:
     return bool(isatty and isatty())
 
 
-class _Reporter:
+class _Reporter(ABC):
     """Context-manager support shared by the two reporters: leaving the block closes."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Finish: the last progress line, or the bar closed."""
 
     def __enter__(self) -> _Reporter:
         return self
